@@ -27,8 +27,9 @@ RESPONSE_SOURCES = ("teacher", "model", "hallucination", "human")
 
 
 def utcnow() -> datetime:
-    """Naive UTC: SQLite drops tzinfo on the way back, so every timestamp is stored naive-UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC. SQLModel stores datetimes as UTC (timestamptz on PostgreSQL, offset-free text on
+    SQLite) and returns them aware, so comparisons (lease expiry) work the same on both."""
+    return datetime.now(UTC)
 
 
 class Sample(SQLModel, table=True):

@@ -95,9 +95,10 @@ class Studio:
 
     # -- the three tasks ------------------------------------------------------------------------
     def build_request(self, task: Task | int, video: str | Path | None = None, short_prompt: str | None = None):
-        from engine.tasks import Request
+        from engine.tasks import Request, clean_prompt
 
         task = Task.parse(task)
+        short_prompt = clean_prompt(short_prompt, task) or None  # cheap checks before decoding a video
         frames = meta = None
         if task.needs_video:
             if not video:
@@ -131,9 +132,150 @@ class Studio:
             for i, t in enumerate(texts)
         ]
 
-    def response_logps(self, requests: Sequence[Any], responses: Sequence[str], model: str | None = None) -> list[float]:
+    def response_logps(
+        self, requests: Sequence[Any], responses: Sequence[str], model: str | None = None
+    ) -> list[float]:
         """Summed log pi(y | x, q) per (request, response): the viewer's reward-gap panel."""
         task = requests[0].task if requests else None
         backend = self.backend(model, task)
         with self.lock_for(f"model:{backend.model_name}"):
             return [float(v) for v in backend.sequence_logps(list(requests), list(responses))]
+
+    # -- hallucination augmentations (engine.hallucination) -------------------------------------
+    def hallucinate_text(self, text: str, min_words: int = 1, max_words: int = 5, seed: int = 0) -> dict[str, Any]:
+        """{"text", "edits": [{"start","end","original","replacement","category"}]} (offsets into `text`)."""
+        from engine.hallucination import TextHallucinationConfig, hallucinate_text
+
+        config = TextHallucinationConfig(min_words=min_words, max_words=max_words)
+        return hallucinate_text(text, config, seed=seed).to_json()
+
+    def hallucinate_video(
+        self,
+        video: str | Path,
+        out_dir: str | Path,
+        shuffle: bool = True,
+        paste_ratio: tuple[float, float] | None = (1 / 3, 1 / 2),
+        crop_keep: tuple[float, float] | None = None,
+        num_frames: int | None = None,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Sample frames, perturb them, write both as mp4 for side-by-side players.
+
+        Returns {"original": path, "perturbed": path, "frames": (T,H,W,3) uint8, "perturbed_frames": ...,
+        "ops": [...]}.
+        """
+        from engine.hallucination import VideoHallucinationConfig, hallucinate_frames
+        from engine.video import write_video
+
+        frames, meta = self.load_frames(video, num_frames)
+        config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
+        perturbed, ops = hallucinate_frames(frames, config, seed=seed)
+        out = Path(out_dir)
+        stem = f"{Path(video).stem}-s{seed}"
+        fps = max(1.0, len(frames) / max(meta.duration_s, 1e-6))  # play the sampled frames over the clip's length
+        return {
+            "original": str(write_video(frames, out / f"{stem}-original.mp4", fps=fps)),
+            "perturbed": str(write_video(perturbed, out / f"{stem}-perturbed.mp4", fps=fps)),
+            "frames": frames,
+            "perturbed_frames": perturbed,
+            "ops": ops,
+        }
+
+    def task_views(self, short_prompt: str, response: str) -> list[dict[str, Any]]:
+        """The same Task-3 response under the three task instructions (Eq. 12-13 displacements)."""
+        from engine.tasks import instruction
+
+        return [
+            {
+                "task": int(t),
+                "instruction": instruction(t, short_prompt if t.needs_prompt else None),
+                "response": response,
+            }
+            for t in Task
+        ]
+
+    def reward_gaps(
+        self,
+        response: str,
+        short_prompt: str,
+        video: str | Path | None = None,
+        model: str | None = None,
+        seed: int = 0,
+    ) -> list[dict[str, Any]]:
+        """log pi(y | x, q) for one response under its own conditioning and each HDPO perturbation.
+
+        Rows: original, response-hallucinated (Eq. 6-8), input-hallucinated (Eq. 9-11), and for a
+        Task-3 sample with a video, the task-displaced conditionings (Eq. 12-13). Each row carries the
+        gap to the original: the margin HDPO trains to widen (positive = the model prefers the original).
+        """
+        from engine.hallucination import TextHallucinationConfig, hallucinate_frames, hallucinate_text
+        from engine.hallucination import VideoHallucinationConfig as VideoCfg
+        from engine.tasks import Request
+
+        task = Task.VIDEO_WITH_CAPTION if video else Task.BEAUTIFY
+        base = self.build_request(task, video, short_prompt)
+        rows: list[tuple[str, Any, str]] = [("original", base, response)]
+        swapped = hallucinate_text(response, TextHallucinationConfig(), seed=seed)
+        rows.append(("response hallucination", base, swapped.text))
+        prompt_swap = hallucinate_text(short_prompt, TextHallucinationConfig(max_words=2), seed=seed)
+        rows.append(
+            ("input hallucination (prompt)", Request(task, prompt_swap.text, base.frames, base.video_meta), response)
+        )
+        if base.frames is not None:
+            frames, _ = hallucinate_frames(base.frames, VideoCfg(), seed=seed)
+            rows.append(
+                ("input hallucination (video)", Request(task, short_prompt, frames, base.video_meta), response)
+            )
+            rows.append(
+                ("task displaced: task 1", Request(Task.DESCRIBE_VIDEO, None, base.frames, base.video_meta), response)
+            )
+            rows.append(("task displaced: task 3", Request(Task.BEAUTIFY, short_prompt), response))
+        logps = self.response_logps(
+            [r for _, r, _ in rows], [y for _, _, y in rows], model=model or self.default_model(task)
+        )
+        return [
+            {"condition": name, "logp": lp, "gap_vs_original": logps[0] - lp, "response": y}
+            for (name, _, y), lp in zip(rows, logps, strict=True)
+        ]
+
+    # -- evaluators (engine.evaluators) ---------------------------------------------------------
+    def evaluator(self, name: str):
+        with self.lock_for(f"evaluator:{name}"):
+            if name not in self._evaluators:
+                from engine.evaluators import load_evaluator
+
+                self._evaluators[name] = load_evaluator(name)
+            return self._evaluators[name]
+
+    def evaluator_status(self, name: str) -> tuple[bool, str]:
+        from engine.evaluators import evaluator_status
+
+        return evaluator_status(name)
+
+    def score(
+        self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None
+    ) -> list[dict[str, float]]:
+        """Per text: {evaluator: 100 x cosine, ..., "mean": average} (paper section 3.5 convention)."""
+        names = list(evaluators or self.config.evaluators)
+        if not texts:
+            return []
+        per_eval = {}
+        for name in names:
+            ev = self.evaluator(name)
+            with self.lock_for(f"evaluator:{name}"):
+                per_eval[name] = ev.score(str(video), list(texts))
+        rows = []
+        for i in range(len(texts)):
+            row = {name: float(per_eval[name][i]) for name in names}
+            row["mean"] = sum(row.values()) / len(names)
+            rows.append(row)
+        return rows
+
+    def judge(self, text: str, model: str | None = None) -> dict[str, Any]:
+        """The paper's Task-3 LLM judge: {"score": 0..10 or None when unparsed, "evidence", "parsed"}."""
+        from engine.evaluators.judge import judge
+
+        backend = self.backend(model or self.config.judge_model or self.config.text_model)
+        with self.lock_for(f"model:{backend.model_name}"):
+            result = judge(backend, text)
+        return {"score": result.score, "evidence": result.evidence, "parsed": result.parsed, "raw": result.raw}

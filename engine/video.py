@@ -7,6 +7,7 @@ nothing from decord or PyAV leaks out.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def _open_reader(path: Path, resize: tuple[int, int] | None):
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__
+    # decord prefixes "[12:00:00] /path/to/file.cc:83: "; users need the message, not the C++ location.
+    line = re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", text[0]) if text else type(exc).__name__
+    return line[:160]
 
 
 def _meta(reader, path: Path, limits: VideoLimits) -> VideoMeta:
@@ -126,11 +129,33 @@ def load_video(
     meta.sampled_indices = sample_indices(meta.total_frames, num_frames)
     try:
         frames = reader.get_batch(meta.sampled_indices).asnumpy()
-    except Exception as exc:  # truncated files fail here, after a valid header
-        raise VideoError(f"video is corrupt or truncated: {path.name} ({_first_line(exc)})") from None
+    except Exception as exc:  # truncated files fail here, after a valid header; so do tiny widths in decord
+        frames = _decode_with_av(path, meta.sampled_indices, target, reason=_first_line(exc))
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise VideoError(f"video decoded to no frames: {path.name}")
     return np.ascontiguousarray(frames, dtype=np.uint8), meta
+
+
+def _decode_with_av(path: Path, indices: list[int], size: tuple[int, int] | None, reason: str) -> np.ndarray:
+    """Fallback decoder (PyAV, sequential): decord rejects some valid files (e.g. widths under 64 px).
+
+    Raises VideoError when the wanted frames are not all there (a truncated file)."""
+    import av
+
+    wanted, frames = set(indices), {}
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in wanted:
+                    w, h = size or (frame.width, frame.height)
+                    frames[i] = frame.to_ndarray(format="rgb24", width=w, height=h)
+                if i >= indices[-1]:
+                    break
+    except Exception as exc:
+        reason = _first_line(exc)
+    if len(frames) != len(wanted):
+        raise VideoError(f"video is corrupt or truncated: {path.name} ({reason})")
+    return np.stack([frames[i] for i in indices])
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:

@@ -34,9 +34,9 @@ _RIGHT_NOT_SIDE_NEXT = frozenset({"now", "away", "after", "before", "here", "the
 _RIGHT_NOT_SIDE_PREV = frozenset({"all", "is", "are", "was", "were", "be", "'s", "that", "the"})
 # Particles "up"/"down" are swapped only after verbs where the opposite is still a movement.
 _UPDOWN_VERBS = frozenset(
-    {"look", "glance", "move", "go", "walk", "run", "climb", "jump", "fly", "float", "swim", "point", "move",
-     "sit", "lie", "bend", "kneel", "crouch", "lean", "reach", "step", "head", "travel", "scroll", "swing"}
-)  # fmt: skip
+    "look glance move go walk run climb jump fly float swim point sit lie bend kneel crouch lean reach step head "
+    "travel scroll swing".split()
+)
 
 _NOUNS = lx.build_index(lx.NOUNS)
 _VERBS = lx.build_index(lx.VERBS)
@@ -97,7 +97,7 @@ class TextHallucinationConfig:
         self.categories = tuple(self.categories)
         unknown = sorted(set(self.categories) - set(CATEGORIES))
         if unknown or not self.categories:
-            raise InputError(f"categories must be a non-empty subset of {', '.join(CATEGORIES)}; got {unknown or '[]'}")
+            raise InputError(f"categories must be a non-empty subset of {', '.join(CATEGORIES)}; got {unknown}")
 
 
 # ---- spaCy model: loaded once per process, on first use ------------------------------------------
@@ -296,8 +296,8 @@ def _fix_article(doc, i: int, edit: TextEdit) -> TextEdit:
     if art.lower_ == want:
         return edit
     new_art = _match_case(art.text, want)
-    original = edit.original if False else doc.text[art.idx : edit.end]
-    return TextEdit(art.idx, edit.end, original, new_art + art.whitespace_ + edit.replacement, edit.category)
+    replacement = new_art + art.whitespace_ + edit.replacement
+    return TextEdit(art.idx, edit.end, doc.text[art.idx : edit.end], replacement, edit.category)
 
 
 def _apply(text: str, edits: list[TextEdit]) -> str:

@@ -1,0 +1,443 @@
+"""Import sample rows (JSONL / CSV) and export preference pairs (TRL columns, JSONL / Parquet).
+
+Import reading of the paper: a row's ``detailed_prompt`` is the teacher response. The paper
+uses VILA-34B captions as the chosen responses of Tasks 1-2 and Llama-3-70B prompts for Task 3;
+one import row carries one detailed prompt, so it becomes the ``teacher`` response of all
+three tasks. Optional ``detailed_prompt_task1`` / ``_task2`` / ``_task3`` columns override it per
+task, for datasets that do have a separate Task-3 teacher.
+
+Export orientation: pairs are stored chosen-first (a = preferred). Human votes override that:
+skips are abstentions and do not count; among the remaining votes the plurality decides:
+``a_better`` keeps the order, ``b_better`` flips it, and a plurality of ``tie`` / ``both_bad``
+(or a draw between the top choices) drops the pair from the export. Nothing is deleted from
+the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from annotations.db import describe_url, read_session, write_session
+from annotations.errors import ImportRejected, StoreError
+from annotations.models import TASKS, Judgement, Pair, Response, Sample
+from annotations.store import hash_file, scores_for, upsert_sample_in
+
+IMPORT_CHUNK = 500  # rows per write transaction: a big import must not stall annotators' votes
+CARD_MARKER = "<!-- written by python -m annotations export -->"
+
+# Container signatures for when PyAV is not importable: (offset, bytes).
+_MAGIC = [
+    (4, b"ftyp"),  # mp4 / mov / m4v / 3gp
+    (0, b"\x1a\x45\xdf\xa3"),  # matroska / webm
+    (0, b"RIFF"),  # avi
+    (0, b"GIF8"),
+    (0, b"\x00\x00\x01\xba"),  # mpeg-ps
+    (0, b"FLV"),
+]
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    path: str
+    rows: int = 0
+    imported: int = 0  # new samples
+    existing: int = 0  # rows whose sample was already in the DB (re-import is idempotent)
+    bad: list[BadRow] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Row:
+    line: int
+    video: str
+    video_hash: str
+    short_prompt: str
+    split: str
+    detailed_prompt: str | None
+    teacher_by_task: dict[int, str]
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                yield number, f"not valid JSON ({exc.msg})"
+                continue
+            yield number, record if isinstance(record, dict) else "not a JSON object"
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        start = 2  # line 1 is the header
+        for record in reader:
+            yield start, {k: v for k, v in record.items() if k is not None}
+            start = reader.line_num + 1  # a quoted field may span lines
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _read_jsonl(path)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path)
+    raise StoreError(f"{path}: unknown format {suffix!r}; use .jsonl or .csv")
+
+
+def video_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable video, or None. Cheap: no frame is decoded."""
+    if not path.is_file():
+        return f"missing video {path}"
+    if path.stat().st_size == 0:
+        return f"unreadable video {path} (empty file)"
+    try:
+        import av  # optional: a container check that understands every format FFmpeg does
+    except ImportError:
+        return _magic_problem(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return f"unreadable video {path} (no video stream)"
+    except Exception as exc:  # PyAV raises many error types; all mean "not a video"
+        return f"unreadable video {path} ({type(exc).__name__})"
+    return None
+
+
+def _magic_problem(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if any(head[off : off + len(sig)] == sig for off, sig in _MAGIC) or head[:1] == b"\x47":
+        return None
+    return f"unreadable video {path} (not a known video container)"
+
+
+def _text(record: dict[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _check_row(record: dict[str, Any], base: Path, line: int) -> _Row | str:
+    video = _text(record, "video")
+    if video is None:
+        return "missing 'video'"
+    short_prompt = _text(record, "short_prompt")
+    if short_prompt is None:
+        return "missing 'short_prompt'"
+    path = Path(video) if Path(video).is_absolute() else base / video
+    problem = video_problem(path)
+    if problem:
+        return problem
+    teachers = {t: v for t in TASKS if (v := _text(record, f"detailed_prompt_task{t}"))}
+    return _Row(
+        line=line,
+        video=str(path.resolve()),
+        video_hash=hash_file(path),
+        short_prompt=short_prompt,
+        split=_text(record, "split") or "train",
+        detailed_prompt=_text(record, "detailed_prompt"),
+        teacher_by_task=teachers,
+    )
+
+
+def validate_rows(path: str | os.PathLike[str]) -> tuple[list[_Row], ImportReport]:
+    """Check every row (relative video paths resolve against the file's folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such file")
+    report, good, seen = ImportReport(path=str(path)), [], {}
+    for line, record in _read_rows(path):
+        report.rows += 1
+        row = record if isinstance(record, str) else _check_row(record, path.parent, line)
+        if isinstance(row, str):
+            report.bad.append(BadRow(line, row))
+            continue
+        key = (row.video_hash, row.short_prompt)
+        if key in seen:
+            report.bad.append(BadRow(line, f"duplicate of line {seen[key]} (same video content and short_prompt)"))
+            continue
+        seen[key] = line
+        good.append(row)
+    return good, report
+
+
+def import_rows(engine: Engine, path: str | os.PathLike[str], skip_bad: bool = False) -> ImportReport:
+    """Validate all rows, then import them; raises ImportRejected (nothing imported) if any row is
+    bad and ``skip_bad`` is off. Rows whose sample exists already are counted, not duplicated."""
+    good, report = validate_rows(path)
+    if report.bad and not skip_bad:
+        raise ImportRejected(f"{path}: {len(report.bad)} bad row(s) of {report.rows}; nothing imported", report)
+    for start in range(0, len(good), IMPORT_CHUNK):
+        with write_session(engine) as session:
+            for row in good[start : start + IMPORT_CHUNK]:
+                _, created = upsert_sample_in(
+                    session,
+                    row.video,
+                    row.short_prompt,
+                    row.split,
+                    row.detailed_prompt,
+                    video_hash=row.video_hash,
+                    teacher_by_task=row.teacher_by_task,
+                )
+                report.imported += int(created)
+                report.existing += int(not created)
+    return report
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportReport:
+    path: str
+    card_path: str
+    rows: int = 0
+    flipped: int = 0  # pairs whose order human votes reversed
+    by_task: dict[int, int] = field(default_factory=dict)
+    by_term: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)  # reason -> pairs left out
+    prompt_builder: str = "engine.tasks.instruction"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def human_verdict(choices: list[str]) -> str | None:
+    """Plurality of the non-skip votes (normalised choices): "a_better", "b_better", "tie",
+    "both_bad", "draw" (top choices level), or None when there is no non-skip vote."""
+    counts = Counter(c for c in choices if c != "skip").most_common()
+    if not counts:
+        return None
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return "draw"
+    return counts[0][0]
+
+
+def _instruction_builder() -> tuple[Any, str]:
+    try:
+        from engine.tasks import instruction  # lazy: engine is a sibling package, torch-free here
+    except ImportError:
+        return None, "raw"
+    return instruction, "engine.tasks.instruction"
+
+
+def _prompt(builder: Any, task: int, short_prompt: str | None) -> str | None:
+    # Without engine.tasks the raw fields (task, short_prompt) are exported and prompt is null;
+    # the trainer rebuilds the instruction from them.
+    return builder(task, short_prompt) if builder is not None else None
+
+
+def _votes(session: Session) -> dict[int, list[str]]:
+    votes: dict[int, list[str]] = {}
+    for pair_id, choice in session.exec(select(Judgement.pair_id, Judgement.choice)):
+        votes.setdefault(pair_id, []).append(choice)
+    return votes
+
+
+def _orient(pair: Pair, votes: list[str]) -> tuple[int, int, str] | str:
+    """(chosen_id, rejected_id, label_source) or the reason the pair is excluded."""
+    verdict = human_verdict(votes)
+    if verdict is None:
+        return pair.response_a_id, pair.response_b_id, ("evaluator" if pair.origin == "mined" else pair.origin)
+    if verdict == "a_better":
+        return pair.response_a_id, pair.response_b_id, "human"
+    if verdict == "b_better":
+        return pair.response_b_id, pair.response_a_id, "human"
+    return f"human_{verdict}"
+
+
+def _export_records(session: Session, builder: Any, report: ExportReport) -> list[dict[str, Any]]:
+    votes = _votes(session)
+    samples = {s.id: s for s in session.exec(select(Sample))}
+    responses = {r.id: r for r in session.exec(select(Response))}
+    scores = scores_for(session, list(responses))
+    records = []
+    for pair in session.exec(select(Pair).order_by(col(Pair.id))):
+        oriented = _orient(pair, votes.get(pair.id, []))
+        if isinstance(oriented, str):
+            report.excluded[oriented] = report.excluded.get(oriented, 0) + 1
+            continue
+        chosen_id, rejected_id, label_source = oriented
+        report.flipped += int(chosen_id != pair.response_a_id)
+        sample, chosen, rejected = samples[pair.sample_id], responses[chosen_id], responses[rejected_id]
+        rejected_task = pair.rejected_task or pair.task
+        rejected_short = pair.rejected_short_prompt or sample.short_prompt
+        records.append(
+            {
+                "prompt": _prompt(builder, pair.task, sample.short_prompt),
+                "chosen": chosen.text,
+                "rejected": rejected.text,
+                "task": pair.task,
+                "video": sample.video,
+                "short_prompt": sample.short_prompt,
+                "sample_id": sample.id,
+                "pair_id": pair.id,
+                "origin": pair.origin,
+                "hdpo_term": pair.hdpo_term,
+                "label_source": label_source,
+                "chosen_response_id": chosen.id,
+                "rejected_response_id": rejected.id,
+                "chosen_scores": json.dumps(scores[chosen.id], sort_keys=True),
+                "rejected_scores": json.dumps(scores[rejected.id], sort_keys=True),
+                "chosen_source": chosen.source,
+                "rejected_source": rejected.source,
+                "split": sample.split,
+                # The rejected side's conditioning (HDPO Eq. 9-13): equal to the chosen side's
+                # for DPO / response-hallucination pairs.
+                "rejected_prompt": _prompt(builder, rejected_task, rejected_short),
+                "rejected_video": pair.rejected_video or sample.video,
+                "rejected_short_prompt": rejected_short,
+                "rejected_task": rejected_task,
+                "meta": pair.meta_json,
+            }
+        )
+        report.by_task[pair.task] = report.by_task.get(pair.task, 0) + 1
+        report.by_term[pair.hdpo_term] = report.by_term.get(pair.hdpo_term, 0) + 1
+    return records
+
+
+COLUMNS = [
+    "prompt",
+    "chosen",
+    "rejected",
+    "task",
+    "video",
+    "short_prompt",
+    "sample_id",
+    "pair_id",
+    "origin",
+    "hdpo_term",
+    "label_source",
+    "chosen_response_id",
+    "rejected_response_id",
+    "chosen_scores",
+    "rejected_scores",
+    "chosen_source",
+    "rejected_source",
+    "split",
+    "rejected_prompt",
+    "rejected_video",
+    "rejected_short_prompt",
+    "rejected_task",
+    "meta",
+]
+
+
+def _atomic_write(out: Path, write: Any) -> None:
+    """Write through a temp file + rename: a crash never leaves a half-written export."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_jsonl(records: list[dict[str, Any]], tmp: str) -> None:
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _write_parquet(records: list[dict[str, Any]], tmp: str) -> None:
+    import pandas as pd  # imported here: `import annotations` stays light
+
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS)
+    frame.to_parquet(tmp, index=False)
+
+
+def export_pairs(engine: Engine, out_path: str | os.PathLike[str], fmt: str = "jsonl") -> ExportReport:
+    """Write every exportable pair as TRL-style rows plus a dataset card beside the file."""
+    if fmt not in ("jsonl", "parquet"):
+        raise StoreError(f"format must be jsonl or parquet, got {fmt!r}")
+    out = Path(out_path)
+    builder, builder_name = _instruction_builder()
+    report = ExportReport(path=str(out), card_path=str(_card_path(out)), prompt_builder=builder_name)
+    with read_session(engine) as session:
+        records = _export_records(session, builder, report)
+    report.rows = len(records)
+    writer = _write_jsonl if fmt == "jsonl" else _write_parquet
+    _atomic_write(out, lambda tmp: writer(records, tmp))
+    _atomic_write(Path(report.card_path), lambda tmp: Path(tmp).write_text(_card(report, engine, fmt)))
+    return report
+
+
+def _card_path(out: Path) -> Path:
+    """README.md beside the file, unless a README we did not write is there already."""
+    readme = out.parent / "README.md"
+    if not readme.exists() or CARD_MARKER in readme.read_text(errors="replace"):
+        return readme
+    return out.parent / f"{out.stem}.README.md"
+
+
+def _card(report: ExportReport, engine: Engine, fmt: str) -> str:
+    name = Path(report.path).name
+    lines = [
+        "---",
+        "license: other",
+        "task_categories:",
+        "- text-generation",
+        "tags:",
+        "- dpo",
+        "- hdpo",
+        "- preference",
+        "- video",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        f"    path: {name}",
+        "---",
+        CARD_MARKER,
+        "",
+        "# VidPrompter preference pairs",
+        "",
+        f"Exported from `{describe_url(engine)}` as {fmt} (`{name}`): {report.rows} pairs, "
+        f"{report.flipped} reversed by human votes.",
+        "",
+        "Columns: `prompt` / `chosen` / `rejected` (TRL), plus `task`, `video`, `short_prompt`, "
+        "`hdpo_term`, `origin`, `label_source`, `chosen_scores` / `rejected_scores` (JSON "
+        "evaluator -> value) and the rejected side's conditioning (`rejected_prompt`, "
+        "`rejected_video`, `rejected_short_prompt`, `rejected_task`) for the HDPO input / task "
+        f"hallucination terms. Prompts built by: `{report.prompt_builder}`.",
+        "",
+        "Human votes override the mined order (plurality of non-skip votes); pairs whose "
+        "plurality is tie / both bad, or a draw, are left out (they stay in the database).",
+        "",
+        f"- pairs by task: {json.dumps(report.by_task, sort_keys=True)}",
+        f"- pairs by HDPO term: {json.dumps(report.by_term, sort_keys=True)}",
+        f"- excluded: {json.dumps(report.excluded, sort_keys=True)}",
+        "",
+    ]
+    return "\n".join(lines)

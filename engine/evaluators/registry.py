@@ -1,0 +1,152 @@
+"""Evaluator presets: which checkpoint format each name loads, and where its weights come from.
+
+No torch here: the UI's model picker and `evaluator_status` read this without loading weights.
+Any preset can be pointed at a local weights file with `VIDPROMPTER_EVALUATOR_<NAME>`
+(e.g. VIDPROMPTER_EVALUATOR_LONG_CLIP_L=/models/longclip-L.pt). Nothing is downloaded unless
+VIDPROMPTER_ALLOW_DOWNLOAD=1; otherwise weights come from that file or the local HF cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine.errors import ModelLoadError
+from engine.models import downloads_allowed
+
+Format = Literal["open_clip", "long_clip", "videoclip_xl"]
+
+
+@dataclass(frozen=True)
+class EvaluatorPreset:
+    """A named video-text evaluator and its checkpoint format."""
+
+    name: str
+    format: Format
+    """open_clip (model name + pretrained tag), long_clip (OpenAI-format state dict, 248 tokens),
+    videoclip_xl (VideoCLIP-XL .bin: its video encoder + a Long-CLIP text encoder)."""
+    label: str
+    """Column header in tables (the paper's names)."""
+    model_name: str | None = None
+    """open_clip architecture name (open_clip format)."""
+    pretrained: str | None = None
+    """open_clip pretrained tag (open_clip format)."""
+    hub_id: str | None = None
+    """Hugging Face repo holding the weights file (long_clip / videoclip_xl)."""
+    filename: str | None = None
+    """Weights file inside hub_id."""
+    builtin: str | None = None
+    """Tiny random evaluator built in code (engine.evaluators.tiny)."""
+    num_frames: int = 8
+    """Frames sampled per video."""
+
+    @property
+    def random_weights(self) -> bool:
+        return self.builtin is not None
+
+    @property
+    def env_var(self) -> str:
+        return "VIDPROMPTER_EVALUATOR_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
+
+
+EVALUATOR_PRESETS: dict[str, EvaluatorPreset] = {
+    p.name: p
+    for p in [
+        EvaluatorPreset("clip-vit-l-14", "open_clip", "CLIP", model_name="ViT-L-14", pretrained="openai"),
+        EvaluatorPreset(
+            "long-clip-l", "long_clip", "Long-CLIP", hub_id="BeichenZhang/LongCLIP-L", filename="longclip-L.pt"
+        ),
+        EvaluatorPreset(
+            "videoclip-xl",
+            "videoclip_xl",
+            "VideoCLIP-XL",
+            hub_id="alibaba-pai/VideoCLIP-XL",
+            filename="VideoCLIP-XL.bin",
+        ),
+        EvaluatorPreset("tiny-random-clip", "open_clip", "tiny CLIP", builtin="tiny-random-clip"),
+        EvaluatorPreset("tiny-random-long-clip", "long_clip", "tiny Long-CLIP", builtin="tiny-random-long-clip"),
+        EvaluatorPreset(
+            "tiny-random-videoclip-xl", "videoclip_xl", "tiny VideoCLIP-XL", builtin="tiny-random-videoclip-xl"
+        ),
+    ]
+}
+
+#: The paper's three evaluators (section 3.5), and a tiny random stand-in of each format.
+PAPER_EVALUATORS = ("clip-vit-l-14", "long-clip-l", "videoclip-xl")
+TINY_EVALUATORS = ("tiny-random-clip", "tiny-random-long-clip", "tiny-random-videoclip-xl")
+
+
+def list_evaluators() -> list[EvaluatorPreset]:
+    return list(EVALUATOR_PRESETS.values())
+
+
+def get_preset(name: str) -> EvaluatorPreset:
+    if name not in EVALUATOR_PRESETS:
+        raise ModelLoadError(f"unknown evaluator {name!r}: pick one of {', '.join(EVALUATOR_PRESETS)}")
+    return EVALUATOR_PRESETS[name]
+
+
+def _hf_cached(repo: str, filenames: tuple[str, ...]) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in filenames:
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _open_clip_hub_file(preset: EvaluatorPreset) -> tuple[str | None, str]:
+    """(cached weights file or None, where open_clip would fetch them from) for an open_clip tag."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(preset.model_name, preset.pretrained) or {}
+    hub = str(cfg.get("hf_hub", "")).rstrip("/")
+    if not hub:
+        return None, str(cfg.get("url") or f"{preset.model_name}/{preset.pretrained}")
+    return _hf_cached(hub, ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")), hub
+
+
+def resolve_weights(preset: EvaluatorPreset) -> str:
+    """The weights to load: env-var file, a built tiny model, a cached hub file, or (downloads on) the hub.
+
+    Raises ModelLoadError naming the preset and the variable to set; never substitutes another model.
+    """
+    override = os.environ.get(preset.env_var)
+    if override:
+        if not Path(override).is_file():
+            raise ModelLoadError(f"evaluator {preset.name!r}: {override} is not a file; fix {preset.env_var}")
+        return override
+    if preset.builtin:
+        from engine.evaluators.tiny import ensure_tiny_evaluator
+
+        return str(ensure_tiny_evaluator(preset.builtin))
+    if preset.format == "open_clip":
+        cached, where = _open_clip_hub_file(preset)
+    else:
+        cached, where = _hf_cached(preset.hub_id or "", (preset.filename or "",)), f"{preset.hub_id}/{preset.filename}"
+    if cached:
+        return cached
+    if downloads_allowed():
+        return "download"
+    raise ModelLoadError(
+        f"evaluator {preset.name!r} cannot load: {where} is not in the local Hugging Face cache and downloads are "
+        f"off; set {preset.env_var}=/path/to/weights, or VIDPROMPTER_ALLOW_DOWNLOAD=1 on a host with hub access"
+    )
+
+
+def evaluator_status(name: str) -> tuple[bool, str]:
+    """(loadable?, message) without loading weights: for the UI and `python -m engine score`."""
+    try:
+        preset = get_preset(name)
+        if preset.builtin:
+            return True, "random weights — pipeline check only"
+        resolve_weights(preset)
+    except ModelLoadError as exc:
+        return False, str(exc)
+    return True, "ready"

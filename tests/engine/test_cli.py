@@ -1,0 +1,60 @@
+"""The engine CLI end to end, in subprocesses, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_task3_with_the_packaged_smollm2_prints_a_real_expansion():
+    proc = run_cli("--json", "generate", "--task", "3", "--prompt", "A woman is walking.", "--max-new-tokens", "40")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["model"] == "smollm2-135m" and payload["random_weights"] is False
+    text = payload["candidates"][0]
+    # A real (if weak) model writes English words; random weights would emit byte garbage.
+    words = [w for w in text.split() if w.isalpha()]
+    assert len(words) >= 10 and text.isprintable()
+
+
+@pytest.mark.slow
+def test_task1_with_the_tiny_vlm_runs_the_whole_video_path(sample_video):
+    proc = run_cli(
+        "generate", "--task", "1", "--video", str(sample_video), "--model", "tiny-random-vlm",
+        "--max-new-tokens", "8", "--num-beams", "3", "--num-return", "2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("[tiny-random-vlm: random weights — pipeline check only]")
+    assert "[1] " in proc.stdout and "[2] " in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["generate", "--task", "1", "--video", "/nonexistent.mp4", "--model", "tiny-random-vlm"], "video not found"),
+        (["generate", "--task", "3", "--prompt", "  "], "needs a short prompt"),
+        (["generate", "--task", "3", "--prompt", "hi", "--model", "gpt-9"], "unknown model 'gpt-9'"),
+        (["generate", "--task", "2", "--video", "x.mp4"], "needs a short caption"),
+        (["generate", "--task", "3", "--prompt", "hi", "--num-beams", "2", "--num-return", "3"], "cannot exceed"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+
+
+def test_huge_prompt_is_refused(tmp_path):
+    proc = run_cli("generate", "--task", "3", "--prompt", "word " * 20_000)
+    assert proc.returncode == 2 and "the limit is" in proc.stderr

@@ -1,0 +1,306 @@
+"""Training configuration: dataclasses with defaults, YAML presets load into them, `--set a.b=v` overrides.
+
+No torch here: the job runner (imported by the admin UI) reads and validates configs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+
+#: The HDPO terms (paper 3.3) and the pair losses; kept here (torch-free) for the job runner and UI.
+TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
+PAIR_LOSSES = ("sigmoid", "hinge", "ipo")
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny-random-vlm"
+    """Preset name (engine.models) or a checkpoint folder: the policy and, at step 0, the reference."""
+    device: str | None = None
+    """cuda / cpu; None picks CUDA when present (accelerate decides under `accelerate launch`)."""
+    precision: str = "auto"
+    """auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (autocast; master weights stay fp32)."""
+    gradient_checkpointing: str = "auto"
+    """auto (on for CUDA), on, off."""
+    lora: bool = False
+    """Train LoRA adapters instead of all weights; the reference is then the base with adapters off."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """LoRA dropout (0 keeps runs bit-reproducible on resume)."""
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names to adapt (the language model's attention projections by default)."""
+
+    def __post_init__(self) -> None:
+        _check_in("model.precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_in("model.gradient_checkpointing", self.gradient_checkpointing, ("auto", "on", "off"))
+        _check("model.lora_r", self.lora_r >= 1, "must be >= 1")
+        _check("model.lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
+
+
+@dataclass
+class LossConfig:
+    beta: float = 0.1
+    """KL strength beta of Eq. 1-2 (paper 4.1: 0.1)."""
+    kind: str = "sigmoid"
+    """Pair loss: sigmoid (DPO / HDPO), hinge or ipo (baselines)."""
+    dpo: bool = True
+    """Eq. 3-5: chosen over each rejected response."""
+    response_hallucination: bool = True
+    """Eq. 6-8: chosen over the chosen with 1-n words swapped."""
+    input_hallucination: bool = True
+    """Eq. 9-11: chosen under the clean input over under the hallucinated input."""
+    task_hallucination: bool = True
+    """Eq. 12-13: the Task-3 response under Task 3 over under the Task-1/2 conditioning."""
+    weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TERMS, 1.0))
+    """Weight per term (dpo, response_hallucination, input_hallucination, task_hallucination)."""
+    anchor_weight: float = 0.0
+    """mDPO-style anchor -log sigma(r(y_g)) weight (0 = off; the mDPO baseline uses 1)."""
+
+    def __post_init__(self) -> None:
+        _check("loss.beta", self.beta > 0, "must be > 0")
+        _check_in("loss.kind", self.kind, PAIR_LOSSES)
+        unknown = set(self.weights) - set(TERMS)
+        _check("loss.weights", not unknown, f"unknown term(s) {sorted(unknown)}; terms are {TERMS}")
+        self.weights = {**dict.fromkeys(TERMS, 1.0), **{k: float(v) for k, v in self.weights.items()}}
+        _check("loss.anchor_weight", self.anchor_weight >= 0, "must be >= 0")
+        _check("loss", any(self.enabled.values()) or self.anchor_weight > 0, "every term is off")
+
+    @property
+    def enabled(self) -> dict[str, bool]:
+        return {t: bool(getattr(self, t)) for t in TERMS}
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None
+    """An annotations export (JSONL / Parquet); None: the job runner exports the DB given by --db."""
+    split: str = "train"
+    """Rows of this split train; others are ignored."""
+    tasks: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """Tasks to train on."""
+    separate_tasks: bool = False
+    """Train one model per task instead of mixed multi-task batches (Table 2, separate training)."""
+    num_rejected: int = 2
+    """Rejected responses per example (paper 4.1: the 2 lowest-scored of 5 beams)."""
+    num_frames: int = 8
+    """Frames sampled per video."""
+    frame_size: int | None = 224
+    """Shortest frame edge after decoding (None keeps the file's size)."""
+    response_words: list[int] = field(default_factory=lambda: [1, 5])
+    """Words swapped for response hallucination, [min, max] (paper: 1-5)."""
+    prompt_words: list[int] = field(default_factory=lambda: [1, 5])
+    """Words swapped in the short prompt for Task-3 input hallucination."""
+    shuffle_frames: bool = True
+    """Input hallucination: shuffle frame order."""
+    paste_ratio: list[float] | None = field(default_factory=lambda: [1 / 3, 1 / 2])
+    """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
+    crop_keep: list[float] | None = None
+    """Input hallucination: random crop keeping [lo, hi] of each side (Table 2 'Random Crop': 0.8-1.0)."""
+    task2_input: str = "video"
+    """What Task-2 input hallucination perturbs: video, prompt or both."""
+    max_examples: int | None = None
+    """Use at most this many examples (smoke runs)."""
+    num_workers: int = 0
+    """DataLoader workers that tokenise / preprocess micro-batches."""
+
+    def __post_init__(self) -> None:
+        _check("data.tasks", bool(self.tasks) and set(self.tasks) <= {1, 2, 3}, "must be a non-empty subset of 1,2,3")
+        _check("data.num_rejected", self.num_rejected >= 1, "must be >= 1")
+        _check("data.num_frames", self.num_frames >= 1, "must be >= 1")
+        _check_range("data.response_words", self.response_words, 1)
+        _check_range("data.prompt_words", self.prompt_words, 1)
+        if self.paste_ratio is not None:
+            _check_range("data.paste_ratio", self.paste_ratio, 0.0, 1.0)
+        if self.crop_keep is not None:
+            _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
+        _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
+        _check("data.num_workers", self.num_workers >= 0, "must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    """AdamW learning rate (paper 4.1)."""
+    batch_size: int = 64
+    """Examples per optimizer step, over all processes (paper 4.1); reached by gradient accumulation."""
+    micro_batch_size: int = 2
+    """Examples per forward per process (each example is several sequences)."""
+    epochs: int = 2
+    """Passes over the data (paper 4.1)."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (smoke runs)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    max_grad_norm: float | None = 1.0
+    """Clip the global gradient norm (None: no clipping)."""
+    scheduler: str = "cosine"
+    """LR schedule: constant, linear or cosine (after warmup)."""
+    warmup_ratio: float = 0.1
+    """Fraction of steps with linear warmup."""
+
+    def __post_init__(self) -> None:
+        _check("optim.lr", self.lr > 0, "must be > 0")
+        _check("optim.batch_size", self.batch_size >= 1, "must be >= 1")
+        _check("optim.micro_batch_size", 1 <= self.micro_batch_size <= self.batch_size, "must be in 1..batch_size")
+        _check("optim.epochs", self.epochs >= 1, "must be >= 1")
+        _check("optim.max_steps", self.max_steps is None or self.max_steps >= 1, "must be >= 1")
+        _check_in("optim.scheduler", self.scheduler, ("constant", "linear", "cosine"))
+        _check("optim.warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "must be in [0, 1)")
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs"
+    """Parent folder of run folders."""
+    name: str = "hdpo"
+    """Run folder name under output_dir (the job runner appends the run id)."""
+    seed: int = 0
+    """Seeds augmentations, data order and initialisation of LoRA weights."""
+    reference: str = "cached"
+    """cached: reference log-probs computed once, stored on disk, no second model; resident: a
+    reference model forward every step (for comparison)."""
+    ref_cache_dir: str | None = None
+    """Where the reference cache lives (default: <output_dir>/ref-cache, shared between runs)."""
+    checkpoint_every: int = 100
+    """Save a checkpoint every N optimizer steps (and at the end, and on SIGTERM / SIGINT)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept (oldest removed first)."""
+    log_every: int = 1
+    """Log metrics every N optimizer steps."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to <run>/tb."""
+    progress_bar: bool = True
+    """tqdm progress bar on the main process."""
+
+    def __post_init__(self) -> None:
+        _check_in("run.reference", self.reference, ("cached", "resident"))
+        _check("run.checkpoint_every", self.checkpoint_every >= 1, "must be >= 1")
+        _check("run.keep_checkpoints", self.keep_checkpoints >= 1, "must be >= 1")
+        _check("run.log_every", self.log_every >= 1, "must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Policy model and precision."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Which HDPO terms, with what weights."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Export to train on and how augmentations are drawn."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and schedule."""
+    run: RunConfig = field(default_factory=RunConfig)
+    """Output, checkpoints, logging."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check(key: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_in(key: str, value: Any, allowed: tuple) -> None:
+    _check(key, value in allowed, f"{value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check_range(key: str, pair: list, lo: float, hi: float | None = None) -> None:
+    ok = len(pair) == 2 and lo <= pair[0] <= pair[1] and (hi is None or pair[1] <= hi)
+    _check(key, ok, f"must be [min, max] with {lo} <= min <= max" + (f" <= {hi}" if hi is not None else ""))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Dataclass from a nested dict; unknown keys are errors (a typo must not train the wrong thing)."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{name}: expected a mapping")
+            value = _build(hint, value, f"{prefix}{name}.")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def from_dict(data: dict[str, Any] | None) -> TrainConfig:
+    return _build(TrainConfig, dict(data or {}), "")
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars / lists: 1e-6, true, null, [1, 3]."""
+    return yaml.safe_load(text)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """Apply dotted `key=value` overrides to a nested dict (copied)."""
+    out = json.loads(json.dumps(data))
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides or []]
+    for key, value in items:
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[last] = value
+    return out
+
+
+def _split(override: str) -> tuple[str, Any]:
+    if "=" not in override:
+        raise ConfigError(f"--set {override!r}: expected key=value")
+    key, text = override.split("=", 1)
+    return key.strip(), _parse_value(text)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(source: str | Path | dict[str, Any] | None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """A TrainConfig from a YAML path or a dict (or defaults), with overrides applied, validated."""
+    data = read_yaml(source) if isinstance(source, str | Path) else dict(source or {})
+    return from_dict(apply_overrides(data, overrides))
+

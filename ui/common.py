@@ -1,0 +1,199 @@
+"""Shared pieces of the UI: the app context, who is asking, error handling, model pickers, media staging.
+
+Nothing here imports torch: the heavy work goes through `engine.service.Studio`, which loads models lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from engine.errors import StudioError
+
+log = logging.getLogger("vidprompter.ui")
+
+RANDOM_WEIGHTS_LABEL = "random weights — pipeline check only"
+LOCAL_USER = "local"
+ROLES = ("annotator", "admin")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+SAMPLES_DIR = ASSETS_DIR / "samples"
+CONFIGS_DIR = REPO_ROOT / "configs"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class User:
+    """Who is calling a handler: from gr.Request.username (auth mode) or the single local user."""
+
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass
+class AppContext:
+    """Everything the handlers share. Built once by app.py; per-user data lives in gr.State."""
+
+    studio: Any
+    """engine.service.Studio: the only door to models."""
+    db: Any
+    """SQLAlchemy engine of the annotation store (annotations.db.open_db)."""
+    db_url: str
+    accounts: Any = None
+    """ui.auth.Accounts, or None for single-user local mode (user "local", admin)."""
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vidprompter-ui-")))
+    """Generated media and exports (inside the temp dir, which Gradio may serve back)."""
+    upload_dir: Path | None = None
+    """Where videos sent to the labelling queue are kept (they outlive Gradio's upload cache)."""
+
+    def __post_init__(self) -> None:
+        self.work_dir = Path(self.work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.upload_dir is None:
+            self.upload_dir = self.work_dir / "uploads"
+
+    @property
+    def local_mode(self) -> bool:
+        return self.accounts is None
+
+    def user(self, request: gr.Request | None) -> User:
+        """The caller. Raises gr.Error when auth is on and the request carries no user."""
+        name = getattr(request, "username", None) if request is not None else None
+        if self.accounts is None:
+            return User(name or LOCAL_USER, "admin")
+        if not name:
+            raise gr.Error("not signed in")
+        return User(name, self.accounts.role(name))
+
+    def require_admin(self, request: gr.Request | None) -> User:
+        user = self.user(request)
+        if not user.is_admin:
+            raise gr.Error(f"user {user.name!r} has role {user.role!r}; this action needs the admin role")
+        return user
+
+
+class Unavailable(Exception):
+    """A backend package that this build does not have yet (e.g. training.jobs)."""
+
+
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    try:
+        from annotations.errors import StoreError
+    except ImportError:  # pragma: no cover - annotations is part of the repo
+        return ()
+    return (StoreError,)
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (StudioError, ValueError, Unavailable, *_store_error_types())
+
+
+def guard(fn: F) -> F:
+    """Turn every failure of a handler into a gr.Error with a one-line message: the app never crashes.
+
+    StudioError / StoreError / ValueError / Unavailable are the user's to fix and are shown verbatim;
+    anything else is logged with its traceback and shown as an internal error.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as exc:
+            raise gr.Error(one_line(exc)) from exc
+        except Exception as exc:
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error(f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+def model_choices(studio: Any, video_only: bool) -> list[str]:
+    """Preset names for a picker: video models for Tasks 1-2, every model for Task 3."""
+    return [p.name for p in studio.presets() if p.kind == "video" or not video_only]
+
+
+def is_random_model(studio: Any, name: str) -> bool:
+    return any(p.name == name and p.random_weights for p in studio.presets())
+
+
+def model_note(studio: Any, name: str | None) -> str:
+    """One markdown line on whether `name` can load, and why not. Never loads weights.
+
+    Random-weight presets are labelled without asking the Studio (that would build the tiny model,
+    which imports torch, at page load).
+    """
+    if not name:
+        return ""
+    if is_random_model(studio, name):
+        return f"⚠️ **{name}**: {RANDOM_WEIGHTS_LABEL}. Its output is not a model's answer."
+    ok, message = studio.model_status(name)
+    if ok:
+        return f"✅ **{name}**: {message} (loads on first use)."
+    return f"⛔ **{name}** cannot load here: {message}"
+
+
+def evaluator_note(studio: Any, name: str) -> tuple[bool, str]:
+    """(usable?, message) for one evaluator preset; says so plainly when engine.evaluators is missing."""
+    try:
+        return studio.evaluator_status(name)
+    except ImportError:
+        return False, "evaluators are not available in this build yet (engine.evaluators is missing)"
+
+
+# -- media --------------------------------------------------------------------------------------
+
+
+def stage_media(path: str | Path | None, work_dir: Path) -> str | None:
+    """A path Gradio may serve: files outside the cwd and the temp dir are copied into work_dir/media.
+
+    Gradio refuses to return files from elsewhere (and we keep allowed_paths minimal), so videos
+    imported from a dataset folder are staged once per content.
+    """
+    if not path or not Path(path).is_file():
+        return None
+    src = Path(path).resolve()
+    if _inside(src, Path.cwd()) or _inside(src, Path(tempfile.gettempdir())):
+        return str(src)
+    digest = hashlib.sha256(f"{src}:{src.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    dest = work_dir / "media" / f"{digest}{src.suffix}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    return str(dest)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def config_presets() -> list[str]:
+    """Training config presets shipped in configs/ (names without .yaml)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
