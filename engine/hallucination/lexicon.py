@@ -85,8 +85,7 @@ NOUNS: dict[str, Groups] = {
         ("tractor",),
     ),
     "clothing": (
-        ("shirt", "blouse"),
-        ("t-shirt",),
+        ("shirt", "blouse", "t-shirt"),
         ("jacket", "coat"),
         ("dress", "gown"),
         ("skirt",),
@@ -431,6 +430,10 @@ LEMMA_ALIASES = {
     "sunglass": "sunglasses",
     "stair": "stairs",
 }
+# Hypernyms: swapped away, never swapped in ("man" -> "person" or "truck" -> "vehicle" is no contradiction).
+SOURCE_ONLY = frozenset(
+    {"person", "individual", "vehicle", "aircraft", "room", "building", "device", "tool", "fruit", "vegetable"}
+)
 # Plural-only nouns: used as replacements only for plural originals (never "a pants").
 PLURALIA = frozenset({"pants", "trousers", "jeans", "shorts", "sunglasses", "glasses", "stairs"})
 

@@ -225,6 +225,7 @@ def _options(category: str, cls: str, group: int, tag: str) -> tuple[str, ...]:
     """Replacement lemmas for a (category, class, group), heads only for the closed classes."""
     heads_only = category in ("color", "direction")
     options = lx.alternatives(_TABLES[category], cls, group, heads_only=heads_only)
+    options = tuple(w for w in options if w not in lx.SOURCE_ONLY)
     if category == "noun" and tag != "NNS":
         options = tuple(w for w in options if w not in lx.PLURALIA)
     return options
@@ -340,8 +341,9 @@ def _check_seed(seed: int) -> int:
 def hallucinate_text(text: str, config: TextHallucinationConfig | None = None, seed: int = 0) -> TextHallucination:
     """Swap `min_words..max_words` nouns / numbers / colors / directions / verbs of `text` (Eq. 6-8, 10-11).
 
-    Same (text, config, seed) -> same result on any machine. Edits are in text order, offsets index
-    the original text, and everything outside the edits (case, punctuation, whitespace) is kept.
+    Same (text, config, seed) -> same result on any machine (given the same spaCy model and numpy).
+    Edits are in text order, offsets index the original text, and everything outside the edits (case,
+    punctuation, whitespace) is kept.
     Fewer than `min_words` edits when the text has fewer swappable words; a text with none (e.g.
     "It is what it is.") is returned unchanged with `edits == []` — a documented no-op, not an error.
     Raises InputError for empty or over-long text and for a negative seed.

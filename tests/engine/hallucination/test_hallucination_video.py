@@ -118,7 +118,8 @@ def test_noop_config_returns_a_copy():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"paste_ratio": (0.5, 0.4)}, {"paste_ratio": (0.0, 0.5)}, {"crop_keep": (0.8, 1.2)}, {"crop_keep": (1,)}]
+    "kwargs",
+    [{"paste_ratio": (0.5, 0.4)}, {"paste_ratio": (0.0, 0.5)}, {"crop_keep": (0.8, 1.2)}, {"crop_keep": (1,)}],
 )
 def test_bad_config(kwargs):
     with pytest.raises(InputError):
