@@ -204,6 +204,7 @@ def load_model(name: str, device: str | None = None, dtype: str | None = None) -
     preset = resolve(name)
     source = _source(preset)
     device = pick_device(device)
+    _quiet_transformers()
     torch_dtype = _dtype(dtype, device)
     local_only = not downloads_allowed()
     try:
@@ -221,6 +222,13 @@ def load_model(name: str, device: str | None = None, dtype: str | None = None) -
     if getattr(model.generation_config, "length_penalty", None) is None:
         model.generation_config.length_penalty = 1.0
     return LoadedModel(preset, model, processor, source, device)
+
+
+def _quiet_transformers() -> None:
+    """No per-load progress bars on the CLI's stderr or in the app's log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -215,12 +215,20 @@ class Studio:
         task = Task.VIDEO_WITH_CAPTION if video else Task.BEAUTIFY
         base = self.build_request(task, video, short_prompt)
         rows: list[tuple[str, Any, str]] = [("original", base, response)]
+        # A text with nothing to swap comes back unchanged: such a row would show a zero gap that
+        # means "no perturbation", not "the model cannot tell", so it is left out.
         swapped = hallucinate_text(response, TextHallucinationConfig(), seed=seed)
-        rows.append(("response hallucination", base, swapped.text))
+        if swapped.edits:
+            rows.append(("response hallucination", base, swapped.text))
         prompt_swap = hallucinate_text(short_prompt, TextHallucinationConfig(max_words=2), seed=seed)
-        rows.append(
-            ("input hallucination (prompt)", Request(task, prompt_swap.text, base.frames, base.video_meta), response)
-        )
+        if prompt_swap.edits:
+            rows.append(
+                (
+                    "input hallucination (prompt)",
+                    Request(task, prompt_swap.text, base.frames, base.video_meta),
+                    response,
+                )
+            )
         if base.frames is not None:
             frames, _ = hallucinate_frames(base.frames, VideoCfg(), seed=seed)
             rows.append(

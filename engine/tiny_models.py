@@ -123,9 +123,13 @@ def _build_vlm(out: Path) -> None:
     _set_generation_ids(model, ids)
     # Small frames: 56^2..112^2 pixels per frame -> 8 frames give a few dozen video tokens.
     size = {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
+    try:  # transformers >= 5.20 warns unless the per-frame pixel cap is chosen explicitly
+        video_processor = Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True)
+    except TypeError:  # older 5.x (e.g. the GPU image's 5.17) has no such option
+        video_processor = Qwen2VLVideoProcessor(size=size)
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size),
-        video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True),
+        video_processor=video_processor,
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )

@@ -6,8 +6,10 @@ nothing from decord or PyAV leaks out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +63,50 @@ def _check_file(path: Path, limits: VideoLimits) -> None:
         raise VideoError(f"video is {size / 1e6:.0f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB")
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence fd 2 while decord runs: its C++ LOG(ERROR) lines bypass Python and would reach users
+    beside our one-line error. Serialised, since fd 2 is process-wide."""
+    with _STDERR_LOCK:
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _probe(path: Path) -> None:
+    """Cheap header check with PyAV (no decode): not a container, or no video stream -> VideoError."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"not a readable video: {path.name} has no video stream")
+    except VideoError:
+        raise
+    except Exception as exc:
+        raise VideoError(f"not a readable video: {path.name} ({_first_line(exc)})") from None
+
+
 def _open_reader(path: Path, resize: tuple[int, int] | None):
-    import decord  # imported here: decord prints to stderr at import and is only needed to decode
+    import decord  # imported here: only needed to decode
+
+    # ffmpeg's own log lines ("moov atom not found") would reach users beside our one-line error.
+    decord.logging.set_level(decord.logging.QUIET)
 
     kwargs = {"ctx": decord.cpu(0), "num_threads": 1}
     if resize is not None:
         kwargs.update(width=resize[0], height=resize[1])
     try:
-        return decord.VideoReader(str(path), **kwargs)
+        with _quiet_stderr():
+            return decord.VideoReader(str(path), **kwargs)
     except Exception as exc:  # decord raises DECORDError/RuntimeError with multi-line C++ traces
         raise VideoError(f"not a readable video: {path.name} ({_first_line(exc)})") from None
 
@@ -121,6 +159,7 @@ def load_video(
     limits = limits or VideoLimits()
     path = Path(path)
     _check_file(path, limits)
+    _probe(path)
     reader = _open_reader(path, None)
     meta = _meta(reader, path, limits)
     target = _resize_arg(resize, reader)
@@ -128,7 +167,8 @@ def load_video(
         reader = _open_reader(path, target)
     meta.sampled_indices = sample_indices(meta.total_frames, num_frames)
     try:
-        frames = reader.get_batch(meta.sampled_indices).asnumpy()
+        with _quiet_stderr():
+            frames = reader.get_batch(meta.sampled_indices).asnumpy()
     except Exception as exc:  # truncated files fail here, after a valid header; so do tiny widths in decord
         frames = _decode_with_av(path, meta.sampled_indices, target, reason=_first_line(exc))
     if frames.ndim != 4 or frames.shape[0] == 0:

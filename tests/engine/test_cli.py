@@ -30,8 +30,19 @@ def test_task3_with_the_packaged_smollm2_prints_a_real_expansion():
 @pytest.mark.slow
 def test_task1_with_the_tiny_vlm_runs_the_whole_video_path(sample_video):
     proc = run_cli(
-        "generate", "--task", "1", "--video", str(sample_video), "--model", "tiny-random-vlm",
-        "--max-new-tokens", "8", "--num-beams", "3", "--num-return", "2",
+        "generate",
+        "--task",
+        "1",
+        "--video",
+        str(sample_video),
+        "--model",
+        "tiny-random-vlm",
+        "--max-new-tokens",
+        "8",
+        "--num-beams",
+        "3",
+        "--num-return",
+        "2",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("[tiny-random-vlm: random weights — pipeline check only]")

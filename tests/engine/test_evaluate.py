@@ -1,0 +1,86 @@
+"""The evaluation harness: a Table-1 style comparison of two models on a 3-sample split."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from annotations.db import open_db
+from annotations.store import upsert_sample
+from engine.evaluate import EvalConfig, evaluate
+from engine.evaluators.registry import get_preset
+from engine.evaluators.tiny import ensure_tiny_evaluator
+
+TINY = ("tiny-random-clip", "tiny-random-long-clip")
+
+
+def fake_judge(prompts: list[str]) -> list[str]:
+    return ["Evaluation evidence: fine. Score: 7" if i % 2 == 0 else "no score" for i, _ in enumerate(prompts)]
+
+
+@pytest.fixture(autouse=True)
+def no_empty_generations(monkeypatch):
+    """Random weights often decode to nothing (scored as "unscored"); give the harness some text to score."""
+    from engine.backends.transformers_backend import TransformersBackend
+
+    real = TransformersBackend.generate
+
+    def generate(self, requests, params):
+        return [[t or f"empty output {i}" for i, t in enumerate(c)] for c in real(self, requests, params)]
+
+    monkeypatch.setattr(TransformersBackend, "generate", generate)
+
+
+@pytest.fixture
+def db(tmp_path, sample_video, monkeypatch):
+    for name in TINY:
+        monkeypatch.setenv(get_preset(name).env_var, str(ensure_tiny_evaluator(name, root=tmp_path / "ev")))
+    engine = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    for prompt in ("a rabbit wakes up", "a bird in a tree", "a sunny meadow"):
+        upsert_sample(engine, str(sample_video), prompt, "test")
+    upsert_sample(engine, str(sample_video), "train only", "train")
+    return engine
+
+
+def test_harness_table_for_two_models(db, tmp_path):
+    out = tmp_path / "eval"
+    config = EvalConfig(
+        models=("tiny-random-vlm", "tiny-random-lm"),
+        out_dir=str(out),
+        tasks=(1, 3),
+        evaluators=TINY,
+        max_new_tokens=8,
+    )
+    result = evaluate(db, config, progress=False, judge=fake_judge)
+    headers = ["Task 1 tiny CLIP", "Task 1 tiny Long-CLIP", "Task 3 Judge"]
+    assert [h for _, _, h in result.columns] == headers
+    vlm, lm = result.summary["tiny-random-vlm"], result.summary["tiny-random-lm"]
+    assert vlm["Task 1 tiny CLIP"] is not None and vlm["Task 3 Judge"] == 7.0  # unparsed ones are not averaged
+    assert lm["Task 1 tiny CLIP"] is None  # a text model has no video column
+    md = (out / "table.md").read_text()
+    assert "| Model | Task 1 tiny CLIP | Task 1 tiny Long-CLIP | Task 3 Judge |" in md
+    assert "| tiny-random-lm | – | – | 7.00 |" in md
+    with open(out / "table.csv") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == ["model", *headers] and [r[0] for r in table[1:]] == ["tiny-random-vlm", "tiny-random-lm"]
+    with open(out / "scores.csv") as fh:
+        per_sample = list(csv.DictReader(fh))
+    assert {int(r["sample_id"]) for r in per_sample} == {1, 2, 3}  # the 3 test samples only
+    assert len([r for r in per_sample if r["model"] == "tiny-random-vlm" and r["task"] == "1"]) == 3 * len(TINY)
+    png = (out / "scores.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_evaluate_cli(db, tmp_path, capsys, monkeypatch):
+    import json
+
+    from engine.cli import main
+
+    argv = ["evaluate", "--db", str(db.url), "--model", "tiny-random-vlm", "--task", "1", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--evaluator", "tiny-random-clip", "--max-new-tokens", "8", "--no-progress", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload["files"]) == {"table_md", "table_csv", "scores_csv", "plot_png"}
+    assert "tiny-random-vlm" in payload["markdown"]
+    assert main([*argv[:-2], "--split", "nope", "--out", str(tmp_path / "p"), "--evaluator", "tiny-random-clip"]) == 2
+    assert "no samples in split" in capsys.readouterr().err
