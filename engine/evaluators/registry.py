@@ -66,7 +66,9 @@ EVALUATOR_PRESETS: dict[str, EvaluatorPreset] = {
             hub_id="alibaba-pai/VideoCLIP-XL",
             filename="VideoCLIP-XL.bin",
         ),
-        EvaluatorPreset("tiny-random-clip", "open_clip", "tiny CLIP", builtin="tiny-random-clip"),
+        EvaluatorPreset(
+            "tiny-random-clip", "open_clip", "tiny CLIP", model_name="tiny-random-clip", builtin="tiny-random-clip"
+        ),
         EvaluatorPreset("tiny-random-long-clip", "long_clip", "tiny Long-CLIP", builtin="tiny-random-long-clip"),
         EvaluatorPreset(
             "tiny-random-videoclip-xl", "videoclip_xl", "tiny VideoCLIP-XL", builtin="tiny-random-videoclip-xl"

@@ -1,0 +1,258 @@
+"""The evaluation harness: Table 1 of the paper for one or more models on a split.
+
+For every sample of the split and every task: one greedy generation per model; Tasks 1-2 are scored by
+each CLIP-style evaluator (100 × cosine), Task 3 by the LLM judge (0-10; unparsed outputs are counted,
+never scored). Writes `table.md` (the Table-1 layout, one row per model), `table.csv` (the same),
+`scores.csv` (one row per model, sample, task, evaluator) and `scores.png` (score distributions).
+The harness only reads the annotations database.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
+from engine.mining import JUDGE_SCORE, SampleRow, list_samples
+from engine.types import GenerationParams, Task
+
+JUDGE_LABEL = "Judge"
+
+
+@dataclass
+class EvalConfig:
+    """Which models to compare, on which split, and where the outputs go."""
+
+    models: tuple[str, ...]
+    """Models to compare (one table row each)."""
+    out_dir: str
+    """Folder for table.md, table.csv, scores.csv, scores.png."""
+    split: str = "test"
+    """Sample split to evaluate."""
+    tasks: tuple[int, ...] = (1, 2, 3)
+    """Tasks (columns) to evaluate."""
+    evaluators: tuple[str, ...] = PAPER_EVALUATORS
+    """CLIP-style evaluators for Tasks 1-2."""
+    judge_model: str | None = None
+    """LLM judge for Task 3 (None: the default text model)."""
+    limit: int | None = None
+    """At most this many samples."""
+    max_new_tokens: int = 160
+    """Generation length."""
+    backend: str = "transformers"
+    """Generation backend."""
+    device: str | None = None
+    """Device for models and evaluators."""
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise InputError("evaluate needs at least one --model")
+        self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
+
+
+@dataclass
+class ScoreRow:
+    model: str
+    sample_id: int
+    task: int
+    evaluator: str
+    value: float | None
+    text: str
+
+
+@dataclass
+class EvalResult:
+    rows: list[ScoreRow]
+    columns: list[tuple[int, str, str]]
+    """(task, evaluator name, column header) in table order."""
+    summary: dict[str, dict[str, float | None]]
+    """model -> column header -> mean (None: nothing scored)."""
+    markdown: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "markdown": self.markdown, "files": self.files, "n_rows": len(self.rows)}
+
+
+def table_columns(tasks: tuple[int, ...], evaluators: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    cols = []
+    for task in tasks:
+        if Task(task).needs_video:
+            cols += [(task, name, f"Task {task} {get_preset(name).label}") for name in evaluators]
+        else:
+            cols.append((task, JUDGE_SCORE, f"Task {task} {JUDGE_LABEL}"))
+    return cols
+
+
+class Harness:
+    def __init__(self, db: Any, config: EvalConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
+        from engine.service import Studio, StudioConfig
+
+        self.db, self.config = db, config
+        self.studio = studio or Studio(StudioConfig(backend=config.backend, device=config.device))
+        self._ensemble, self._judge = ensemble, judge
+
+    @property
+    def ensemble(self) -> Any:
+        if self._ensemble is None:
+            from engine.evaluators.ensemble import Ensemble
+
+            self._ensemble = Ensemble(list(self.config.evaluators), device=self.config.device)
+        return self._ensemble
+
+    @property
+    def judge(self) -> Any:
+        if self._judge is None:
+            from engine.models import DEFAULT_TEXT_MODEL
+
+            self._judge = self.studio.backend(self.config.judge_model or DEFAULT_TEXT_MODEL)
+        return self._judge
+
+    def generate(self, model: str, sample: SampleRow, task: Task) -> str:
+        request = self.studio.build_request(task, sample.video if task.needs_video else None, sample.short_prompt)
+        backend = self.studio.backend(model, task)
+        params = GenerationParams(max_new_tokens=self.config.max_new_tokens)
+        with self.studio.lock_for(f"model:{backend.model_name}"):
+            return backend.generate([request], params)[0][0]
+
+    def score(self, model: str, sample: SampleRow, task: Task, text: str) -> list[ScoreRow]:
+        if not text.strip():  # an empty generation scores nothing; record it as unscored
+            names = self.config.evaluators if task.needs_video else (JUDGE_SCORE,)
+            return [ScoreRow(model, sample.id, int(task), n, None, text) for n in names]
+        if task.needs_video:
+            result = self.ensemble.score_detailed(sample.video, [text])[0]
+            return [ScoreRow(model, sample.id, int(task), n, v, text) for n, v in result.scores.items()]
+        from engine.evaluators.judge import judge
+
+        verdict = judge(self.judge, text)
+        return [ScoreRow(model, sample.id, int(task), JUDGE_SCORE, verdict.score, text)]
+
+    def run(self, progress: bool = True) -> EvalResult:
+        from tqdm import tqdm
+
+        samples = list_samples(self.db, self.config.split, self.config.limit)
+        if not samples:
+            raise InputError(f"no samples in split {self.config.split!r}")
+        work = [
+            (m, s, Task(t))
+            for m in self.config.models
+            for s in samples
+            for t in self.config.tasks
+            if can_run(m, s, Task(t))
+        ]
+        rows: list[ScoreRow] = []
+        for model, sample, task in tqdm(work, desc="evaluating", unit="item", disable=not progress):
+            rows += self.score(model, sample, task, self.generate(model, sample, task))
+        columns = table_columns(self.config.tasks, self.config.evaluators)
+        return EvalResult(rows, columns, summarise(rows, columns, self.config.models))
+
+
+def can_run(model: str, sample: SampleRow, task: Task) -> bool:
+    """A text-only model has no column for Tasks 1-2 ("–"); Tasks 2-3 need a short prompt."""
+    from engine.models import resolve
+
+    if task.needs_video and resolve(model).kind != "video":
+        return False
+    return not (task.needs_prompt and not (sample.short_prompt or "").strip())
+
+
+def summarise(rows: list[ScoreRow], columns: list[tuple[int, str, str]], models: tuple[str, ...]):
+    values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if r.value is not None:
+            values[(r.model, r.task, r.evaluator)].append(r.value)
+    return {m: {header: _mean(values.get((m, t, e), [])) for t, e, header in columns} for m in models}
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(result: EvalResult) -> str:
+    headers = [h for _, _, h in result.columns]
+    counts = _counts(result.rows)
+    lines = ["| Model | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
+    for model, cols in result.summary.items():
+        cells = [_cell(cols[h], 2 if e == JUDGE_SCORE else 1) for _, e, h in result.columns]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    notes = [
+        "",
+        "CLIP-style columns: mean of 100 × cosine(video, text); judge column: mean LLM-judge score (0-10).",
+        "Scored / unscored per model and column: "
+        + "; ".join(f"{m} {h}: {ok}/{bad}" for (m, h), (ok, bad) in sorted(counts.items(), key=str) if h),
+    ]
+    return "\n".join(lines + notes)
+
+
+def _counts(rows: list[ScoreRow]) -> dict[tuple[str, str], tuple[int, int]]:
+    out: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        label = JUDGE_LABEL if r.evaluator == JUDGE_SCORE else get_preset(r.evaluator).label
+        out[(r.model, f"T{r.task} {label}")][0 if r.value is not None else 1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def write_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, str]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.markdown = markdown_table(result)
+    files = {"table_md": out / "table.md", "table_csv": out / "table.csv", "scores_csv": out / "scores.csv"}
+    files["table_md"].write_text(result.markdown + "\n")
+    headers = [h for _, _, h in result.columns]
+    with open(files["table_csv"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", *headers])
+        for model, cols in result.summary.items():
+            writer.writerow([model, *("" if cols[h] is None else f"{cols[h]:.4f}" for h in headers)])
+    with open(files["scores_csv"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "sample_id", "task", "evaluator", "value", "text"])
+        for r in result.rows:
+            writer.writerow([r.model, r.sample_id, r.task, r.evaluator, "" if r.value is None else r.value, r.text])
+    files["plot_png"] = plot_distributions(result, out / "scores.png")
+    result.files = {k: str(v) for k, v in files.items()}
+    return result.files
+
+
+def plot_distributions(result: EvalResult, path: Path) -> Path:
+    """One panel per table column, one histogram per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(result.columns)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3 * nrows), squeeze=False)
+    for ax, (task, evaluator, header) in zip(axes.flat, result.columns, strict=False):
+        for model in result.summary:
+            xs = [r.value for r in result.rows if (r.model, r.task, r.evaluator) == (model, task, evaluator)]
+            xs = [x for x in xs if x is not None]
+            if xs:
+                ax.hist(xs, bins=min(20, max(3, len(xs))), alpha=0.5, label=model)
+        ax.set_title(header, fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def evaluate(db: Any, config: EvalConfig, progress: bool = True, **components: Any) -> EvalResult:
+    """Run the harness and write its outputs. `components`: studio, ensemble, judge (for tests)."""
+    result = Harness(db, config, **components).run(progress=progress)
+    write_outputs(result, config.out_dir)
+    return result

@@ -1,0 +1,56 @@
+"""Evaluators: CLIP-style video-text scorers (CLIP, Long-CLIP, VideoCLIP-XL), their ensemble, and the LLM judge.
+
+Scores are 100 × cosine similarity (see engine.evaluators.base). Importing this package does not import
+torch; loading an evaluator does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.evaluators.registry import (
+    EVALUATOR_PRESETS,
+    PAPER_EVALUATORS,
+    TINY_EVALUATORS,
+    EvaluatorPreset,
+    evaluator_status,
+    get_preset,
+    list_evaluators,
+)
+
+if TYPE_CHECKING:
+    from engine.evaluators.base import TextScore, VideoTextEvaluator
+    from engine.evaluators.ensemble import Ensemble, EnsembleScore
+
+_LAZY = {
+    "Ensemble": "engine.evaluators.ensemble",
+    "EnsembleScore": "engine.evaluators.ensemble",
+    "load_evaluator": "engine.evaluators.ensemble",
+    "TextScore": "engine.evaluators.base",
+    "VideoTextEvaluator": "engine.evaluators.base",
+    "SCORE_CONVENTION": "engine.evaluators.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine.evaluators' has no attribute {name!r}")
+
+
+__all__ = [
+    "EVALUATOR_PRESETS",
+    "PAPER_EVALUATORS",
+    "TINY_EVALUATORS",
+    "Ensemble",
+    "EnsembleScore",
+    "EvaluatorPreset",
+    "TextScore",
+    "VideoTextEvaluator",
+    "evaluator_status",
+    "get_preset",
+    "list_evaluators",
+    "load_evaluator",
+]
