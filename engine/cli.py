@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from annotations.errors import StoreError  # no torch: the store's errors are user errors too
 from engine.errors import StudioError
 
 # Modules that add subcommands through `register(subparsers)`; a missing one is skipped.
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         payload = args.func(args)
-    except StudioError as exc:
+    except (StudioError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
