@@ -1,0 +1,9 @@
+"""The Gradio app (one module per tab). Calls only engine.service.Studio, engine.types and annotations.
+
+Never imports torch: tests/ui/test_imports.py checks that `import ui` and `build_app` leave it out.
+"""
+
+from ui.common import AppContext
+from ui.layout import build_app, launch_kwargs
+
+__all__ = ["AppContext", "build_app", "launch_kwargs"]

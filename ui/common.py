@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
 import shutil
 import tempfile
@@ -121,6 +122,24 @@ def guard(fn: F) -> F:
             raise gr.Error(f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def bind(fn: Callable[..., Any], ctx: AppContext, *fixed: Any) -> Callable[..., Any]:
+    """`fn(ctx, *fixed, ...)` as a guarded Gradio handler whose visible signature drops ctx and `fixed`.
+
+    Gradio injects gr.Request by the type hint of a parameter, so the hints (minus the bound ones)
+    must survive the wrapping; lambdas would lose them.
+    """
+    params = list(inspect.signature(fn).parameters.values())
+    dropped = {p.name for p in params[: 1 + len(fixed)]}
+
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(ctx, *fixed, *args, **kwargs)
+
+    bound.__signature__ = inspect.signature(fn).replace(parameters=params[1 + len(fixed) :])  # type: ignore[attr-defined]
+    bound.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in dropped}
+    return guard(bound)
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,0 +1,136 @@
+"""Handlers as plain functions (no server): labelling idempotency, highlighting, overrides, staging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from tests.ui.server import SAMPLES, seed_pairs
+from ui.admin import parse_overrides
+from ui.common import AppContext, bind, stage_media
+from ui.label import next_pair, undo, vote, vote_click
+from ui.viewer import highlight_segments
+
+LOCAL = SimpleNamespace(username=None)
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> AppContext:
+    from annotations.db import open_db
+    from engine.service import Studio
+
+    db_url = f"sqlite:///{tmp_path / 's.db'}"
+    seed_pairs(db_url, 3)
+    return AppContext(studio=Studio(), db=open_db(db_url), db_url=db_url, work_dir=tmp_path / "work")
+
+
+def _count(ctx: AppContext) -> int:
+    from annotations.store import recent_judgements
+
+    return len(recent_judgements(ctx.db, 100))
+
+
+def test_double_click_records_once(ctx: AppContext) -> None:
+    *_, state = next_pair(ctx, LOCAL)
+    first = vote(ctx, "a_better", dict(state), LOCAL)
+    second = vote(ctx, "a_better", dict(state), LOCAL)  # the same click delivered twice: same pair id
+    assert _count(ctx) == 1
+    assert first[-1]["pair_id"] != state["pair_id"]  # the next pair is on screen after the vote
+    assert second[0] == first[0]
+
+
+def test_button_vote_right_after_a_new_pair_is_ignored(ctx: AppContext) -> None:
+    *_, state = next_pair(ctx, LOCAL)
+    out = vote_click(ctx, "a_better", state, LOCAL)  # shown_at is "now": the tail of a double click
+    assert _count(ctx) == 0 and all(isinstance(o, type(gr.skip())) for o in out)
+    state["shown_at"] -= 5
+    vote_click(ctx, "a_better", state, LOCAL)
+    assert _count(ctx) == 1
+
+
+def test_undo_brings_the_pair_back(ctx: AppContext) -> None:
+    *_, state = next_pair(ctx, LOCAL)
+    vote(ctx, "b_better", state, LOCAL)
+    message, *shown = undo(ctx, LOCAL)
+    assert f"pair #{state['pair_id']}" in message
+    assert shown[-1]["pair_id"] == state["pair_id"] and _count(ctx) == 0
+    assert "0 / 3" in shown[4]
+
+
+def test_queue_empty_and_progress(ctx: AppContext) -> None:
+    for _ in range(3):
+        *_, state = next_pair(ctx, LOCAL)
+        vote(ctx, "skip", state, LOCAL)
+    prompt, video, left, right, progress, state = next_pair(ctx, LOCAL)
+    assert "Queue empty" in prompt and state == {} and "3 / 3" in progress
+
+
+def test_vote_refuses_bad_choice_and_missing_pair(ctx: AppContext) -> None:
+    with pytest.raises(gr.Error, match="unknown choice"):
+        vote(ctx, "drop", {"pair_id": 1}, LOCAL)
+    with pytest.raises(gr.Error, match="no pair on screen"):
+        vote(ctx, "tie", {}, LOCAL)
+
+
+def test_highlight_segments_rebuild_both_sides() -> None:
+    text = "Two boys throw a white ball."
+    edits = [
+        {"start": 4, "end": 8, "original": "boys", "replacement": "girls", "category": "noun"},
+        {"start": 17, "end": 22, "original": "white", "replacement": "blue", "category": "color"},
+    ]
+    original = highlight_segments(text, edits, "original")
+    swapped = highlight_segments(text, edits, "hallucinated")
+    assert "".join(t for t, _ in original) == text
+    assert "".join(t for t, _ in swapped) == "Two girls throw a blue ball."
+    assert [(t, c) for t, c in swapped if c] == [("girls", "noun"), ("blue", "color")]
+
+
+def test_parse_overrides() -> None:
+    assert parse_overrides("# comment\noptim.max_steps=2\n\n loss.beta = 0.2 ") == [
+        "optim.max_steps=2",
+        "loss.beta = 0.2",
+    ]
+    with pytest.raises(gr.Error, match="key=value"):
+        parse_overrides("max_steps 2")
+
+
+def test_stage_media_copies_outside_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    staged = stage_media(SAMPLES / "bunny.mp4", tmp_path / "work")  # the repo is outside cwd and /tmp
+    assert staged is not None and Path(staged).read_bytes() == (SAMPLES / "bunny.mp4").read_bytes()
+    assert stage_media(tmp_path / "missing.mp4", tmp_path / "work") is None
+    assert stage_media(None, tmp_path / "work") is None
+
+
+def test_bind_keeps_request_hint() -> None:
+    from gradio import utils
+
+    def handler(ctx: AppContext, choice: str, state: dict, request: gr.Request) -> str:
+        return f"{ctx}:{choice}:{state}:{request}"
+
+    bound = bind(handler, "ctx", "tie")
+    assert list(utils.get_type_hints(bound)) == ["state", "request", "return"]
+    assert bound({}, "r") == "ctx:tie:{}:r"
+
+
+def test_send_to_queue_stores_pairs_for_humans(ctx: AppContext) -> None:
+    from dataclasses import asdict
+
+    from annotations.stats import compute_stats
+    from engine.types import Candidate
+    from ui.tasks import generation_state, send_to_queue
+
+    cands = [
+        Candidate(f"A rabbit, version {i}.", i, "seed-model", scores={"tiny-random-clip": 10.0 + i}) for i in range(3)
+    ]
+    state = generation_state(1, str(SAMPLES / "bunny.mp4"), None, cands)
+    before = compute_stats(ctx.db)["counts"]["pairs_by_origin"].get("human_queue", 0)
+    message = send_to_queue(ctx, state, LOCAL)
+    assert "Queued 2 pair(s)" in message
+    assert compute_stats(ctx.db)["counts"]["pairs_by_origin"]["human_queue"] == before + 2
+    assert list(ctx.upload_dir.glob("*.mp4"))  # the upload outlives Gradio's cache
+    with pytest.raises(gr.Error, match="at least two candidates"):
+        send_to_queue(ctx, {**state, "candidates": [asdict(cands[0])]}, LOCAL)

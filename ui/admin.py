@@ -1,0 +1,222 @@
+"""Admin tab: launch an HDPO training run from a config preset, watch it, cancel / resume it.
+
+Every handler checks the admin role itself (hiding the tab is only a convenience). The job runner
+(`training.jobs`) is imported inside the handlers: it may be absent in a build, and the UI must
+not pull training code at import time. Run state and metrics are read from the annotation store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui.common import CONFIGS_DIR, AppContext, Unavailable, bind, config_presets
+
+TINY_PRESET = "tiny-cpu"
+TERMINAL = ("finished", "failed", "cancelled")
+POLL_SECONDS = 2.0
+HISTORY_COLUMNS = ["id", "name", "status", "step", "total_steps", "progress", "created_at", "finished_at", "error"]
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+def jobs() -> Any:
+    """The training job runner, or Unavailable with a plain message."""
+    try:
+        from training import jobs as training_jobs
+    except ImportError as exc:
+        raise Unavailable(f"training runs are not available in this build yet (training.jobs: {exc})") from None
+    return training_jobs
+
+
+def call_job(action: str, *args: Any) -> Any:
+    """training.jobs.<action>(*args), its refusals (busy device, unknown run) shown as plain errors."""
+    runner = jobs()
+    try:
+        return getattr(runner, action)(*args)
+    except runner.JobError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def has_gpu() -> bool:
+    """CUDA device present? Checked without torch (the UI never imports it)."""
+    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
+
+
+def device_note() -> str:
+    if has_gpu():
+        return "✅ A CUDA GPU is present: paper-scale presets can run here."
+    return (
+        f"⚠️ **No GPU on this machine.** Real HDPO runs need one; the **{TINY_PRESET}** preset trains the tiny "
+        "random model on the CPU in about a minute to check the whole pipeline (random weights — pipeline check only)."
+    )
+
+
+def load_preset(ctx: AppContext, preset: str, request: gr.Request) -> str:
+    """The preset's YAML, for editing before launch."""
+    ctx.require_admin(request)
+    path = _preset_path(preset)
+    return path.read_text()
+
+
+def _preset_path(preset: str) -> Path:
+    if preset not in config_presets():
+        raise gr.Error(f"unknown config preset {preset!r}: pick one of {', '.join(config_presets()) or '(none)'}")
+    return CONFIGS_DIR / f"{preset}.yaml"
+
+
+def parse_overrides(text: str) -> list[str]:
+    """'key=value' per line (blank lines and # comments skipped) -> the --set list training takes."""
+    lines = [line.strip() for line in (text or "").splitlines()]
+    out = [line for line in lines if line and not line.startswith("#")]
+    for line in out:
+        if "=" not in line or not line.split("=", 1)[0].strip():
+            raise gr.Error(f"override {line!r}: write key=value, e.g. optim.max_steps=8")
+    return out
+
+
+def launch_training(
+    ctx: AppContext, preset: str, config_yaml: str, overrides: str, request: gr.Request
+) -> tuple[str, float, gr.Timer]:
+    """Admin: start a run from the (edited) preset; returns (status, run id, timer switched on)."""
+    user = ctx.require_admin(request)
+    _preset_path(preset)
+    config_path = _write_config(ctx, preset, config_yaml)
+    run_id = call_job("launch", str(config_path), ctx.db_url, parse_overrides(overrides))
+    note = f"🚀 Run **#{run_id}** launched by {user.name} from `{preset}`"
+    return note, run_id, gr.Timer(active=True)
+
+
+def _write_config(ctx: AppContext, preset: str, config_yaml: str) -> Path:
+    """The edited YAML is what runs: saved beside the run's other files for reproducibility."""
+    if not (config_yaml or "").strip():
+        return _preset_path(preset)
+    path = Path(ctx.work_dir, "configs", f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_yaml)
+    return path
+
+
+def run_outputs(ctx: AppContext, run_id: float | None) -> tuple[str, Any, Any, pd.DataFrame]:
+    """(status, loss curve, reward-margin curve, run history) for one run id."""
+    from annotations.store import get_run, list_runs, run_metrics
+
+    history = pd.DataFrame(list_runs(ctx.db, limit=50), columns=HISTORY_COLUMNS)
+    if not run_id:
+        return "No run selected.", gr.skip(), gr.skip(), history
+    run = get_run(ctx.db, int(run_id))
+    if run is None:
+        raise gr.Error(f"no training run with id {int(run_id)}")
+    metrics = run_metrics(ctx.db, int(run_id))
+    loss = [m for m in metrics if "loss" in m["name"]]
+    margins = [m for m in metrics if "margin" in m["name"]]
+    return status_markdown(run), _curve(loss), _curve(margins), history
+
+
+def _curve(rows: list[dict[str, Any]]) -> Any:
+    """A typed frame for gr.LinePlot; no update at all while there are no points yet (an empty first
+    value fixes the plot's axis types and colour domain in the browser, and the lines never draw)."""
+    if not rows:
+        return gr.skip()
+    frame = pd.DataFrame(rows, columns=["step", "name", "value"])
+    return frame.astype({"step": "int64", "name": "str", "value": "float64"})
+
+
+def status_markdown(run: dict[str, Any]) -> str:
+    total = run.get("total_steps")
+    steps = f"step {run.get('step', 0)}" + (f" / {total}" if total else "")
+    line = (
+        f"**Run #{run['id']}** `{run['name']}` · status: **{run['status']}** · {steps} · {run.get('progress', 0):.0%}"
+    )
+    if run.get("error"):
+        line += f"\n\n⛔ {run['error']}"
+    if run.get("checkpoint_dir"):
+        line += f"\n\nCheckpoint: `{run['checkpoint_dir']}`"
+    return line
+
+
+def training_status(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, Any, Any, pd.DataFrame]:
+    """Admin: live status, loss and reward-margin curves, run history."""
+    ctx.require_admin(request)
+    if run_id:
+        call_job("status", int(run_id), ctx.db_url)  # notices a dead process and marks its run failed
+    return run_outputs(ctx, run_id)
+
+
+def poll(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple:
+    """gr.Timer tick: training_status plus the timer switched off once the run is over."""
+    status, loss, margins, history = training_status(ctx, run_id, request)
+    from annotations.store import get_run
+
+    run = get_run(ctx.db, int(run_id)) if run_id else None
+    active = run is not None and run["status"] not in TERMINAL
+    return status, loss, margins, history, gr.Timer(active=active)
+
+
+def cancel_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> str:
+    ctx.require_admin(request)
+    if not run_id:
+        raise gr.Error("enter the id of the run to cancel")
+    call_job("cancel", int(run_id), ctx.db_url)
+    return f"⏹ Cancel requested for run #{int(run_id)}."
+
+
+def resume_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, gr.Timer]:
+    ctx.require_admin(request)
+    if not run_id:
+        raise gr.Error("enter the id of the run to resume")
+    call_job("resume", int(run_id), ctx.db_url)
+    return f"▶️ Resuming run #{int(run_id)}.", gr.Timer(active=True)
+
+
+# -- layout ---------------------------------------------------------------------------------------
+
+
+def _launch_panel(ctx: AppContext) -> tuple[gr.Dropdown, gr.Code, gr.Textbox, gr.Button]:
+    presets = config_presets()
+    default = TINY_PRESET if TINY_PRESET in presets or not presets else presets[0]
+    with gr.Row():
+        preset = gr.Dropdown(presets, value=default if presets else None, label="Config preset", scale=2)
+        load_btn = gr.Button("Load preset", size="sm", scale=0)
+    text = (CONFIGS_DIR / f"{default}.yaml").read_text() if presets else ""
+    config = gr.Code(text, language="yaml", label="Config (editable; this is what runs)", lines=12, interactive=True)
+    overrides = gr.Textbox(label="Overrides (key=value per line)", lines=2, placeholder="optim.max_steps=8")
+    launch_btn = gr.Button("Launch training", variant="primary", elem_id="admin-launch")
+    load_btn.click(bind(load_preset, ctx), preset, config, api_visibility="private")
+    preset.change(bind(load_preset, ctx), preset, config, api_visibility="private")
+    return preset, config, overrides, launch_btn
+
+
+def build_admin_tab(ctx: AppContext) -> gr.Tab:
+    with gr.Tab("Admin", id="admin") as tab:
+        gr.Markdown(device_note(), elem_id="admin-device")
+        preset, config, overrides, launch_btn = _launch_panel(ctx)
+        with gr.Row():
+            run_id = gr.Number(label="Run id", precision=0, elem_id="admin-run-id")
+            refresh_btn = gr.Button("Refresh", size="sm")
+            cancel_btn = gr.Button("Cancel run", size="sm", variant="stop")
+            resume_btn = gr.Button("Resume run", size="sm")
+        status = gr.Markdown(elem_id="admin-status")
+        with gr.Row():
+            loss = gr.LinePlot(x="step", y="value", color="name", label="Loss", height=260)
+            margins = gr.LinePlot(x="step", y="value", color="name", label="Reward margins", height=260)
+        history = gr.Dataframe(headers=HISTORY_COLUMNS, label="Run history", interactive=False)
+        timer = gr.Timer(POLL_SECONDS, active=False)
+        watched = [status, loss, margins, history]
+
+        launch_btn.click(
+            bind(launch_training, ctx),
+            [preset, config, overrides],
+            [status, run_id, timer],
+            api_name="launch_training",
+        )
+        refresh_btn.click(bind(training_status, ctx), run_id, watched, api_name="training_status")
+        timer.tick(bind(poll, ctx), run_id, [*watched, timer], api_visibility="private")
+        cancel_btn.click(bind(cancel_run, ctx), run_id, status, api_name="cancel_training")
+        resume_btn.click(bind(resume_run, ctx), run_id, [status, timer], api_name="resume_training")
+    return tab

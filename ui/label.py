@@ -1,0 +1,202 @@
+"""Label tab: one preference pair at a time, sides randomised, sources hidden until the vote.
+
+Keyboard: 1 = A better, 2 = B better, 0 = tie, 9 = both bad, s = skip (ui.layout.SHORTCUTS_JS).
+A double click cannot record twice: the buttons' events run once at a time (trigger_mode "once"),
+every vote names the pair it was cast on (the state, not whatever pair is on screen next),
+annotations.store.record_judgement is idempotent for the same (pair, annotator, choice), and a
+button vote within MIN_SECONDS_ON_PAIR of a new pair appearing is ignored (the second click of a
+double click that outlived the first round trip must not judge the next pair unseen).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from ui.common import AppContext, bind, stage_media
+
+CHOICES = {
+    "a_better": "A is better",
+    "b_better": "B is better",
+    "tie": "Tie",
+    "both_bad": "Both bad",
+    "skip": "Skip",
+}
+BUTTONS = [  # (choice, key, elem_id)
+    ("a_better", "1", "vote-a"),
+    ("b_better", "2", "vote-b"),
+    ("tie", "0", "vote-tie"),
+    ("both_bad", "9", "vote-bad"),
+    ("skip", "s", "vote-skip"),
+]
+GUIDELINES = """
+**Which response is the better detailed text-to-video prompt for this input?**
+
+- **Faithful first**: everything it says must be in the video / the short prompt. A wrong object, count,
+  colour, direction or action (a *hallucination*) outweighs extra detail.
+- **Then detail**: among faithful responses, prefer the one that describes subjects, actions, setting,
+  lighting and camera more precisely and vividly.
+- **Tie** when they are equally good; **Both bad** when neither is usable; **Skip** when you cannot judge
+  (video does not play, you do not understand the prompt). Skips go back to the queue for someone else.
+- Take your time: the clock is only used for statistics. You can undo your last vote.
+"""
+#: Button/key votes sooner than this after a pair appears are treated as the tail of a double click.
+MIN_SECONDS_ON_PAIR = 0.3
+TASK_NAMES = {1: "Task 1 · describe the video", 2: "Task 2 · video + caption", 3: "Task 3 · beautify the prompt"}
+
+# -- handlers -------------------------------------------------------------------------------------
+
+PairOutputs = tuple[str, str | None, str, str, str, dict]
+
+
+def _store() -> Any:
+    from annotations import store
+
+    return store
+
+
+def progress_text(ctx: AppContext, user: str) -> str:
+    done, total = _store().progress(ctx.db, user)
+    return f"**{user}**: {done} / {total} judged"
+
+
+def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
+    """The next pair leased to the caller: (input, video, response A, response B, progress, state)."""
+    user = ctx.user(request)
+    _store().get_or_create_annotator(ctx.db, user.name, user.role)
+    view = _store().next_pair(ctx.db, user.name)
+    progress = progress_text(ctx, user.name)
+    if view is None:
+        return "🎉 **Queue empty** — nothing left for you to label.", None, "", "", progress, {}
+    state = {
+        "pair_id": view.pair_id,
+        "left_id": view.left_response_id,
+        "right_id": view.right_response_id,
+        "left_scores": view.left_scores,
+        "right_scores": view.right_scores,
+        "shown_at": time.time(),
+    }
+    prompt = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
+    if view.short_prompt:
+        prompt += f"\n\n> {view.short_prompt}"
+    video = stage_media(view.video, ctx.work_dir)
+    return prompt, video, view.left_text, view.right_text, progress, state
+
+
+def reveal_text(choice: str, state: dict, sources: dict[int, str]) -> str:
+    """What the evaluators thought and where the responses came from, shown after the vote."""
+    left, right = state["left_id"], state["right_id"]
+    lines = [
+        f"**Your vote on pair #{state['pair_id']}: {CHOICES[choice]}**",
+        f"- A: {_scores(state['left_scores'])} · source: {sources.get(left, '?')}",
+        f"- B: {_scores(state['right_scores'])} · source: {sources.get(right, '?')}",
+    ]
+    verdict = _evaluator_verdict(state["left_scores"], state["right_scores"])
+    if verdict:
+        lines.append(f"- Evaluators prefer **{verdict}**")
+    return "\n".join(lines)
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items())) or "no evaluator scores"
+
+
+def _evaluator_verdict(left: dict[str, float], right: dict[str, float]) -> str | None:
+    common = set(left) & set(right)
+    if not common:
+        return None
+    diff = sum(left[k] - right[k] for k in common)
+    return "A" if diff > 0 else "B" if diff < 0 else "neither (level)"
+
+
+def response_sources(ctx: AppContext, ids: list[int]) -> dict[int, str]:
+    """Response id -> "model smollm2-135m" / "teacher" / "hallucination": hidden until the vote."""
+    from sqlmodel import col, select
+
+    from annotations.db import read_session
+    from annotations.models import Response
+
+    with read_session(ctx.db) as session:
+        rows = session.exec(select(Response).where(col(Response.id).in_(ids)))
+        return {int(r.id): f"{r.source} {r.model or ''}".strip() for r in rows}  # type: ignore[arg-type]
+
+
+def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
+    """Record the vote on the pair in `state`, then show the next pair and reveal the scores."""
+    if choice not in CHOICES:
+        raise gr.Error(f"unknown choice {choice!r}: use one of {', '.join(CHOICES)}")
+    if not state or "pair_id" not in state:
+        raise gr.Error("no pair on screen: press 'Next pair' first")
+    user = ctx.user(request)
+    seconds = max(0.0, time.time() - float(state.get("shown_at", time.time())))
+    _store().record_judgement(ctx.db, int(state["pair_id"]), user.name, choice, int(state["left_id"]), seconds)
+    reveal = reveal_text(choice, state, response_sources(ctx, [state["left_id"], state["right_id"]]))
+    return (reveal, *next_pair(ctx, request))
+
+
+def vote_click(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
+    """A vote button or key. A click that lands within MIN_SECONDS_ON_PAIR of a pair appearing is the second
+    half of a double click on the previous pair, not a judgement of this one: it is ignored."""
+    shown_at = float((state or {}).get("shown_at", 0.0))
+    if state and time.time() - shown_at < MIN_SECONDS_ON_PAIR:
+        gr.Warning("Vote ignored: this pair only just appeared (double click?). Read it, then vote.")
+        return tuple(gr.skip() for _ in range(7))
+    return vote(ctx, choice, state, request)
+
+
+def undo(ctx: AppContext, request: gr.Request) -> tuple:
+    """Delete the caller's last vote; its pair comes back on screen."""
+    user = ctx.user(request)
+    pair_id = _store().undo_last(ctx.db, user.name)
+    message = f"↩️ Undid your vote on pair #{pair_id}." if pair_id is not None else "Nothing to undo."
+    return (message, *next_pair(ctx, request))
+
+
+# -- layout ---------------------------------------------------------------------------------------
+
+
+def _legend() -> str:
+    keys = " · ".join(f"<kbd>{key}</kbd> {CHOICES[choice]}" for choice, key, _ in BUTTONS)
+    return f"Keyboard: {keys} (when no text box has focus)"
+
+
+def build_label_tab(ctx: AppContext) -> gr.Tab:
+    with gr.Tab("Label", id="label") as tab:
+        with gr.Accordion("Guidelines", open=False):
+            gr.Markdown(GUIDELINES)
+        with gr.Row():
+            progress = gr.Markdown(elem_id="label-progress")
+            next_btn = gr.Button("Next pair", size="sm", scale=0)
+            undo_btn = gr.Button("Undo last vote", size="sm", scale=0, elem_id="label-undo")
+        prompt = gr.Markdown(elem_id="label-input")
+        video = gr.Video(label="Input video", interactive=False, height=260)
+        with gr.Row(equal_height=True):
+            left = gr.Textbox(label="Response A", lines=8, interactive=False, elem_id="label-left")
+            right = gr.Textbox(label="Response B", lines=8, interactive=False, elem_id="label-right")
+        state = gr.State({})
+        with gr.Row():
+            buttons = {c: gr.Button(f"{CHOICES[c]} [{k}]", elem_id=e, variant="secondary") for c, k, e in BUTTONS}
+        gr.HTML(f"<div class='shortcut-legend' id='label-legend'>{_legend()}</div>")
+        reveal = gr.Markdown(elem_id="label-reveal")
+        api_choice = gr.Textbox(visible=False, label="choice")
+        api_vote = gr.Button(visible=False)
+        shown = [prompt, video, left, right, progress, state]
+
+        next_btn.click(bind(next_pair, ctx), None, shown, api_name="next_pair", concurrency_limit=8)
+        tab.select(bind(next_pair, ctx), None, shown, api_visibility="private")
+        undo_btn.click(bind(undo, ctx), None, [reveal, *shown], api_name="undo_vote")
+        # The API event first, so it owns the name "vote" (the buttons' private events get vote_<choice>).
+        api_vote.click(bind(vote, ctx), [api_choice, state], [reveal, *shown], api_name="vote", concurrency_limit=8)
+        for choice, button in buttons.items():
+            button.click(
+                bind(vote_click, ctx, choice),
+                [state],
+                [reveal, *shown],
+                api_name=f"vote_{choice}",
+                api_visibility="private",
+                trigger_mode="once",
+                concurrency_limit=8,
+            )
+    return tab
