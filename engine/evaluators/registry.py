@@ -55,7 +55,15 @@ class EvaluatorPreset:
 EVALUATOR_PRESETS: dict[str, EvaluatorPreset] = {
     p.name: p
     for p in [
-        EvaluatorPreset("clip-vit-l-14", "open_clip", "CLIP", model_name="ViT-L-14", pretrained="openai"),
+        # hub_id mirrors open_clip's pretrained cfg for ViT-L-14/openai, so a status check needs no torch.
+        EvaluatorPreset(
+            "clip-vit-l-14",
+            "open_clip",
+            "CLIP",
+            model_name="ViT-L-14",
+            pretrained="openai",
+            hub_id="timm/vit_large_patch14_clip_224.openai",
+        ),
         EvaluatorPreset(
             "long-clip-l", "long_clip", "Long-CLIP", hub_id="BeichenZhang/LongCLIP-L", filename="longclip-L.pt"
         ),
@@ -105,13 +113,16 @@ def _hf_cached(repo: str, filenames: tuple[str, ...]) -> str | None:
 
 def _open_clip_hub_file(preset: EvaluatorPreset) -> tuple[str | None, str]:
     """(cached weights file or None, where open_clip would fetch them from) for an open_clip tag."""
+    names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    if preset.hub_id:  # known up front: no need to import open_clip (and torch) just to look
+        return _hf_cached(preset.hub_id, names), preset.hub_id
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(preset.model_name, preset.pretrained) or {}
     hub = str(cfg.get("hf_hub", "")).rstrip("/")
     if not hub:
         return None, str(cfg.get("url") or f"{preset.model_name}/{preset.pretrained}")
-    return _hf_cached(hub, ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")), hub
+    return _hf_cached(hub, names), hub
 
 
 def resolve_weights(preset: EvaluatorPreset) -> str:
