@@ -197,6 +197,19 @@ def describe_url(engine: Engine) -> str:
 
 
 @contextmanager
+def _write_gate(engine: Engine) -> Iterator[_EngineState]:
+    state = _state(engine)
+    if getattr(state.local, "writing", False):
+        raise StoreError("write_session is not re-entrant; pass the open session down instead")
+    state.local.writing = True
+    try:
+        with state.gate.hold():
+            yield state
+    finally:
+        state.local.writing = False
+
+
+@contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction is the only writer: commits on exit, rolls back on error.
 
@@ -204,18 +217,21 @@ def write_session(engine: Engine) -> Iterator[Session]:
     Not re-entrant: a nested write_session in the same thread raises StoreError instead of
     deadlocking on its own lock.
     """
-    state = _state(engine)
-    if getattr(state.local, "writing", False):
-        raise StoreError("write_session is not re-entrant; pass the open session down instead")
-    state.local.writing = True
-    try:
-        with state.gate.hold(), Session(state.write_engine, expire_on_commit=False) as session:
-            if state.dialect == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
-            yield session
-            session.commit()
-    finally:
-        state.local.writing = False
+    with _write_gate(engine) as state, Session(state.write_engine, expire_on_commit=False) as session:
+        if state.dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
+        yield session
+        session.commit()
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """Like :func:`write_session` but a Core connection: the vote path's critical section is
+    held by every other writer, so it skips the ORM's per-statement bookkeeping."""
+    with _write_gate(engine) as state, state.write_engine.begin() as conn:
+        if state.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
+        yield conn
 
 
 @contextmanager

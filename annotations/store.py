@@ -11,15 +11,16 @@ import hashlib
 import json
 import os
 import random
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, exists, func, update
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, update
 from sqlmodel import Session, col, select
 
-from annotations.db import read_session, write_session
+from annotations.db import read_session, write_connection, write_session
 from annotations.errors import NotFoundError, StoreError
 from annotations.models import (
     CHOICES,
@@ -383,12 +384,27 @@ def get_or_create_annotator(engine: Engine, name: str, role: str = "annotator") 
         return AnnotatorInfo(int(row.id), row.name, row.role)  # type: ignore[arg-type]
 
 
-def _annotator_id(session: Session, annotator: AnnotatorRef) -> int:
+# Annotators are never deleted, so name -> id can be remembered per engine; this keeps the
+# lookup out of the vote path's critical section.
+_ANNOTATOR_IDS: weakref.WeakKeyDictionary[Engine, dict[int | str, int]] = weakref.WeakKeyDictionary()
+
+
+def annotator_id(engine: Engine, annotator: AnnotatorRef) -> int:
+    """Id of an annotator given by id, name or AnnotatorInfo; a new name is created (role annotator)."""
     if isinstance(annotator, AnnotatorInfo):
         return annotator.id
-    if isinstance(annotator, int):
-        return int(_get(session, Annotator, annotator, "annotator").id)
-    return int(_annotator_in(session, annotator).id)  # type: ignore[arg-type]
+    cache = _ANNOTATOR_IDS.setdefault(engine, {})
+    if annotator in cache:
+        return cache[annotator]
+    with read_session(engine) as session:
+        column = Annotator.id if isinstance(annotator, int) else Annotator.name
+        found = session.exec(select(Annotator.id).where(column == annotator)).first()
+    if found is None:
+        if isinstance(annotator, int):
+            raise NotFoundError(f"no annotator with id {annotator}")
+        found = get_or_create_annotator(engine, annotator).id
+    cache[annotator] = int(found)
+    return int(found)
 
 
 def list_annotators(engine: Engine) -> list[AnnotatorInfo]:
@@ -406,19 +422,20 @@ def _eligible(origins: Sequence[str]) -> Any:
     return and_(Pair.response_a_id != Pair.response_b_id, col(Pair.origin).in_(list(origins)))
 
 
-def _held_lease(session: Session, annotator_id: int, now: datetime) -> int | None:
-    judged = exists().where(Judgement.pair_id == PairLease.pair_id, Judgement.annotator_id == annotator_id)
-    query = select(PairLease.pair_id).where(
-        PairLease.annotator_id == annotator_id, PairLease.expires_at > now, ~judged
-    )
-    return session.exec(query.order_by(col(PairLease.expires_at).desc()).limit(1)).first()
+_LEASE = PairLease.__table__  # type: ignore[attr-defined]
 
 
-def _pick_pair(session: Session, annotator_id: int, overlap: int, origins: Sequence[str], now: datetime) -> int | None:
+def _held_lease(conn: Connection, annotator_id: int, now: datetime) -> int | None:
+    judged = exists().where(Judgement.pair_id == _LEASE.c.pair_id, Judgement.annotator_id == annotator_id)
+    query = select(_LEASE.c.pair_id).where(_LEASE.c.annotator_id == annotator_id, _LEASE.c.expires_at > now, ~judged)
+    return conn.execute(query.order_by(_LEASE.c.expires_at.desc()).limit(1)).scalar()
+
+
+def _pick_pair(conn: Connection, annotator_id: int, overlap: int, origins: Sequence[str], now: datetime) -> int | None:
     judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == annotator_id)
     leased_by_others = (
-        select(func.count(PairLease.id))
-        .where(PairLease.pair_id == Pair.id, PairLease.annotator_id != annotator_id, PairLease.expires_at > now)
+        select(func.count(_LEASE.c.id))
+        .where(_LEASE.c.pair_id == Pair.id, _LEASE.c.annotator_id != annotator_id, _LEASE.c.expires_at > now)
         .scalar_subquery()
     )
     query = (
@@ -429,12 +446,12 @@ def _pick_pair(session: Session, annotator_id: int, overlap: int, origins: Seque
         .order_by(col(Pair.n_judgements), col(Pair.id))
         .limit(1)
     )
-    return session.exec(query).first()
+    return conn.execute(query).scalar()
 
 
-def _lease(session: Session, pair_id: int, annotator_id: int, expires: datetime) -> None:
-    session.execute(delete(PairLease).where(PairLease.pair_id == pair_id, PairLease.annotator_id == annotator_id))
-    session.add(PairLease(pair_id=pair_id, annotator_id=annotator_id, expires_at=expires))
+def _lease(conn: Connection, pair_id: int, annotator_id: int, expires: datetime) -> None:
+    conn.execute(delete(_LEASE).where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id == annotator_id))
+    conn.execute(insert(_LEASE).values(pair_id=pair_id, annotator_id=annotator_id, expires_at=expires))
 
 
 def _pair_view(session: Session, pair_id: int, annotator_id: int, expires: datetime) -> PairView:
@@ -479,18 +496,21 @@ def next_pair(
     """
     if overlap < 1:
         raise StoreError("overlap must be >= 1")
-    with write_session(engine) as session:
-        annotator_id = _annotator_id(session, annotator)
+    me = annotator_id(engine, annotator)
+    with write_connection(engine) as conn:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
-        session.execute(delete(PairLease).where(PairLease.expires_at <= now))
-        pair_id = _held_lease(session, annotator_id, now)
+        conn.execute(delete(_LEASE).where(_LEASE.c.expires_at <= now))
+        pair_id = _held_lease(conn, me, now)
         if pair_id is None:
-            pair_id = _pick_pair(session, annotator_id, overlap, origins, now)
+            pair_id = _pick_pair(conn, me, overlap, origins, now)
         if pair_id is None:
             return None
-        _lease(session, pair_id, annotator_id, expires)
-        return _pair_view(session, pair_id, annotator_id, expires)
+        _lease(conn, pair_id, me, expires)
+    # Built after the write lock is released: pairs and responses are never modified, and the
+    # lease is what makes the pair ours.
+    with read_session(engine) as session:
+        return _pair_view(session, pair_id, me, expires)
 
 
 def normalise_choice(choice: str, shown_left_response_id: int, response_a_id: int) -> str:
@@ -516,39 +536,54 @@ def record_judgement(
     nothing; a different vote on the same pair updates the row (a changed mind).
     """
     _check_in(choice, CHOICES, "choice")
-    with write_session(engine) as session:
-        annotator_id = _annotator_id(session, annotator)
-        pair = _get(session, Pair, pair_id, "pair")
-        if shown_left_response_id not in (pair.response_a_id, pair.response_b_id):
-            raise StoreError(f"response {shown_left_response_id} is not part of pair {pair_id}")
-        stored = normalise_choice(choice, shown_left_response_id, pair.response_a_id)
-        row = session.exec(
-            select(Judgement).where(Judgement.pair_id == pair_id, Judgement.annotator_id == annotator_id)
-        ).first()
-        session.execute(delete(PairLease).where(PairLease.pair_id == pair_id, PairLease.annotator_id == annotator_id))
-        if row is None:
-            row = Judgement(
-                pair_id=pair_id,
-                annotator_id=annotator_id,
-                choice=stored,
-                shown_left_response_id=shown_left_response_id,
-                seconds_taken=seconds_taken,
+    me = annotator_id(engine, annotator)
+    a_id, b_id = _pair_sides(engine, pair_id)  # pairs never change: read outside the lock
+    if shown_left_response_id not in (a_id, b_id):
+        raise StoreError(f"response {shown_left_response_id} is not part of pair {pair_id}")
+    stored = normalise_choice(choice, shown_left_response_id, a_id)
+    counts = int(stored != "skip")
+    j = Judgement.__table__  # type: ignore[attr-defined]
+    with write_connection(engine) as conn:
+        row = conn.execute(
+            select(j.c.id, j.c.choice, j.c.shown_left_response_id).where(
+                j.c.pair_id == pair_id, j.c.annotator_id == me
             )
-            _bump(session, pair_id, int(stored != "skip"))
-        elif (row.choice, row.shown_left_response_id) == (stored, shown_left_response_id):
-            return int(row.id)  # type: ignore[arg-type]
-        else:
-            _bump(session, pair_id, int(stored != "skip") - int(row.choice != "skip"))
-            row.choice, row.shown_left_response_id = stored, shown_left_response_id
-            row.seconds_taken, row.updated_at = seconds_taken, utcnow()
-        session.add(row)
-        session.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        ).first()
+        conn.execute(delete(_LEASE).where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id == me))
+        now = utcnow()
+        if row is None:
+            values = dict(pair_id=pair_id, annotator_id=me, choice=stored, created_at=now, updated_at=now)
+            result = conn.execute(
+                insert(j).values(**values, shown_left_response_id=shown_left_response_id, seconds_taken=seconds_taken)
+            )
+            _bump(conn, pair_id, counts)
+            return int(result.inserted_primary_key[0])
+        if (row.choice, row.shown_left_response_id) != (stored, shown_left_response_id):
+            conn.execute(
+                update(j)
+                .where(j.c.id == row.id)
+                .values(
+                    choice=stored,
+                    shown_left_response_id=shown_left_response_id,
+                    seconds_taken=seconds_taken,
+                    updated_at=now,
+                )
+            )
+            _bump(conn, pair_id, counts - int(row.choice != "skip"))
+        return int(row.id)
 
 
-def _bump(session: Session, pair_id: int, delta: int) -> None:
+def _pair_sides(engine: Engine, pair_id: int) -> tuple[int, int]:
+    with read_session(engine) as session:
+        sides = session.exec(select(Pair.response_a_id, Pair.response_b_id).where(Pair.id == pair_id)).first()
+    if sides is None:
+        raise NotFoundError(f"no pair with id {pair_id}")
+    return int(sides[0]), int(sides[1])
+
+
+def _bump(conn: Connection | Session, pair_id: int, delta: int) -> None:
     if delta:
-        session.execute(update(Pair).where(col(Pair.id) == pair_id).values(n_judgements=Pair.n_judgements + delta))
+        conn.execute(update(Pair).where(col(Pair.id) == pair_id).values(n_judgements=Pair.n_judgements + delta))
 
 
 def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 120) -> int | None:
@@ -556,21 +591,21 @@ def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 12
 
     The pair is leased back to them, so the next ``next_pair`` shows it again.
     """
-    with write_session(engine) as session:
-        annotator_id = _annotator_id(session, annotator)
-        row = session.exec(
-            select(Judgement)
-            .where(Judgement.annotator_id == annotator_id)
-            .order_by(col(Judgement.updated_at).desc(), col(Judgement.id).desc())
+    me = annotator_id(engine, annotator)
+    j = Judgement.__table__  # type: ignore[attr-defined]
+    with write_connection(engine) as conn:
+        row = conn.execute(
+            select(j.c.id, j.c.pair_id, j.c.choice)
+            .where(j.c.annotator_id == me)
+            .order_by(j.c.updated_at.desc(), j.c.id.desc())
             .limit(1)
         ).first()
         if row is None:
             return None
-        pair_id = row.pair_id
-        _bump(session, pair_id, -int(row.choice != "skip"))
-        session.delete(row)
-        _lease(session, pair_id, annotator_id, utcnow() + timedelta(seconds=lease_seconds))
-        return pair_id
+        _bump(conn, row.pair_id, -int(row.choice != "skip"))
+        conn.execute(delete(j).where(j.c.id == row.id))
+        _lease(conn, row.pair_id, me, utcnow() + timedelta(seconds=lease_seconds))
+        return int(row.pair_id)
 
 
 def progress(
@@ -578,10 +613,10 @@ def progress(
 ) -> tuple[int, int]:
     """(done, total) for the label tab: done = this annotator's judgements (skips included),
     total = done + pairs the queue could still hand them at this overlap."""
-    with write_session(engine) as session:  # may create the annotator, hence a write
-        annotator_id = _annotator_id(session, annotator)
-        done = session.exec(select(func.count(Judgement.id)).where(Judgement.annotator_id == annotator_id)).one()
-        judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == annotator_id)
+    me = annotator_id(engine, annotator)
+    with read_session(engine) as session:
+        done = session.exec(select(func.count(Judgement.id)).where(Judgement.annotator_id == me)).one()
+        judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == me)
         left = session.exec(
             select(func.count(Pair.id)).where(_eligible(origins), Pair.n_judgements < overlap, ~judged_by_me)
         ).one()

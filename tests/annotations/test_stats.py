@@ -45,7 +45,8 @@ def test_compute_stats_on_a_database(engine: Engine, video: Path, make_pairs) ->
             a = session.get(Pair, pair_id).response_a_id
         store.record_judgement(engine, pair_id, "ann", first, a, 2.0)
         store.record_judgement(engine, pair_id, "bea", second, a, 4.0 if pair_id % 2 else 6.0)
-    store.record_judgement(engine, pair_ids[0], "cid", "skip", a)  # an abstention changes nothing
+    view = store.next_pair(engine, "cid", overlap=3)
+    store.record_judgement(engine, view.pair_id, "cid", "skip", view.left_response_id)  # an abstention
     stats = compute_stats(engine)
     counts = stats["counts"]
     assert (counts["pairs"], counts["judgements"], counts["pairs_by_task"], counts["pairs_by_origin"]) == (

@@ -1,0 +1,280 @@
+"""20 annotator processes x 200 votes on one SQLite file: lost / duplicated votes and latency.
+
+Compares, in the same run and on the same disk:
+- ``store``: the real path, ``next_pair`` then ``record_judgement`` (SQLAlchemy, BEGIN IMMEDIATE
+  under the flock write gate), one leased pair per vote at overlap 1;
+- ``raw``: the baseline from issue 5: plain sqlite3 writers, WAL + busy_timeout, one
+  ``BEGIN IMMEDIATE; INSERT; COMMIT`` per vote, no flock;
+- ``raw+flock``: the same raw writers behind the flock gate, to isolate what the gate does.
+
+    .venv/bin/python bench/bench_annotations_votes.py [--procs 20] [--votes 200] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies_ms)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    return {
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "p99.9": pct(99.9),
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
+
+
+# --------------------------------------------------------------------------- store path
+
+
+def _seed_store(url: str, n_pairs: int) -> None:
+    from annotations.db import open_db, write_session
+    from annotations.models import Pair, Response, Sample
+
+    engine = open_db(url)
+    with write_session(engine) as session:  # one transaction: seeding is not what we measure
+        for i in range(n_pairs):
+            sample = Sample(video=f"/v/{i}.mp4", video_hash=f"h{i}", content_key=f"k{i}", short_prompt=f"clip {i}")
+            session.add(sample)
+            session.flush()
+            a = Response(sample_id=sample.id, task=1, text=f"good {i}", source="teacher")
+            b = Response(sample_id=sample.id, task=1, text=f"bad {i}", source="model")
+            session.add_all([a, b])
+            session.flush()
+            session.add(Pair(sample_id=sample.id, task=1, response_a_id=a.id, response_b_id=b.id))
+    engine.dispose()
+
+
+def _store_worker(url: str, worker: int, votes: int, start_at: float, out_path: str) -> None:
+    from annotations import store
+    from annotations.db import make_engine
+
+    engine = make_engine(url)
+    name = f"annotator{worker}"
+    store.get_or_create_annotator(engine, name)
+    vote_ms, next_ms, acked = [], [], []
+    _wait_until(start_at)
+    start = time.time()
+    for _ in range(votes):
+        t0 = time.perf_counter()
+        view = store.next_pair(engine, name)
+        t1 = time.perf_counter()
+        if view is None:
+            break
+        store.record_judgement(engine, view.pair_id, name, "a_better", view.left_response_id, 1.0)
+        t2 = time.perf_counter()
+        next_ms.append((t1 - t0) * 1000)
+        vote_ms.append((t2 - t1) * 1000)
+        acked.append(view.pair_id)
+    result = {"worker": worker, "vote_ms": vote_ms, "next_ms": next_ms, "acked": acked, "start": start}
+    Path(out_path).write_text(json.dumps({**result, "end": time.time()}))
+
+
+def _verify_store(url: str, results: list[dict]) -> dict[str, object]:
+    path = url.removeprefix("sqlite:///")
+    acked = [p for r in results for p in r["acked"]]
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT pair_id, annotator_id FROM judgement").fetchall()
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    pairs_in_db = [p for p, _ in rows]
+    return {
+        "acked": len(acked),
+        "rows": len(rows),
+        "lost": len(set(acked) - set(pairs_in_db)),
+        "duplicated_pairs": len(pairs_in_db) - len(set(pairs_in_db)),  # a pair voted twice at overlap 1
+        "integrity": integrity,
+    }
+
+
+# --------------------------------------------------------------------------- raw baseline
+
+
+def _raw_worker(path: str, worker: int, votes: int, use_flock: bool, start_at: float, out_path: str) -> None:
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    lock_path = f"{path}-writelock"
+    vote_ms, acked = [], []
+    _wait_until(start_at)
+    start = time.time()
+    for seq in range(votes):
+        t0 = time.perf_counter()
+        fd = None
+        if use_flock:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO vote (worker, seq, choice) VALUES (?, ?, 'a_better')", (worker, seq))
+        conn.execute("COMMIT")
+        if fd is not None:
+            os.close(fd)
+        vote_ms.append((time.perf_counter() - t0) * 1000)
+        acked.append((worker, seq))
+    result = {"worker": worker, "vote_ms": vote_ms, "next_ms": [], "acked": acked, "start": start}
+    Path(out_path).write_text(json.dumps({**result, "end": time.time()}))
+
+
+def _seed_raw(path: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(
+            "CREATE TABLE vote (id INTEGER PRIMARY KEY, worker INT, seq INT, choice TEXT, UNIQUE (worker, seq))"
+        )
+
+
+def _verify_raw(path: str, results: list[dict]) -> dict[str, object]:
+    acked = {tuple(a) for r in results for a in r["acked"]}
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT worker, seq FROM vote").fetchall()
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return {
+        "acked": len(acked),
+        "rows": len(rows),
+        "lost": len(acked - set(rows)),
+        "duplicated_pairs": len(rows) - len(set(rows)),
+        "integrity": integrity,
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _wait_until(start_at: float) -> None:
+    # All workers start together; a sleep loop rather than a Barrier because workers are
+    # separate interpreters (see _run).
+    while time.time() < start_at:
+        time.sleep(0.001)
+
+
+def _run(mode: str, target: str, procs: int, votes: int, workdir: Path) -> tuple[list[dict], float]:
+    """Start ``procs`` independent interpreters (not multiprocessing's fork: a child forked from
+    a parent that has used SQLite inherits its state, which SQLite documents as unsupported and
+    which lost committed rows here even for plain sqlite3 writers)."""
+    start_at = time.time() + 3.0 + 0.1 * procs  # time for every interpreter to import and connect
+    outs = [workdir / f"{mode}-{i}.json" for i in range(procs)]
+    cmd = [sys.executable, __file__, "--worker", mode, target, str(votes), str(start_at)]
+    workers = [subprocess.Popen([*cmd, str(i), str(outs[i])]) for i in range(procs)]
+    if any(w.wait() != 0 for w in workers):
+        raise RuntimeError(f"a {mode} worker failed")
+    results = [json.loads(o.read_text()) for o in outs]
+    for r in results:
+        r["acked"] = [tuple(a) if isinstance(a, list) else a for a in r["acked"]]
+    return results, max(r["end"] for r in results) - min(r["start"] for r in results)
+
+
+def _worker_main(argv: list[str]) -> None:
+    mode, target, votes, start_at, index, out_path = argv
+    if mode == "store":
+        _store_worker(target, int(index), int(votes), float(start_at), out_path)
+    else:
+        _raw_worker(target, int(index), int(votes), mode == "raw+flock", float(start_at), out_path)
+
+
+def _summary(results: list[dict], wall: float, verify: dict[str, object]) -> dict[str, object]:
+    votes = [v for r in results for v in r["vote_ms"]]
+    summary: dict[str, object] = {"votes": len(votes), "wall_s": wall, "votes_per_s": len(votes) / wall}
+    summary["vote_latency_ms"] = _percentiles(votes)
+    nexts = [v for r in results for v in r["next_ms"]]
+    if nexts:
+        summary["next_pair_latency_ms"] = _percentiles(nexts)
+        summary["clicks_per_s"] = len(votes) / wall  # each click = next_pair + record_judgement
+    summary.update(verify)
+    return summary
+
+
+def bench(procs: int, votes: int, workdir: Path) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    url = f"sqlite:///{workdir / 'store.db'}"
+    _seed_store(url, procs * votes)
+    results, wall = _run("store", url, procs, votes, workdir)
+    out["store"] = _summary(results, wall, _verify_store(url, results))
+    for name in ("raw", "raw+flock"):
+        path = str(workdir / f"{name}.db")
+        _seed_raw(path)
+        results, wall = _run(name, path, procs, votes, workdir)
+        out[name] = _summary(results, wall, _verify_raw(path, results))
+    return out
+
+
+def _table(results: dict[str, dict[str, object]]) -> str:
+    lines = [
+        "| path | votes | lost | dup | integrity | votes/s | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lat = r["vote_latency_ms"]
+        lines.append(
+            f"| {name} | {r['votes']} | {r['lost']} | {r['duplicated_pairs']} | {r['integrity']} | "
+            f"{r['votes_per_s']:.0f} | {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
+            f"{lat['p99.9']:.2f} | {lat['max']:.2f} |"
+        )
+    nxt = results["store"].get("next_pair_latency_ms")
+    if nxt:
+        lines.append(
+            f"\nstore next_pair latency ms: p50 {nxt['p50']:.2f}, p95 {nxt['p95']:.2f}, p99 {nxt['p99']:.2f}, "
+            f"p99.9 {nxt['p99.9']:.2f}, max {nxt['max']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _ratios(results: dict[str, dict[str, object]]) -> dict[str, float]:
+    def lat(name: str, key: str) -> float:
+        return results[name]["vote_latency_ms"][key]  # type: ignore[index]
+
+    return {
+        "raw_p99.9 / store_p99.9": lat("raw", "p99.9") / lat("store", "p99.9"),
+        "raw_max / store_max": lat("raw", "max") / lat("store", "max"),
+        "raw_p99.9 / raw+flock_p99.9": lat("raw", "p99.9") / lat("raw+flock", "p99.9"),
+        "store_votes_per_s / raw_votes_per_s": results["store"]["votes_per_s"] / results["raw"]["votes_per_s"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        _worker_main(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--procs", type=int, default=20)
+    parser.add_argument("--votes", type=int, default=200)
+    parser.add_argument("--workdir", default=None, help="folder for the DB files (default: a temp dir)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_votes_") as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = bench(args.procs, args.votes, workdir)
+    ratios = _ratios(results)
+    if args.json:
+        print(json.dumps({"results": results, "ratios": ratios}, indent=2))
+    else:
+        print(f"{args.procs} processes x {args.votes} votes, one SQLite file each path (WAL, synchronous=FULL)")
+        print(_table(results))
+        for key, value in ratios.items():
+            print(f"ratio {key}: {value:.2f}")
+    ok = all(r["lost"] == 0 and r["duplicated_pairs"] == 0 and r["integrity"] == "ok" for r in results.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
