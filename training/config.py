@@ -10,11 +10,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import yaml
-
-
 
 #: The HDPO terms (paper 3.3) and the pair losses; kept here (torch-free) for the job runner and UI.
 TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
@@ -89,7 +87,7 @@ class LossConfig:
 @dataclass
 class DataConfig:
     path: str | None = None
-    """An annotations export (JSONL / Parquet); None: the job runner exports the DB given by --db."""
+    """An annotations export (JSONL / Parquet), or a materialised examples.jsonl; None: export the --db."""
     split: str = "train"
     """Rows of this split train; others are ignored."""
     tasks: list[int] = field(default_factory=lambda: [1, 2, 3])
@@ -116,8 +114,6 @@ class DataConfig:
     """What Task-2 input hallucination perturbs: video, prompt or both."""
     max_examples: int | None = None
     """Use at most this many examples (smoke runs)."""
-    num_workers: int = 0
-    """DataLoader workers that tokenise / preprocess micro-batches."""
 
     def __post_init__(self) -> None:
         _check("data.tasks", bool(self.tasks) and set(self.tasks) <= {1, 2, 3}, "must be a non-empty subset of 1,2,3")
@@ -130,7 +126,6 @@ class DataConfig:
         if self.crop_keep is not None:
             _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
         _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
-        _check("data.num_workers", self.num_workers >= 0, "must be >= 0")
 
 
 @dataclass
@@ -251,7 +246,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"{prefix}{name}: expected a mapping")
             value = _build(hint, value, f"{prefix}{name}.")
-        kwargs[name] = value
+        kwargs[name] = _number(value) if hint is float or float in get_args(hint) else value
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -265,6 +260,16 @@ def from_dict(data: dict[str, Any] | None) -> TrainConfig:
 def _parse_value(text: str) -> Any:
     """`--set` values are YAML scalars / lists: 1e-6, true, null, [1, 3]."""
     return yaml.safe_load(text)
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-6` (no dot) as a string; take it as the number it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -289,13 +294,26 @@ def _split(override: str) -> tuple[str, Any]:
     return key.strip(), _parse_value(text)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_yaml(path: str | Path, _depth: int = 0) -> dict[str, Any]:
+    """A YAML preset as a dict; `base: other.yaml` (relative to the file) is loaded first and overlaid."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = data.pop("base", None)
+    if base is not None:
+        if _depth > 8:
+            raise ConfigError(f"{path}: base chain too deep")
+        data = _merge(read_yaml(path.parent / base, _depth + 1), data)
     return data
 
 
@@ -303,4 +321,3 @@ def load_config(source: str | Path | dict[str, Any] | None, overrides: list[str]
     """A TrainConfig from a YAML path or a dict (or defaults), with overrides applied, validated."""
     data = read_yaml(source) if isinstance(source, str | Path) else dict(source or {})
     return from_dict(apply_overrides(data, overrides))
-

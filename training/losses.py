@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from training.config import PAIR_LOSSES
+
 DEFAULT_BETA = 0.1
 
 
@@ -74,7 +75,9 @@ def preference_loss(
         losses = (h - 1.0 / (2.0 * beta)) ** 2
     else:
         raise ValueError(f"unknown pair loss {kind!r}; use one of {PAIR_LOSSES}")
-    return PairLoss(losses, _rewards(policy_pref, ref_pref, beta).detach(), _rewards(policy_disp, ref_disp, beta).detach())
+    return PairLoss(
+        losses, _rewards(policy_pref, ref_pref, beta).detach(), _rewards(policy_disp, ref_disp, beta).detach()
+    )
 
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = DEFAULT_BETA) -> PairLoss:
