@@ -105,7 +105,12 @@ def _params(model) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), vision
 
 
-def step_benchmark(tiny: bool, steps: int, rows: int) -> dict:
+def step_benchmark(tiny: bool, steps: int, rows: int, master_fp32: bool = False) -> dict:
+    """One DPO-style step, timed. master_fp32=True is the trainer's own path: fp32 weights and
+    optimizer states, bf16 autocast for the forward/backward (lr 1e-6 updates vanish in bf16 weights).
+    master_fp32=False keeps bf16 weights: the throughput ceiling."""
+    import contextlib
+
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -114,7 +119,8 @@ def step_benchmark(tiny: bool, steps: int, rows: int) -> dict:
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = torch.bfloat16 if cuda and not master_fp32 else torch.float32
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and master_fp32 else contextlib.nullcontext()
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(model_config(tiny)).to(dtype)
@@ -130,7 +136,8 @@ def step_benchmark(tiny: bool, steps: int, rows: int) -> dict:
     patches = batch["pixel_values_videos"].shape[0]
 
     def one_step():
-        logps = forward_logps(model, dict(batch), device)  # (rows,): [chosen..., rejected...]
+        with autocast:
+            logps = forward_logps(model, dict(batch), device)  # (rows,): [chosen..., rejected...]
         chosen, rejected = logps.chunk(2)
         loss = dpo_loss(chosen, rejected, chosen.detach(), rejected.detach()).losses.mean()
         loss.backward()
@@ -164,6 +171,7 @@ def step_benchmark(tiny: bool, steps: int, rows: int) -> dict:
         "model_tflops_per_s": flops / dt / 1e12,
         "mfu": flops / dt / PEAK_BF16_FLOPS if cuda else None,
         "gradient_checkpointing": True,
+        "weights": "fp32 master + bf16 autocast" if master_fp32 else str(dtype),
     }
 
 
@@ -240,6 +248,16 @@ def trainer_run(out: Path) -> dict:
     }
 
 
+def _free_cuda() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _section(name: str, fn, report: dict) -> None:
     try:
         report[name] = fn()
@@ -257,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = args.rows or (2 if args.tiny else 8)
     report: dict = {"tiny": args.tiny}
     _section("step", lambda: step_benchmark(args.tiny, steps, rows), report)
+    _free_cuda()
+    _section("step_fp32_master", lambda: step_benchmark(args.tiny, steps, rows, master_fp32=True), report)
+    _free_cuda()
     with tempfile.TemporaryDirectory() as tmp:
         _section("trainer", lambda: trainer_run(Path(tmp)), report)
     print(json.dumps(report, indent=2, default=str))
