@@ -11,12 +11,20 @@ do not take the lock (a ``sqlite3`` shell, an older release).
 Any other SQLAlchemy URL works (PostgreSQL for teams on many machines); there, each write
 transaction takes one transaction-scoped advisory lock, which gives the queue the same
 one-writer-at-a-time semantics as SQLite.
+
+The vote path (``store.next_pair`` / ``record_judgement`` / ``undo_last``) on a SQLite file runs
+as plain DBAPI statements on a raw ``sqlite3`` connection cached per thread (:func:`raw_read`,
+:func:`raw_write`), same pragmas, same gate, same ``BEGIN IMMEDIATE``: SQLAlchemy's per-statement
+work cost ~3.7 ms of CPU per click, and with 20 annotator processes on 2 cores the click waited
+for a CPU while holding the gate (see ``bench/results/annotations.md``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -100,16 +108,30 @@ class _EngineState:
     gate: _WriteGate
     write_engine: Engine
     dialect: str
+    # A SQLite file whose vote path runs on raw sqlite3 connections (None: SQLAlchemy path).
+    raw_path: str | None = None
     local: threading.local = field(default_factory=threading.local)
+    # Every raw connection opened for this engine, so engine.dispose() can close them all;
+    # bumping the generation makes each thread open a fresh one on its next use.
+    raw_conns: list[sqlite3.Connection] = field(default_factory=list)
+    generation: int = 0
 
 
 _STATES: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
 _STATES_LOCK = threading.Lock()
 
 
+# Raw connections inherited by a forked child: kept referenced, never used or closed there
+# (closing one would run SQLite's close path on the parent's handles).
+_FORK_ORPHANS: list[sqlite3.Connection] = []
+
+
 def _reset_gates_after_fork() -> None:
     for state in list(_STATES.values()):
         state.gate.reset_after_fork()
+        _FORK_ORPHANS.extend(state.raw_conns)
+        state.raw_conns = []
+        state.generation += 1
 
 
 os.register_at_fork(after_in_child=_reset_gates_after_fork)
@@ -133,19 +155,24 @@ def _sqlite_file(url_db: str | None) -> Path | None:
     return Path(url_db)
 
 
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, is_file: bool) -> None:
+    """The pragmas every connection gets, SQLAlchemy's pooled ones and the raw vote-path ones."""
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys = ON")
+    if is_file:
+        cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = FULL")  # labels are precious: fsync every commit
+    cur.close()
+
+
 def _install_sqlite_listeners(engine: Engine, is_file: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # Driver autocommit: SQLAlchemy's "begin" listener below emits BEGIN itself, so that
         # write transactions can be BEGIN IMMEDIATE (pysqlite would otherwise defer BEGIN).
         dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys = ON")
-        if is_file:
-            cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = FULL")  # labels are precious: fsync every commit
-        cur.close()
+        _sqlite_pragmas(dbapi_conn, is_file)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -153,10 +180,11 @@ def _install_sqlite_listeners(engine: Engine, is_file: bool) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
     """Build an engine for ``url`` (default: :func:`default_db_url`). Nothing connects yet.
 
-    Raises StoreError with a one-line message when the URL cannot be parsed or its driver is
+    ``raw_sqlite=False`` keeps the vote path on SQLAlchemy for a SQLite file too (the bench's
+    "before" path). Raises StoreError with a one-line message when the URL cannot be parsed or its driver is
     missing; an unreachable server surfaces on first use (``init_db``).
     """
     url = url or default_db_url()
@@ -170,8 +198,12 @@ def make_engine(url: str | None = None) -> Engine:
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError, OSError) as exc:
         raise StoreError(f"bad database URL {url!r}: {exc}".splitlines()[0]) from exc
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else engine
+    raw_path = lock_path.removesuffix("-writelock") if lock_path and raw_sqlite else None
+    state = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name, raw_path)
     with _STATES_LOCK:
-        _STATES[engine] = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name)
+        _STATES[engine] = state
+    if raw_path is not None:
+        event.listen(engine, "engine_disposed", lambda _engine: _close_raw(state))
     return engine
 
 
@@ -241,6 +273,69 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+# --------------------------------------------------------------------------- raw sqlite3 vote path
+
+
+def uses_raw_sqlite(engine: Engine) -> bool:
+    """Whether the vote path of ``engine`` runs on raw sqlite3 (a SQLite file from make_engine)."""
+    return _state(engine).raw_path is not None
+
+
+def _raw_conn(state: _EngineState) -> sqlite3.Connection:
+    """The calling thread's raw connection, opened on first use (and again after a fork, whose
+    child must not touch the parent's SQLite handles, or after engine.dispose())."""
+    local = state.local
+    conn = getattr(local, "raw_conn", None)
+    if conn is not None and local.raw_key == (os.getpid(), state.generation):
+        return conn
+    assert state.raw_path is not None
+    conn = sqlite3.connect(
+        state.raw_path,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,  # autocommit: raw_write issues BEGIN IMMEDIATE / COMMIT itself
+        check_same_thread=False,  # only so that _close_raw may close it from another thread
+        cached_statements=256,
+    )
+    _sqlite_pragmas(conn, is_file=True)
+    local.raw_conn, local.raw_key = conn, (os.getpid(), state.generation)
+    with _STATES_LOCK:
+        state.raw_conns.append(conn)
+    return conn
+
+
+def _close_raw(state: _EngineState) -> None:
+    with _STATES_LOCK:
+        conns, state.raw_conns = state.raw_conns, []
+        state.generation += 1
+    for conn in conns:
+        try:
+            conn.close()
+        except sqlite3.Error:  # pragma: no cover - closing is best effort
+            pass
+
+
+def raw_read(engine: Engine) -> sqlite3.Connection:
+    """The calling thread's raw sqlite3 connection for reads (autocommit: each statement is its
+    own WAL snapshot, never waits for writers). Only for :func:`uses_raw_sqlite` engines."""
+    return _raw_conn(_state(engine))
+
+
+@contextmanager
+def raw_write(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """The raw counterpart of :func:`write_connection`: the write gate, then ``BEGIN IMMEDIATE``
+    on the thread's raw sqlite3 connection; commits on exit, rolls back on error."""
+    with _write_gate(engine) as state:
+        conn = _raw_conn(state)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
 # --------------------------------------------------------------------------- schema versions
 
 
@@ -268,11 +363,43 @@ def _migrate_v2(conn: Connection) -> None:
     # pair_lease is a new table: create_all(checkfirst) after the migrations creates it.
 
 
+_VIDEO_NOT_NULL = re.compile(r"(\bvideo\s+VARCHAR)\s+NOT\s+NULL", re.IGNORECASE)
+
+
+def _migrate_v3(conn: Connection) -> None:
+    """v3: ``sample.video`` nullable, for text-only (Task 3) samples."""
+    if next(c for c in inspect(conn).get_columns("sample") if c["name"] == "video")["nullable"]:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("ALTER TABLE sample ALTER COLUMN video DROP NOT NULL")
+        return
+    # SQLite has no ALTER COLUMN, and the 12-step table rebuild cannot run here: it needs
+    # foreign_keys OFF, which is a no-op inside this (BEGIN IMMEDIATE) transaction, and with
+    # it ON, DROP TABLE sample fails on the responses and pairs that reference it. Dropping a
+    # NOT NULL does not change the file format, so SQLite's documented "simpler procedure"
+    # applies (sqlite.org/lang_altertable.html#otheralter): edit the table's CREATE text in
+    # sqlite_schema and bump schema_version, all in this transaction.
+    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sample'").scalar_one()
+    new_sql, n = _VIDEO_NOT_NULL.subn(r"\1", sql)
+    if n != 1:
+        raise SchemaError(f"v3 migration: cannot find 'video VARCHAR NOT NULL' in the sample table: {sql!r}")
+    version = int(conn.exec_driver_sql("PRAGMA schema_version").scalar_one())
+    conn.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'sample'", (new_sql,))
+        conn.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+    if conn.exec_driver_sql("PRAGMA quick_check").scalar_one() != "ok":
+        raise SchemaError("v3 migration: quick_check failed after editing the sample table")
+
+
 # Ordered (version, description, step). Never edit a released step; append a new one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "run progress fields, pair.n_judgements, pair_lease", _migrate_v2),
+    (3, "sample.video nullable (text-only samples)", _migrate_v3),
 ]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def current_version(conn: Connection) -> int | None:

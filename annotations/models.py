@@ -33,10 +33,14 @@ def utcnow() -> datetime:
 
 
 class Sample(SQLModel, table=True):
-    """One input: a video (path + content hash) and its short prompt."""
+    """One input: a video (path + content hash) and its short prompt, or a short prompt alone.
+
+    A text-only sample (Task 3: beautify a prompt) has ``video`` None and ``video_hash`` ""
+    (``store.NO_VIDEO_HASH``), so it is keyed by its short prompt's hash alone.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
-    video: str
+    video: str | None = None  # nullable since schema v3
     video_hash: str = Field(index=True)
     # sha256(video_hash, short_prompt): the same clip with another caption is another sample.
     content_key: str = Field(unique=True)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, update
 from sqlmodel import Session, col, select
 
-from annotations.db import read_session, write_connection, write_session
+from annotations.db import raw_read, raw_write, read_session, uses_raw_sqlite, write_connection, write_session
 from annotations.errors import NotFoundError, StoreError
 from annotations.models import (
     CHOICES,
@@ -62,7 +62,7 @@ class PairView:
     task: int
     origin: str
     sample_id: int
-    video: str
+    video: str | None  # None for a text-only sample
     short_prompt: str | None
     left_response_id: int
     left_text: str
@@ -71,6 +71,11 @@ class PairView:
     right_text: str
     right_scores: dict[str, float]
     lease_expires_at: datetime
+    # Where each side came from (Response.source / .model): the label tab reveals them after the vote.
+    left_source: str
+    left_model: str | None
+    right_source: str
+    right_model: str | None
 
 
 AnnotatorRef = int | str | AnnotatorInfo
@@ -88,8 +93,25 @@ def hash_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+#: Tasks a text-only sample can have: Task 3 (beautify a short prompt) needs no video.
+TEXT_ONLY_TASKS = (3,)
+#: ``Sample.video_hash`` of a text-only sample (no video): its key is then the short prompt's hash.
+NO_VIDEO_HASH = ""
+
+
 def content_key(video_hash: str, short_prompt: str | None) -> str:
     return hashlib.sha256(f"{video_hash}\0{short_prompt or ''}".encode()).hexdigest()
+
+
+def _sample_hash(video: str | None, short_prompt: str | None, video_hash: str | None) -> str:
+    """The video's content hash, or NO_VIDEO_HASH for a text-only sample (which needs a short prompt)."""
+    if video is not None:
+        return video_hash or hash_file(video)
+    if video_hash:
+        raise StoreError("video_hash given for a text-only sample (video=None)")
+    if not short_prompt or not short_prompt.strip():
+        raise StoreError("a text-only sample (video=None) needs a short prompt")
+    return NO_VIDEO_HASH
 
 
 def _check_task(task: int) -> int:
@@ -127,9 +149,9 @@ def _find_sample(session: Session, key: str) -> int | None:
     return session.exec(select(Sample.id).where(Sample.content_key == key)).first()
 
 
-def _insert_sample(session: Session, video: str, video_hash: str, short_prompt: str | None, split: str) -> int:
+def _insert_sample(session: Session, video: str | None, video_hash: str, short_prompt: str | None, split: str) -> int:
     row = Sample(
-        video=os.path.abspath(video),
+        video=os.path.abspath(video) if video is not None else None,
         video_hash=video_hash,
         content_key=content_key(video_hash, short_prompt),
         short_prompt=short_prompt,
@@ -141,19 +163,27 @@ def _insert_sample(session: Session, video: str, video_hash: str, short_prompt: 
 
 
 def add_sample(
-    engine: Engine, video: str, short_prompt: str | None = None, split: str = "train", *, video_hash: str | None = None
+    engine: Engine,
+    video: str | None,
+    short_prompt: str | None = None,
+    split: str = "train",
+    *,
+    video_hash: str | None = None,
 ) -> int:
-    """Insert a new sample; StoreError if the same (video content, short prompt) exists."""
-    video_hash = video_hash or hash_file(video)
+    """Insert a new sample; StoreError if the same (video content, short prompt) exists.
+
+    ``video=None`` makes a text-only sample, keyed by its short prompt alone.
+    """
+    video_hash = _sample_hash(video, short_prompt, video_hash)
     with write_session(engine) as session:
         if _find_sample(session, content_key(video_hash, short_prompt)) is not None:
-            raise StoreError(f"sample already exists for {video} with this short prompt")
+            raise StoreError(f"sample already exists for {video or 'no video'} with this short prompt")
         return _insert_sample(session, video, video_hash, short_prompt, split)
 
 
 def upsert_sample_in(
     session: Session,
-    video: str,
+    video: str | None,
     short_prompt: str | None,
     split: str = "train",
     detailed_prompt: str | None = None,
@@ -167,9 +197,12 @@ def upsert_sample_in(
     if sample_id is None:
         sample_id = _insert_sample(session, video, video_hash, short_prompt, split)
     # The detailed prompt is the teacher response for every task (see annotations/io.py for
-    # the reading of the paper); per-task overrides win.
-    teachers = {t: detailed_prompt for t in TASKS if detailed_prompt}
+    # the reading of the paper), for Task 3 only when there is no video; per-task overrides win.
+    tasks = TASKS if video is not None else TEXT_ONLY_TASKS
+    teachers = {t: detailed_prompt for t in tasks if detailed_prompt}
     teachers.update(teacher_by_task or {})
+    if set(teachers) - set(tasks):
+        raise StoreError(f"a text-only sample (video=None) has only task(s) {TEXT_ONLY_TASKS}")
     for task, text_ in teachers.items():
         _add_response_in(session, sample_id, task, text_, "teacher")
     return sample_id, created
@@ -177,7 +210,7 @@ def upsert_sample_in(
 
 def upsert_sample(
     engine: Engine,
-    video: str,
+    video: str | None,
     short_prompt: str | None,
     split: str = "train",
     detailed_prompt: str | None = None,
@@ -186,9 +219,11 @@ def upsert_sample(
 ) -> int:
     """Sample id for (video content, short prompt), creating it if new.
 
-    A ``detailed_prompt`` is stored once per task as a ``teacher`` response (idempotent).
+    ``video=None`` is a text-only sample (Task-3-only items), keyed by the short prompt's hash;
+    it needs a short prompt. A ``detailed_prompt`` is stored once per task as a ``teacher``
+    response (idempotent).
     """
-    video_hash = video_hash or hash_file(video)
+    video_hash = _sample_hash(video, short_prompt, video_hash)
     with write_session(engine) as session:
         sample_id, _ = upsert_sample_in(session, video, short_prompt, split, detailed_prompt, video_hash=video_hash)
         return sample_id
@@ -415,6 +450,56 @@ def list_annotators(engine: Engine) -> list[AnnotatorInfo]:
 
 # --------------------------------------------------------------------------- queue
 
+# The vote path's statements for the raw sqlite3 fast path (annotations.db.raw_write): the same
+# queries as the SQLAlchemy Core ones below, written out once. Values are always bound (``?``);
+# the origins list is bound as one JSON array and unpacked by json_each, so the text is constant.
+_SQL_DELETE_EXPIRED_LEASES = "DELETE FROM pair_lease WHERE expires_at <= ?"
+_SQL_HELD_LEASE = (
+    "SELECT l.pair_id FROM pair_lease l WHERE l.annotator_id = ?1 AND l.expires_at > ?2"
+    " AND NOT EXISTS (SELECT 1 FROM judgement j WHERE j.pair_id = l.pair_id AND j.annotator_id = ?1)"
+    " ORDER BY l.expires_at DESC LIMIT 1"
+)
+_SQL_PICK_PAIR = (
+    "SELECT p.id FROM pair p"
+    " WHERE p.response_a_id <> p.response_b_id AND p.origin IN (SELECT value FROM json_each(?))"
+    " AND p.n_judgements < ?"
+    " AND NOT EXISTS (SELECT 1 FROM judgement j WHERE j.pair_id = p.id AND j.annotator_id = ?)"
+    " AND p.n_judgements + (SELECT COUNT(*) FROM pair_lease l"
+    " WHERE l.pair_id = p.id AND l.annotator_id <> ? AND l.expires_at > ?) < ?"
+    # Fewest judgements first, then oldest: walks ix_pair_queue and stops at the first fit.
+    " ORDER BY p.n_judgements, p.id LIMIT 1"
+)
+_SQL_DELETE_LEASE = "DELETE FROM pair_lease WHERE pair_id = ? AND annotator_id = ?"
+_SQL_INSERT_LEASE = "INSERT INTO pair_lease (pair_id, annotator_id, expires_at) VALUES (?, ?, ?)"
+_SQL_PAIR_VIEW = (
+    "SELECT p.task, p.origin, p.sample_id, s.video, s.short_prompt,"
+    " a.id, a.text, a.source, a.model, b.id, b.text, b.source, b.model"
+    " FROM pair p JOIN sample s ON s.id = p.sample_id"
+    " JOIN response a ON a.id = p.response_a_id JOIN response b ON b.id = p.response_b_id"
+    " WHERE p.id = ?"
+)
+_SQL_SCORES_OF_TWO = "SELECT response_id, evaluator, value FROM score WHERE response_id IN (?, ?)"
+_SQL_PAIR_SIDES = "SELECT response_a_id, response_b_id FROM pair WHERE id = ?"
+_SQL_FIND_JUDGEMENT = "SELECT id, choice, shown_left_response_id FROM judgement WHERE pair_id = ? AND annotator_id = ?"
+_SQL_INSERT_JUDGEMENT = (
+    "INSERT INTO judgement (pair_id, annotator_id, choice, shown_left_response_id, seconds_taken, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SQL_UPDATE_JUDGEMENT = (
+    "UPDATE judgement SET choice = ?, shown_left_response_id = ?, seconds_taken = ?, updated_at = ? WHERE id = ?"
+)
+_SQL_BUMP = "UPDATE pair SET n_judgements = n_judgements + ? WHERE id = ?"
+_SQL_LAST_JUDGEMENT = (
+    "SELECT id, pair_id, choice FROM judgement WHERE annotator_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1"
+)
+_SQL_DELETE_JUDGEMENT = "DELETE FROM judgement WHERE id = ?"
+
+
+def _sqlite_ts(value: datetime) -> str:
+    """A UTC datetime as SQLAlchemy stores it in SQLite (offset-free, microseconds), so raw-written
+    and ORM-written timestamps compare and sort as the same strings and read back the same."""
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+
 
 def _eligible(origins: Sequence[str]) -> Any:
     # Pairs whose two sides are the same response (input / task hallucination) have nothing
@@ -460,9 +545,7 @@ def _pair_view(session: Session, pair_id: int, annotator_id: int, expires: datet
     a = _get(session, Response, pair.response_a_id, "response")
     b = _get(session, Response, pair.response_b_id, "response")
     scores = scores_for(session, [a.id, b.id])
-    # Seeded per (pair, annotator): a reload shows the same sides, and half the annotators
-    # see the evaluator's favourite on the left, so position bias averages out.
-    left, right = (a, b) if random.Random(f"{pair_id}:{annotator_id}").random() < 0.5 else (b, a)
+    left, right = (a, b) if _shows_a_left(pair_id, annotator_id) else (b, a)
     return PairView(
         pair_id=pair_id,
         task=pair.task,
@@ -477,6 +560,48 @@ def _pair_view(session: Session, pair_id: int, annotator_id: int, expires: datet
         right_text=right.text,
         right_scores=scores[right.id],
         lease_expires_at=expires,
+        left_source=left.source,
+        left_model=left.model,
+        right_source=right.source,
+        right_model=right.model,
+    )
+
+
+def _shows_a_left(pair_id: int, annotator_id: int) -> bool:
+    # Seeded per (pair, annotator): a reload shows the same sides, and half the annotators
+    # see the evaluator's favourite on the left, so position bias averages out.
+    return random.Random(f"{pair_id}:{annotator_id}").random() < 0.5
+
+
+def _pair_view_raw(engine: Engine, pair_id: int, annotator_id: int, expires: datetime) -> PairView:
+    conn = raw_read(engine)
+    row = conn.execute(_SQL_PAIR_VIEW, (pair_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no pair with id {pair_id}")
+    task, origin, sample_id, video, short_prompt, *sides = row
+    a, b = sides[:4], sides[4:]  # (id, text, source, model) each
+    scores: dict[int, dict[str, float]] = {a[0]: {}, b[0]: {}}
+    for response_id, evaluator, value in conn.execute(_SQL_SCORES_OF_TWO, (a[0], b[0])).fetchall():
+        scores[response_id][evaluator] = value
+    left, right = (a, b) if _shows_a_left(pair_id, annotator_id) else (b, a)
+    return PairView(
+        pair_id=pair_id,
+        task=task,
+        origin=origin,
+        sample_id=sample_id,
+        video=video,
+        short_prompt=short_prompt,
+        left_response_id=left[0],
+        left_text=left[1],
+        left_scores=scores[left[0]],
+        right_response_id=right[0],
+        right_text=right[1],
+        right_scores=scores[right[0]],
+        lease_expires_at=expires,
+        left_source=left[2],
+        left_model=left[3],
+        right_source=right[2],
+        right_model=right[3],
     )
 
 
@@ -497,6 +622,8 @@ def next_pair(
     if overlap < 1:
         raise StoreError("overlap must be >= 1")
     me = annotator_id(engine, annotator)
+    if uses_raw_sqlite(engine):
+        return _next_pair_raw(engine, me, overlap, lease_seconds, origins)
     with write_connection(engine) as conn:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
@@ -511,6 +638,27 @@ def next_pair(
     # lease is what makes the pair ours.
     with read_session(engine) as session:
         return _pair_view(session, pair_id, me, expires)
+
+
+def _next_pair_raw(
+    engine: Engine, me: int, overlap: int, lease_seconds: float, origins: Sequence[str]
+) -> PairView | None:
+    """next_pair's SQLite fast path: the same statements as the SQLAlchemy path above, as DBAPI calls."""
+    origins_json = json.dumps(list(origins))
+    with raw_write(engine) as conn:
+        now = utcnow()
+        expires = now + timedelta(seconds=lease_seconds)
+        now_s = _sqlite_ts(now)
+        conn.execute(_SQL_DELETE_EXPIRED_LEASES, (now_s,))
+        row = conn.execute(_SQL_HELD_LEASE, (me, now_s)).fetchone()
+        if row is None:
+            row = conn.execute(_SQL_PICK_PAIR, (origins_json, overlap, me, me, now_s, overlap)).fetchone()
+        if row is None:
+            return None
+        pair_id = row[0]
+        conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
+        conn.execute(_SQL_INSERT_LEASE, (pair_id, me, _sqlite_ts(expires)))
+    return _pair_view_raw(engine, pair_id, me, expires)
 
 
 def normalise_choice(choice: str, shown_left_response_id: int, response_a_id: int) -> str:
@@ -542,6 +690,8 @@ def record_judgement(
         raise StoreError(f"response {shown_left_response_id} is not part of pair {pair_id}")
     stored = normalise_choice(choice, shown_left_response_id, a_id)
     counts = int(stored != "skip")
+    if uses_raw_sqlite(engine):
+        return _record_raw(engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken)
     j = Judgement.__table__  # type: ignore[attr-defined]
     with write_connection(engine) as conn:
         row = conn.execute(
@@ -573,9 +723,35 @@ def record_judgement(
         return int(row.id)
 
 
+def _record_raw(
+    engine: Engine, pair_id: int, me: int, stored: str, counts: int, shown_left: int, seconds: float | None
+) -> int:
+    """record_judgement's SQLite fast path: the same statements as the SQLAlchemy path above."""
+    seconds = float(seconds) if seconds is not None else None
+    with raw_write(engine) as conn:
+        row = conn.execute(_SQL_FIND_JUDGEMENT, (pair_id, me)).fetchone()
+        conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
+        now_s = _sqlite_ts(utcnow())
+        if row is None:
+            cur = conn.execute(_SQL_INSERT_JUDGEMENT, (pair_id, me, stored, shown_left, seconds, now_s, now_s))
+            if counts:
+                conn.execute(_SQL_BUMP, (counts, pair_id))
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+        row_id, old_choice, old_shown_left = row
+        if (old_choice, old_shown_left) != (stored, shown_left):
+            conn.execute(_SQL_UPDATE_JUDGEMENT, (stored, shown_left, seconds, now_s, row_id))
+            delta = counts - int(old_choice != "skip")
+            if delta:
+                conn.execute(_SQL_BUMP, (delta, pair_id))
+        return int(row_id)
+
+
 def _pair_sides(engine: Engine, pair_id: int) -> tuple[int, int]:
-    with read_session(engine) as session:
-        sides = session.exec(select(Pair.response_a_id, Pair.response_b_id).where(Pair.id == pair_id)).first()
+    if uses_raw_sqlite(engine):
+        sides = raw_read(engine).execute(_SQL_PAIR_SIDES, (pair_id,)).fetchone()
+    else:
+        with read_session(engine) as session:
+            sides = session.exec(select(Pair.response_a_id, Pair.response_b_id).where(Pair.id == pair_id)).first()
     if sides is None:
         raise NotFoundError(f"no pair with id {pair_id}")
     return int(sides[0]), int(sides[1])
@@ -592,6 +768,8 @@ def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 12
     The pair is leased back to them, so the next ``next_pair`` shows it again.
     """
     me = annotator_id(engine, annotator)
+    if uses_raw_sqlite(engine):
+        return _undo_raw(engine, me, lease_seconds)
     j = Judgement.__table__  # type: ignore[attr-defined]
     with write_connection(engine) as conn:
         row = conn.execute(
@@ -606,6 +784,21 @@ def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 12
         conn.execute(delete(j).where(j.c.id == row.id))
         _lease(conn, row.pair_id, me, utcnow() + timedelta(seconds=lease_seconds))
         return int(row.pair_id)
+
+
+def _undo_raw(engine: Engine, me: int, lease_seconds: float) -> int | None:
+    """undo_last's SQLite fast path: the same statements as the SQLAlchemy path above."""
+    with raw_write(engine) as conn:
+        row = conn.execute(_SQL_LAST_JUDGEMENT, (me,)).fetchone()
+        if row is None:
+            return None
+        row_id, pair_id, choice = row
+        if choice != "skip":
+            conn.execute(_SQL_BUMP, (-1, pair_id))
+        conn.execute(_SQL_DELETE_JUDGEMENT, (row_id,))
+        conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
+        conn.execute(_SQL_INSERT_LEASE, (pair_id, me, _sqlite_ts(utcnow() + timedelta(seconds=lease_seconds))))
+        return int(pair_id)
 
 
 def progress(

@@ -1,13 +1,20 @@
 """20 annotator processes x 200 votes on one SQLite file: lost / duplicated votes and latency.
 
 Compares, in the same run and on the same disk:
-- ``store``: the real path, ``next_pair`` then ``record_judgement`` (SQLAlchemy, BEGIN IMMEDIATE
-  under the flock write gate), one leased pair per vote at overlap 1;
+- ``store``: the real path, ``next_pair`` then ``record_judgement``, one leased pair per vote at
+  overlap 1; on a SQLite file their statements run on a raw sqlite3 connection per thread,
+  ``BEGIN IMMEDIATE`` under the flock write gate (annotations.db.raw_write);
+- ``store-sqlalchemy``: the same store functions on an engine made with ``raw_sqlite=False``,
+  i.e. the SQLAlchemy Core path (what PostgreSQL uses, and the SQLite path before the raw one);
 - ``raw``: the baseline from issue 5: plain sqlite3 writers, WAL + busy_timeout, one
   ``BEGIN IMMEDIATE; INSERT; COMMIT`` per vote, no flock;
 - ``raw+flock``: the same raw writers behind the flock gate, to isolate what the gate does.
 
-    .venv/bin/python bench/bench_annotations_votes.py [--procs 20] [--votes 200] [--json]
+    .venv/bin/python bench/bench_annotations_votes.py [--procs 20] [--votes 200] [--rounds 1] [--json]
+        [--paths store,store-sqlalchemy,raw,raw+flock]
+
+``--rounds N`` repeats the paths N times, rotating their order each round, so that a change in
+the machine's load hits every path alike (the box is shared).
 """
 
 from __future__ import annotations
@@ -64,11 +71,11 @@ def _seed_store(url: str, n_pairs: int) -> None:
     engine.dispose()
 
 
-def _store_worker(url: str, worker: int, votes: int, start_at: float, out_path: str) -> None:
+def _store_worker(url: str, worker: int, votes: int, start_at: float, out_path: str, raw: bool = True) -> None:
     from annotations import store
     from annotations.db import make_engine
 
-    engine = make_engine(url)
+    engine = make_engine(url, raw_sqlite=raw)
     name = f"annotator{worker}"
     store.get_or_create_annotator(engine, name)
     vote_ms, next_ms, acked = [], [], []
@@ -184,8 +191,8 @@ def _run(mode: str, target: str, procs: int, votes: int, workdir: Path) -> tuple
 
 def _worker_main(argv: list[str]) -> None:
     mode, target, votes, start_at, index, out_path = argv
-    if mode == "store":
-        _store_worker(target, int(index), int(votes), float(start_at), out_path)
+    if mode in STORE_PATHS:
+        _store_worker(target, int(index), int(votes), float(start_at), out_path, raw=mode == "store")
     else:
         _raw_worker(target, int(index), int(votes), mode == "raw+flock", float(start_at), out_path)
 
@@ -202,17 +209,33 @@ def _summary(results: list[dict], wall: float, verify: dict[str, object]) -> dic
     return summary
 
 
-def bench(procs: int, votes: int, workdir: Path) -> dict[str, dict[str, object]]:
-    out: dict[str, dict[str, object]] = {}
-    url = f"sqlite:///{workdir / 'store.db'}"
-    _seed_store(url, procs * votes)
-    results, wall = _run("store", url, procs, votes, workdir)
-    out["store"] = _summary(results, wall, _verify_store(url, results))
-    for name in ("raw", "raw+flock"):
-        path = str(workdir / f"{name}.db")
-        _seed_raw(path)
-        results, wall = _run(name, path, procs, votes, workdir)
-        out[name] = _summary(results, wall, _verify_raw(path, results))
+STORE_PATHS = ("store", "store-sqlalchemy")
+PATHS = (*STORE_PATHS, "raw", "raw+flock")
+
+
+def bench_path(name: str, procs: int, votes: int, workdir: Path, round_: int = 0) -> dict[str, object]:
+    """One path on a fresh database file."""
+    stem = f"{name}-r{round_}"
+    if name in STORE_PATHS:
+        url = f"sqlite:///{workdir / f'{stem}.db'}"
+        _seed_store(url, procs * votes)
+        results, wall = _run(name, url, procs, votes, workdir)
+        return _summary(results, wall, _verify_store(url, results))
+    path = str(workdir / f"{stem}.db")
+    _seed_raw(path)
+    results, wall = _run(name, path, procs, votes, workdir)
+    return _summary(results, wall, _verify_raw(path, results))
+
+
+def bench(
+    procs: int, votes: int, workdir: Path, rounds: int = 1, paths: tuple[str, ...] = PATHS
+) -> list[dict[str, dict[str, object]]]:
+    """Per round, {path: summary}; round r runs the paths rotated by r (the table keeps `paths` order)."""
+    out = []
+    for r in range(rounds):
+        order = paths[r % len(paths) :] + paths[: r % len(paths)]
+        done = {name: bench_path(name, procs, votes, workdir, r) for name in order}
+        out.append({name: done[name] for name in paths})
     return out
 
 
@@ -228,12 +251,14 @@ def _table(results: dict[str, dict[str, object]]) -> str:
             f"{r['votes_per_s']:.0f} | {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
             f"{lat['p99.9']:.2f} | {lat['max']:.2f} |"
         )
-    nxt = results["store"].get("next_pair_latency_ms")
-    if nxt:
-        lines.append(
-            f"\nstore next_pair latency ms: p50 {nxt['p50']:.2f}, p95 {nxt['p95']:.2f}, p99 {nxt['p99']:.2f}, "
-            f"p99.9 {nxt['p99.9']:.2f}, max {nxt['max']:.2f}"
-        )
+    lines.append("")
+    for name, r in results.items():
+        nxt = r.get("next_pair_latency_ms")
+        if nxt:
+            lines.append(
+                f"{name} next_pair latency ms: p50 {nxt['p50']:.2f}, p95 {nxt['p95']:.2f}, p99 {nxt['p99']:.2f}, "
+                f"p99.9 {nxt['p99.9']:.2f}, max {nxt['max']:.2f}; clicks/s {r['clicks_per_s']:.0f}"
+            )
     return "\n".join(lines)
 
 
@@ -241,12 +266,20 @@ def _ratios(results: dict[str, dict[str, object]]) -> dict[str, float]:
     def lat(name: str, key: str) -> float:
         return results[name]["vote_latency_ms"][key]  # type: ignore[index]
 
-    return {
-        "raw_p99.9 / store_p99.9": lat("raw", "p99.9") / lat("store", "p99.9"),
-        "raw_max / store_max": lat("raw", "max") / lat("store", "max"),
-        "raw_p99.9 / raw+flock_p99.9": lat("raw", "p99.9") / lat("raw+flock", "p99.9"),
-        "store_votes_per_s / raw_votes_per_s": results["store"]["votes_per_s"] / results["raw"]["votes_per_s"],
-    }
+    def rate(name: str) -> float:
+        return results[name]["votes_per_s"]  # type: ignore[return-value]
+
+    out = {}
+    if {"raw", "store"} <= set(results):
+        out["raw_p99.9 / store_p99.9"] = lat("raw", "p99.9") / lat("store", "p99.9")
+        out["raw_max / store_max"] = lat("raw", "max") / lat("store", "max")
+        out["store_votes_per_s / raw_votes_per_s"] = rate("store") / rate("raw")
+    if {"raw", "raw+flock"} <= set(results):
+        out["raw_p99.9 / raw+flock_p99.9"] = lat("raw", "p99.9") / lat("raw+flock", "p99.9")
+    if set(STORE_PATHS) <= set(results):
+        out["store_votes_per_s / store-sqlalchemy_votes_per_s"] = rate("store") / rate("store-sqlalchemy")
+        out["store-sqlalchemy_p95 / store_p95"] = lat("store-sqlalchemy", "p95") / lat("store", "p95")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,22 +290,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, default=20)
     parser.add_argument("--votes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the paths, rotating their order")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {', '.join(PATHS)}")
     parser.add_argument("--workdir", default=None, help="folder for the DB files (default: a temp dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    paths = tuple(p for p in args.paths.split(",") if p)
+    if unknown := set(paths) - set(PATHS):
+        parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="bench_votes_") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = bench(args.procs, args.votes, workdir)
-    ratios = _ratios(results)
+        rounds = bench(args.procs, args.votes, workdir, args.rounds, paths)
     if args.json:
-        print(json.dumps({"results": results, "ratios": ratios}, indent=2))
+        print(json.dumps({"rounds": [{"results": r, "ratios": _ratios(r)} for r in rounds]}, indent=2))
     else:
         print(f"{args.procs} processes x {args.votes} votes, one SQLite file each path (WAL, synchronous=FULL)")
-        print(_table(results))
-        for key, value in ratios.items():
-            print(f"ratio {key}: {value:.2f}")
-    ok = all(r["lost"] == 0 and r["duplicated_pairs"] == 0 and r["integrity"] == "ok" for r in results.values())
+        for i, results in enumerate(rounds):
+            order = paths[i % len(paths) :] + paths[: i % len(paths)]
+            print(f"\nround {i + 1} of {len(rounds)} (run order: {', '.join(order)})")
+            print(_table(results))
+            for key, value in _ratios(results).items():
+                print(f"ratio {key}: {value:.2f}")
+    ok = all(
+        r["lost"] == 0 and r["duplicated_pairs"] == 0 and r["integrity"] == "ok" for rs in rounds for r in rs.values()
+    )
     return 0 if ok else 1
 
 

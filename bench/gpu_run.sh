@@ -10,5 +10,5 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VIDPROMP
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
-timeout 150 python3 -m pytest -p no:cacheprovider -q -o addopts="" tests/engine/test_gpu.py 2>&1 | tee "$OUT/pytest.log"
-timeout 420 python3 bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.json"
+timeout 120 python3 -m pytest -p no:cacheprovider -q -o addopts="" tests/engine/test_gpu.py 2>&1 | tee "$OUT/pytest.log"
+timeout 330 python3 bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.json"

@@ -76,6 +76,9 @@ def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
         "right_id": view.right_response_id,
         "left_scores": view.left_scores,
         "right_scores": view.right_scores,
+        # Server-side state only (gr.State): revealed after the vote, never shown before it.
+        "left_source": _source_label(view.left_source, view.left_model),
+        "right_source": _source_label(view.right_source, view.right_model),
         "shown_at": time.time(),
     }
     prompt = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
@@ -111,16 +114,14 @@ def _evaluator_verdict(left: dict[str, float], right: dict[str, float]) -> str |
     return "A" if diff > 0 else "B" if diff < 0 else "neither (level)"
 
 
-def response_sources(ctx: AppContext, ids: list[int]) -> dict[int, str]:
-    """Response id -> "model smollm2-135m" / "teacher" / "hallucination": hidden until the vote."""
-    from sqlmodel import col, select
+def _source_label(source: str, model: str | None) -> str:
+    """The reveal's label of a response's origin: "model smollm2-135m", "teacher", "hallucination"."""
+    return f"{source} {model or ''}".strip()
 
-    from annotations.db import read_session
-    from annotations.models import Response
 
-    with read_session(ctx.db) as session:
-        rows = session.exec(select(Response).where(col(Response.id).in_(ids)))
-        return {int(r.id): f"{r.source} {r.model or ''}".strip() for r in rows}  # type: ignore[arg-type]
+def response_sources(state: dict) -> dict[int, str]:
+    """Response id -> source label of the two sides on screen, carried in the state by next_pair."""
+    return {state["left_id"]: state.get("left_source", "?"), state["right_id"]: state.get("right_source", "?")}
 
 
 def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
@@ -132,7 +133,7 @@ def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) 
     user = ctx.user(request)
     seconds = max(0.0, time.time() - float(state.get("shown_at", time.time())))
     _store().record_judgement(ctx.db, int(state["pair_id"]), user.name, choice, int(state["left_id"]), seconds)
-    reveal = reveal_text(choice, state, response_sources(ctx, [state["left_id"], state["right_id"]]))
+    reveal = reveal_text(choice, state, response_sources(state))
     return (reveal, *next_pair(ctx, request))
 
 

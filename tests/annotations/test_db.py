@@ -158,13 +158,16 @@ def test_migrates_v1_database(tmp_path: Path, sqlite_engine: Engine) -> None:
     assert _schema(engine) == _schema(sqlite_engine)  # migrated == freshly created
     with engine.connect() as conn:
         versions = [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))]
-        assert versions == [1, 2]
+        assert versions == [1, 2, 3]
         assert conn.execute(text("SELECT n_judgements FROM pair WHERE id = 1")).scalar() == 1
         assert conn.execute(text("SELECT progress, step FROM training_run")).one() == (0.0, 0)
     # The old judgement is still there and the store works on the migrated file.
     assert store.recent_judgements(engine)[0]["choice"] == "b_better"
     assert store.undo_last(engine, "alice") == 1
     assert db.init_db(engine) == db.SCHEMA_VERSION  # idempotent
+    # v3: sample.video is nullable on the migrated file too, and a text-only sample fits.
+    assert {c["name"]: c["nullable"] for c in inspect(engine).get_columns("sample")}["video"] is True
+    assert store.upsert_sample(engine, None, "a lone prompt") == 2
 
 
 def test_refuses_newer_schema(sqlite_engine: Engine) -> None:

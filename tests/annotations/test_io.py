@@ -172,3 +172,17 @@ def test_human_verdict() -> None:
     assert human_verdict(["b_better", "b_better", "a_better"]) == "b_better"
     assert human_verdict(["tie", "a_better"]) == "draw"
     assert human_verdict(["both_bad", "skip"]) == "both_bad"
+
+
+def test_export_text_only_sample_writes_null_video(sqlite_engine: Engine, tmp_path: Path) -> None:
+    sample = store.upsert_sample(sqlite_engine, None, "a red kite", detailed_prompt="A red kite over a beach.")
+    with Session(sqlite_engine) as session:
+        teacher = session.exec(select(Response.id).where(Response.sample_id == sample)).one()
+    beam = store.add_response(sqlite_engine, sample, 3, "A kite.", "model", model="m")
+    store.add_pair(sqlite_engine, sample, 3, teacher, beam)
+    export_pairs(sqlite_engine, tmp_path / "p.jsonl")
+    (row,) = map(json.loads, (tmp_path / "p.jsonl").read_text().splitlines())
+    assert row["video"] is None and row["rejected_video"] is None
+    assert (row["task"], row["short_prompt"], row["chosen"]) == (3, "a red kite", "A red kite over a beach.")
+    export_pairs(sqlite_engine, tmp_path / "p.parquet", fmt="parquet")
+    assert pd.read_parquet(tmp_path / "p.parquet")["video"].isna().all()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
+from dataclasses import astuple
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,9 +14,10 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from annotations import store
+from annotations import db, store
+from annotations.db import write_session
 from annotations.errors import NotFoundError, StoreError
-from annotations.models import Judgement, Pair, Response
+from annotations.models import Judgement, Pair, Response, Sample
 
 
 def _judgements(engine: Engine) -> list[Judgement]:
@@ -256,3 +261,108 @@ def test_counter_matches_judgements(engine: Engine, video: Path, make_pairs) -> 
                 select(func.count(Judgement.id)).where(Judgement.pair_id == pid, Judgement.choice != "skip")
             ).one()
             assert session.get(Pair, pid).n_judgements == real
+
+
+def test_text_only_sample_is_keyed_by_its_short_prompt(engine: Engine, video: Path) -> None:
+    prompt = "a cat on a skateboard"
+    sample = store.upsert_sample(engine, None, prompt, detailed_prompt="A tabby cat rides a board.")
+    assert store.upsert_sample(engine, None, prompt, detailed_prompt="A tabby cat rides a board.") == sample
+    assert store.upsert_sample(engine, None, "a dog on a skateboard") != sample
+    assert store.upsert_sample(engine, str(video), prompt) != sample  # the same words with a video
+    with Session(engine) as session:
+        row = session.get(Sample, sample)
+        assert row.video is None and row.video_hash == store.NO_VIDEO_HASH
+        assert row.content_key == store.content_key(store.NO_VIDEO_HASH, prompt)
+        teachers = session.exec(select(Response.task).where(Response.sample_id == sample))
+        assert list(teachers) == [3]  # a text-only item is a Task 3 item
+    with pytest.raises(StoreError, match="needs a short prompt"):
+        store.upsert_sample(engine, None, "  ")
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_sample(engine, None, prompt)
+    with pytest.raises(StoreError, match="only task"), write_session(engine) as session:
+        store.upsert_sample_in(session, None, "x", video_hash="", teacher_by_task={1: "needs a video"})
+    # The queue serves text-only pairs, with no video.
+    beam = store.add_response(engine, sample, 3, "A cat skates.", "model", model="m")
+    teacher = store.add_response(engine, sample, 3, "A tabby cat rides a board.", "teacher")
+    store.add_pair(engine, sample, 3, teacher, beam)
+    view = store.next_pair(engine, "alice")
+    assert view.video is None and view.short_prompt == prompt and view.task == 3
+
+
+def test_pair_view_carries_each_sides_source_and_model(engine: Engine, video: Path, make_pairs) -> None:
+    (pair_id,) = make_pairs(engine, video, 1)
+    for name in ("alice", "bob", "carol", "dave"):
+        view = store.next_pair(engine, name, overlap=4)
+        sides = {
+            view.left_response_id: (view.left_source, view.left_model, view.left_text),
+            view.right_response_id: (view.right_source, view.right_model, view.right_text),
+        }
+        assert sorted(sides.values()) == [("model", "m", "beam 0"), ("teacher", None, "teacher 0")]
+
+
+def _queue_script(engine: Engine) -> list[object]:
+    """A session of clicks touching every vote-path branch; returns what each call returned."""
+    out: list[object] = []
+
+    def view(name: str, **kw: object) -> tuple | None:
+        v = store.next_pair(engine, name, **kw)
+        return None if v is None else (*astuple(v)[:-5], *astuple(v)[-4:])  # all but lease_expires_at
+
+    a = store.next_pair(engine, "alice")
+    out += [view("alice"), view("bob"), view("carol", lease_seconds=-1)]
+    out.append(store.record_judgement(engine, a.pair_id, "alice", "a_better", a.left_response_id, 1.0))
+    out.append(store.record_judgement(engine, a.pair_id, "alice", "a_better", a.left_response_id, 2))  # double
+    out.append(store.record_judgement(engine, a.pair_id, "alice", "skip", a.right_response_id, 3.0))  # changed mind
+    out.append(store.record_judgement(engine, a.pair_id, "alice", "tie", a.left_response_id))
+    out += [view("dave", overlap=2), view("alice"), store.undo_last(engine, "alice"), view("alice")]
+    out += [store.undo_last(engine, "nobody"), store.progress(engine, "alice"), store.progress(engine, "erin", 2)]
+    return out
+
+
+def test_sqlite_fast_path_matches_the_sqlalchemy_path(tmp_path: Path, video: Path, make_pairs) -> None:
+    """The raw sqlite3 vote path and the SQLAlchemy one (PostgreSQL's) leave the same rows."""
+    results = {}
+    for raw in (True, False):
+        path = tmp_path / f"raw{raw}.db"
+        engine = db.make_engine(f"sqlite:///{path}", raw_sqlite=raw)
+        db.init_db(engine)
+        assert db.uses_raw_sqlite(engine) is raw
+        make_pairs(engine, video, 3)
+        returned = _queue_script(engine)
+        with sqlite3.connect(path) as conn:
+            rows = [
+                conn.execute(
+                    "SELECT id, pair_id, annotator_id, choice, shown_left_response_id, seconds_taken FROM judgement"
+                ).fetchall(),
+                conn.execute("SELECT pair_id, annotator_id FROM pair_lease ORDER BY pair_id, annotator_id").fetchall(),
+                conn.execute("SELECT id, n_judgements FROM pair").fetchall(),
+            ]
+            stamps = conn.execute(
+                "SELECT created_at FROM judgement UNION ALL SELECT updated_at FROM judgement "
+                "UNION ALL SELECT expires_at FROM pair_lease"
+            ).fetchall()
+        assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", s) for (s,) in stamps)
+        recent = store.recent_judgements(engine)  # the ORM reads the raw-written timestamps
+        assert all(datetime.fromisoformat(r["updated_at"]).tzinfo is not None for r in recent)
+        results[raw] = (returned, rows)
+        engine.dispose()
+    assert results[True] == results[False]
+
+
+def test_raw_connections_are_per_thread_and_closed_on_dispose(sqlite_engine: Engine) -> None:
+    mine = db.raw_read(sqlite_engine)
+    assert db.raw_read(sqlite_engine) is mine
+    theirs: list[object] = []
+    thread = threading.Thread(target=lambda: theirs.append(db.raw_read(sqlite_engine)))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
+    assert mine.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert mine.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert mine.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert mine.execute("PRAGMA busy_timeout").fetchone() == (db.BUSY_TIMEOUT_MS,)
+    sqlite_engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        mine.execute("SELECT 1")
+    assert db.raw_read(sqlite_engine) is not mine  # a disposed engine reopens on next use
+    assert store.get_or_create_annotator(sqlite_engine, "after") and store.next_pair(sqlite_engine, "after") is None
