@@ -105,7 +105,7 @@ def _params(model) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), vision
 
 
-def step_benchmark(tiny: bool, steps: int, rows: int, master_fp32: bool = False) -> dict:
+def step_benchmark(tiny: bool, steps: int, rows: int, master_fp32: bool = False, freeze_vision: bool = False) -> dict:
     """One DPO-style step, timed. master_fp32=True is the trainer's own path: fp32 weights and
     optimizer states, bf16 autocast for the forward/backward (lr 1e-6 updates vanish in bf16 weights).
     master_fp32=False keeps bf16 weights: the throughput ceiling."""
@@ -127,8 +127,12 @@ def step_benchmark(tiny: bool, steps: int, rows: int, master_fp32: bool = False)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     model.train()
+    if freeze_vision:
+        from training.trainer import freeze_vision_encoder
+
+        freeze_vision_encoder(model)
     total, vision = _params(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     grid = (2, 8, 8) if tiny else (8, 28, 28)  # 16 frames at 392^2 -> 8*28*28/4 = 1568 video tokens
     text_len, resp_len = (16, 16) if tiny else (256, 256)
     batch = synthetic_batch(rows, grid, text_len, resp_len, device)
@@ -172,6 +176,7 @@ def step_benchmark(tiny: bool, steps: int, rows: int, master_fp32: bool = False)
         "mfu": flops / dt / PEAK_BF16_FLOPS if cuda else None,
         "gradient_checkpointing": True,
         "weights": "fp32 master + bf16 autocast" if master_fp32 else str(dtype),
+        "vision_encoder": "frozen" if freeze_vision else "trained",
     }
 
 
@@ -277,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     _section("step", lambda: step_benchmark(args.tiny, steps, rows), report)
     _free_cuda()
     _section("step_fp32_master", lambda: step_benchmark(args.tiny, steps, rows, master_fp32=True), report)
+    _free_cuda()
+    frozen = lambda: step_benchmark(args.tiny, steps, rows, master_fp32=True, freeze_vision=True)  # noqa: E731
+    _section("step_fp32_master_frozen_vision", frozen, report)
     _free_cuda()
     with tempfile.TemporaryDirectory() as tmp:
         _section("trainer", lambda: trainer_run(Path(tmp)), report)

@@ -33,6 +33,13 @@ class ModelConfig:
     """auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (autocast; master weights stay fp32)."""
     gradient_checkpointing: str = "auto"
     """auto (on for CUDA), on, off."""
+    attn_implementation: str | None = None
+    """None (sdpa) or "flash_attention_2" where flash-attn is installed: the H100 profile of a 2.3B
+    VLM step is launch-bound on per-window SDPA calls in the vision tower (docs/benchmarks.md)."""
+    freeze_vision: bool = False
+    """Freeze the vision encoder (patch embedding + blocks; the merger/projector still trains): saves
+    its gradients and optimizer state (~2 GiB at 2.3B); no faster on an H100, where the step is
+    launch-bound (docs/benchmarks.md)."""
     lora: bool = False
     """Train LoRA adapters instead of all weights; the reference is then the base with adapters off."""
     lora_r: int = 16

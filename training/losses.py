@@ -155,6 +155,7 @@ class HDPOOutput:
 
 def _per_example_mean(values: torch.Tensor, example: torch.Tensor, n_examples: int) -> torch.Tensor:
     """Mean of each example's pair values; 0 for examples without a pair of this term. -> (B,)"""
+    example = example.to(values.device)  # pair indices are built on the CPU; values may live on CUDA
     sums = torch.zeros(n_examples, dtype=values.dtype, device=values.device).index_add(0, example, values)
     counts = torch.zeros(n_examples, dtype=values.dtype, device=values.device).index_add(
         0, example, torch.ones_like(values)

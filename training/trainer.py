@@ -49,6 +49,22 @@ class TrainResult:
     """Reference-model forwards (micro-batches): the cache pass plus any resident-mode forwards."""
 
 
+def freeze_vision_encoder(model: Any) -> int:
+    """requires_grad=False on a VLM's vision encoder except its merger (the projector into the LM).
+
+    Returns the number of frozen parameters (0 for a text-only model). Pixels never need gradients,
+    so autograd then skips the whole tower's backward."""
+    visual = getattr(getattr(model, "model", model), "visual", None) or getattr(model, "visual", None)
+    if visual is None:
+        return 0
+    frozen = 0
+    for name, p in visual.named_parameters():
+        if not name.startswith("merger."):
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
+
+
 class Trainer:
     """One run. `Trainer(cfg, run_dir, export_path).train()`; a test can call it with a tiny model."""
 
@@ -116,12 +132,16 @@ class Trainer:
 
         mc = self.cfg.model
         # fp32 master weights everywhere; bf16 comes from autocast (lr 1e-6 updates vanish in bf16 weights).
-        self.lm = load_model(mc.name, device=str(self.device), dtype="float32")
+        self.lm = load_model(
+            mc.name, device=str(self.device), dtype="float32", attn_implementation=mc.attn_implementation
+        )
         model = self.lm.model
         cuda = self.device.type == "cuda"
         if mc.gradient_checkpointing == "on" or (mc.gradient_checkpointing == "auto" and cuda):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+        if mc.freeze_vision:
+            freeze_vision_encoder(model)
         self.ref_model_id = model_id(model, self.lm.source, torch.float32)
         if mc.lora:
             model = self._wrap_lora(model)

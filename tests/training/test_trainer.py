@@ -149,3 +149,18 @@ def test_cli_main_separate_training(tiny_export, tmp_path):
     assert (tmp_path / "sep" / "task1" / "checkpoints" / "latest").exists()
     assert (tmp_path / "sep" / "task2" / "checkpoints" / "latest").exists()
     assert main(["--config", str(CONFIGS / "tiny-cpu.yaml"), "--set", "optim.lr=-1"]) == 1
+
+
+def test_freeze_vision_trains_the_merger_and_lm_but_not_the_vision_blocks(tiny_export, tmp_path):
+    cfg = _cfg(tiny_export, tmp_path, **{"model.freeze_vision": True, "optim.max_steps": 2, "optim.lr": 1e-3})
+    trainer = Trainer(cfg, tmp_path / "run", augmenters=FAKES)
+    result = trainer.train()
+    assert result.status == "finished"
+    base = dict(load_model("tiny-random-vlm").model.named_parameters())
+    trained = dict(load_model(str(Path(result.checkpoint) / "model")).model.named_parameters())
+    changed = {n for n, p in trained.items() if not torch.equal(p, base[n])}
+    blocks = [n for n in trained if ".visual." in f".{n}" and ".merger." not in n]
+    merger = [n for n in trained if ".merger." in n]
+    assert blocks and not changed & set(blocks)
+    assert changed & set(merger)
+    assert any("language_model" in n for n in changed)
