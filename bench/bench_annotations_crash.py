@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def seed(url: str, n_pairs: int) -> None:
+def seed(url: str, n_pairs: int, start: int = 0) -> None:
     from annotations.db import open_db, write_session
     from annotations.models import Pair, Response, Sample
 
     engine = open_db(url)
     with write_session(engine) as session:
-        for i in range(n_pairs):
+        for i in range(start, start + n_pairs):
             sample = Sample(video=f"/v/{i}.mp4", video_hash=f"h{i}", content_key=f"k{i}", short_prompt=f"clip {i}")
             session.add(sample)
             session.flush()
@@ -89,13 +89,24 @@ def check(db_path: str, writers: list[_Writer]) -> dict[str, object]:
     return {"integrity": integrity, "acked": sum(len(w.acked) for w in writers), "missing": len(missing)}
 
 
+def _unjudged(db_path: str) -> int:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM pair WHERE n_judgements = 0").fetchone()[0]
+
+
 def run(iterations: int, workdir: Path, seed_: int = 0, n_pairs: int = 20000) -> dict[str, object]:
     rng = random.Random(seed_)
     db_path = str(workdir / "crash.db")
     url = f"sqlite:///{db_path}"
     seed(url, n_pairs)
+    seeded = n_pairs
     per_iteration = []
     for it in range(iterations):
+        # Writers vote ~1000 times a second: top the queue up so that it never runs dry (a writer
+        # with nothing to vote on exits without an ACK).
+        if _unjudged(db_path) < n_pairs // 2:
+            seed(url, n_pairs, start=seeded)
+            seeded += n_pairs
         writers = [_Writer(url, f"w{it}_{k}") for k in range(2)]
         for w in writers:
             if not w.first_ack.wait(60):
