@@ -5,7 +5,7 @@ connection, and every write runs in ``BEGIN IMMEDIATE``. Writers are additionall
 across processes with a blocking ``flock`` on ``<db>-writelock``: SQLite's own busy handler
 polls with sleeps of up to 100 ms, which gave 20 concurrent writers a p99.9 of ~1.2 s; a
 blocked ``flock`` is woken by the kernel the moment the holder releases it (measured in
-``bench/results/annotations.md``). ``busy_timeout`` stays as the safety net for writers that
+``docs/benchmarks.md``). ``busy_timeout`` stays as the safety net for writers that
 do not take the lock (a ``sqlite3`` shell, an older release).
 
 Any other SQLAlchemy URL works (PostgreSQL for teams on many machines); there, each write
@@ -16,7 +16,7 @@ The vote path (``store.next_pair`` / ``record_judgement`` / ``undo_last``) on a 
 as plain DBAPI statements on a raw ``sqlite3`` connection cached per thread (:func:`raw_read`,
 :func:`raw_write`), same pragmas, same gate, same ``BEGIN IMMEDIATE``: SQLAlchemy's per-statement
 work cost ~3.7 ms of CPU per click, and with 20 annotator processes on 2 cores the click waited
-for a CPU while holding the gate (see ``bench/results/annotations.md``).
+for a CPU while holding the gate (see ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class _WriteGate:
                 # its CPU, would win the lock again on its next write (next_pair then
                 # record_judgement) before a woken waiter is scheduled. Yielding lets one run:
                 # with 20 voting processes on 2 cores it cut the vote max from ~0.8 s to
-                # ~0.15 s (bench/results/annotations.md). A no-op when nothing else is runnable.
+                # ~0.15 s (docs/benchmarks.md). A no-op when nothing else is runnable.
                 os.sched_yield()
 
     def reset_after_fork(self) -> None:

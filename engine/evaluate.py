@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
-from engine.mining import JUDGE_SCORE, SampleRow, list_samples
+from engine.mining import JUDGE_SCORE, LazyScorers, SampleRow, list_samples
 from engine.types import GenerationParams, Task
 
 JUDGE_LABEL = "Judge"
@@ -89,29 +89,13 @@ def table_columns(tasks: tuple[int, ...], evaluators: tuple[str, ...]) -> list[t
     return cols
 
 
-class Harness:
+class Harness(LazyScorers):
     def __init__(self, db: Any, config: EvalConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
         from engine.service import Studio, StudioConfig
 
         self.db, self.config = db, config
         self.studio = studio or Studio(StudioConfig(backend=config.backend, device=config.device))
         self._ensemble, self._judge = ensemble, judge
-
-    @property
-    def ensemble(self) -> Any:
-        if self._ensemble is None:
-            from engine.evaluators.ensemble import Ensemble
-
-            self._ensemble = Ensemble(list(self.config.evaluators), device=self.config.device)
-        return self._ensemble
-
-    @property
-    def judge(self) -> Any:
-        if self._judge is None:
-            from engine.models import DEFAULT_TEXT_MODEL
-
-            self._judge = self.studio.backend(self.config.judge_model or DEFAULT_TEXT_MODEL)
-        return self._judge
 
     def generate(self, model: str, sample: SampleRow, task: Task) -> str:
         request = self.studio.build_request(task, sample.video if task.needs_video else None, sample.short_prompt)

@@ -142,20 +142,16 @@ def mined_pairs(db: Any, sample_id: int, task: int) -> set[tuple[int, int]]:
 
 
 # -- the miner ---------------------------------------------------------------------------------------
-class Miner:
-    """Mines pairs into an annotations database. Models load on first use and are reused."""
+class LazyScorers:
+    """The evaluator ensemble (video tasks) and the judge backend (Task 3), built on first use.
 
-    def __init__(self, db: Any, config: MiningConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
-        from engine.service import Studio, StudioConfig
+    Shared by the Miner and the evaluation Harness; subclasses set config, studio, _ensemble, _judge.
+    """
 
-        self.db = db
-        self.config = config
-        self.studio = studio or Studio(
-            StudioConfig(backend=config.backend, device=config.device, num_frames=config.num_frames)
-        )
-        self._ensemble = ensemble
-        self._judge = judge
-        self.report = MiningReport()
+    config: Any
+    studio: Any
+    _ensemble: Any
+    _judge: Any
 
     @property
     def ensemble(self) -> Any:
@@ -172,6 +168,22 @@ class Miner:
 
             self._judge = self.studio.backend(self.config.judge_model or DEFAULT_TEXT_MODEL)
         return self._judge
+
+
+class Miner(LazyScorers):
+    """Mines pairs into an annotations database. Models load on first use and are reused."""
+
+    def __init__(self, db: Any, config: MiningConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
+        from engine.service import Studio, StudioConfig
+
+        self.db = db
+        self.config = config
+        self.studio = studio or Studio(
+            StudioConfig(backend=config.backend, device=config.device, num_frames=config.num_frames)
+        )
+        self._ensemble = ensemble
+        self._judge = judge
+        self.report = MiningReport()
 
     def work(self) -> Iterator[tuple[SampleRow, Task]]:
         for sample in list_samples(self.db, self.config.split, self.config.limit):

@@ -1,7 +1,6 @@
 """The admin tab's job runner: torch-free import, busy-device refusal, dead-process detection,
 and (slow) real detached runs: launch -> finished, launch -> cancel -> checkpoint, resume."""
 
-import os
 import subprocess
 import sys
 import time
@@ -41,10 +40,15 @@ def test_dead_process_is_marked_failed_with_last_error_line(tmp_path):
 
 def test_second_run_on_a_busy_device_is_refused(tmp_path):
     url = _db(tmp_path)
-    # This test process counts as a live trainer (its command line mentions training).
-    create_run(make_engine(url), "busy", config={"model": {"device": None}}, status="running", pid=os.getpid())
-    with pytest.raises(jobs.JobError, match="already training"):
-        jobs.launch(ROOT / "configs" / "tiny-cpu.yaml", url, {"data.path": str(tmp_path / "x.jsonl")})
+    # A live process whose command line looks like a trainer's (the runner checks both, against pid reuse).
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "training"])
+    try:
+        create_run(make_engine(url), "busy", config={"model": {"device": None}}, status="running", pid=busy.pid)
+        with pytest.raises(jobs.JobError, match="already training"):
+            jobs.launch(ROOT / "configs" / "tiny-cpu.yaml", url, {"data.path": str(tmp_path / "x.jsonl")})
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 @pytest.mark.slow
