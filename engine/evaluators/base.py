@@ -12,6 +12,7 @@ by the tokenizer; every score carries ``tokens`` and ``truncated`` so callers ca
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import threading
@@ -102,7 +103,7 @@ def resize_crop_normalise(
     return (x / 255.0 - mean_t) / std_t
 
 
-class VideoTextEvaluator:
+class VideoTextEvaluator(abc.ABC):
     """A loaded video-text evaluator: subclasses implement `encode_video` and `encode_tokens`.
 
     `score(video, texts)` costs one video encode (cached per video) and one batched text encode.
@@ -130,13 +131,13 @@ class VideoTextEvaluator:
         self._lock = threading.Lock()
 
     # -- subclass hooks ---------------------------------------------------------------------------
+    @abc.abstractmethod
     def encode_video(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) -> L2-normalised video feature (D,)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """int tokens (K, context_length) -> raw text features (K, D)."""
-        raise NotImplementedError
 
     # -- video side -------------------------------------------------------------------------------
     def load_frames(self, video: VideoInput) -> np.ndarray:
