@@ -224,6 +224,7 @@ def refcache(a) -> None:
             "loss.task_hallucination": False,
             "model.lora": lora,
             "data.tasks": [3],
+            **json.loads(a.over),  # e.g. micro_batch_size 1 + checkpointing, so weights dominate memory
         }
         resident = _child("ours", over={**over, "run.reference": "resident"}, **common)
         cached = _child("ours", over={**over, "run.reference": "cached"}, **common)

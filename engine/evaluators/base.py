@@ -13,7 +13,6 @@ by the tokenizer; every score carries ``tokens`` and ``truncated`` so callers ca
 from __future__ import annotations
 
 import abc
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import xxhash
 
 from engine.errors import InputError, VideoError
 
@@ -67,7 +67,9 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
 def video_cache_key(video: VideoInput, num_frames: int) -> str:
     """Path + mtime + size for files (no re-read), a content hash for decoded frames."""
     if isinstance(video, np.ndarray):
-        digest = hashlib.blake2b(np.ascontiguousarray(video).data, digest_size=16).hexdigest()
+        # xxh3-128: ~5 ms for 32 decoded 720p frames (88 MB) where blake2b took ~140 ms, i.e. 14 % of
+        # the ViT-B/32 encode it guards. A non-cryptographic hash is enough for a cache key.
+        digest = xxhash.xxh3_128(memoryview(np.ascontiguousarray(video)).cast("B")).hexdigest()
         return f"frames:{digest}:{video.shape}"
     path = Path(video)
     try:
