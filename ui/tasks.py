@@ -288,9 +288,11 @@ def _evaluator_picker(ctx: AppContext) -> tuple[gr.Dropdown, gr.Markdown]:
     return evals, note
 
 
-def _results(ctx: AppContext) -> tuple[gr.Markdown, gr.Dataframe, gr.State]:
+def _results(ctx: AppContext, prefix: str) -> tuple[gr.Markdown, gr.Dataframe, gr.State]:
     status = gr.Markdown(elem_classes=["task-status"])
-    table = gr.Dataframe(headers=CANDIDATE_COLUMNS, wrap=True, interactive=False, label="Candidates")
+    table = gr.Dataframe(
+        headers=CANDIDATE_COLUMNS, wrap=True, interactive=False, label="Candidates", elem_id=f"{prefix}-results"
+    )
     state = gr.State({})
     with gr.Row():
         queue_btn = gr.Button("Send input + candidates to the labelling queue", size="sm")
@@ -311,7 +313,7 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         settings = _settings()
         judge = gr.Checkbox(value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)")
         run = gr.Button("Beautify", variant="primary", elem_id="beautify-run")
-        status, table, state = _results(ctx)
+        status, table, state = _results(ctx, "beautify")
         gr.Examples(BEAUTIFY_EXAMPLES, inputs=[prompt], label="Examples (run offline on the embedded default)")
 
         handler = bind(beautify, ctx)
@@ -339,7 +341,7 @@ def build_describe_tab(ctx: AppContext) -> dict[str, Any]:
         evals, eval_note = _evaluator_picker(ctx)
         settings = _settings()
         run = gr.Button("Describe", variant="primary")
-        status, table, state = _results(ctx)
+        status, table, state = _results(ctx, "describe")
         gr.Examples([[v] for v in _sample_videos()], inputs=[video], label="Sample clips")
 
         handler = bind(describe_video, ctx)
@@ -365,7 +367,7 @@ def build_caption_tab(ctx: AppContext) -> dict[str, Any]:
         evals, eval_note = _evaluator_picker(ctx)
         settings = _settings()
         run = gr.Button("Describe with caption", variant="primary")
-        status, table, state = _results(ctx)
+        status, table, state = _results(ctx, "caption")
         examples = [[str(SAMPLES_DIR / v), c] for v, c in CAPTION_EXAMPLES if (SAMPLES_DIR / v).exists()]
         gr.Examples(examples, inputs=[video, caption], label="Sample clips")
 

@@ -91,6 +91,18 @@ def test_beautify_a_prompt(page, shots: Path) -> None:
     page.locator("#beautify-run").click()
     page.get_by_text(re.compile(r"1 candidate\(s\) from")).wait_for()
     assert page.locator(".task-status").first.inner_text().count("pipeline check only") == 1
+
+
+def test_beautify_with_the_embedded_default_smollm2(page, shots: Path) -> None:
+    """The demo path: the packaged real model, no label, English text in the candidates table."""
+    page.locator("#beautify-model-note").get_by_text("smollm2-135m").wait_for()
+    page.locator("#beautify-prompt textarea").fill("A little dog plays in the snow.")
+    page.locator("#beautify-run").click()
+    page.get_by_text(re.compile(r"1 candidate\(s\) from")).wait_for(timeout=120_000)
+    status = page.locator(".task-status").first.inner_text()
+    assert "smollm2-135m" in status and "pipeline check only" not in status
+    words = re.findall(r"[A-Za-z]+", page.locator("#beautify-results").inner_text())
+    assert len(words) >= 20
     page.screenshot(path=str(shots / "beautify.png"), full_page=True)
 
 
