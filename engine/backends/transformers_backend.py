@@ -48,6 +48,7 @@ class TransformersBackend:
             num_return_sequences=params.num_return_sequences,
             do_sample=params.do_sample,
             pad_token_id=self.lm.tokenizer.pad_token_id,
+            repetition_penalty=params.repetition_penalty or self.lm.preset.repetition_penalty,
         )
         if params.do_sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)

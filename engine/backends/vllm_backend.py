@@ -86,6 +86,7 @@ class VLLMBackend:
             top_p=params.top_p,
             max_tokens=params.max_new_tokens,
             seed=params.seed,
+            repetition_penalty=params.repetition_penalty or self.preset.repetition_penalty,
         )
         outputs = self.llm.generate(prompts, sp)
         return [[c.text.strip() for c in o.outputs] for o in outputs]

@@ -79,3 +79,25 @@ def test_vllm_backend_says_what_is_missing():
 
     with pytest.raises(BackendUnavailable, match="vLLM|CUDA"):
         load_backend("vllm", "tiny-random-vlm")
+
+
+def test_repetition_penalty_defaults_to_the_preset_and_a_request_overrides_it(tiny_lm, monkeypatch):
+    seen = []
+    real = tiny_lm.lm.model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs["repetition_penalty"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(tiny_lm.lm.model, "generate", spy)
+    req = [Request(3, "A dog runs.")]
+    tiny_lm.generate(req, GenerationParams(max_new_tokens=2))
+    tiny_lm.generate(req, GenerationParams(max_new_tokens=2, repetition_penalty=1.3))
+    assert seen == [tiny_lm.lm.preset.repetition_penalty, 1.3]
+
+
+def test_smollm2_preset_decodes_with_a_repetition_penalty():
+    from engine.models import PRESETS
+
+    # greedy at 1.0 it recites the Task-3 rules instead of describing the input
+    assert PRESETS["smollm2-135m"].repetition_penalty == 1.2
