@@ -165,14 +165,14 @@ class Studio:
         "ops": [...]}.
         """
         from engine.hallucination import VideoHallucinationConfig, hallucinate_frames
-        from engine.video import write_video
+        from engine.video import sampled_fps, write_video
 
         frames, meta = self.load_frames(video, num_frames)
         config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
         perturbed, ops = hallucinate_frames(frames, config, seed=seed)
         out = Path(out_dir)
         stem = f"{Path(video).stem}-s{seed}"
-        fps = max(1.0, len(frames) / max(meta.duration_s, 1e-6))  # play the sampled frames over the clip's length
+        fps = sampled_fps(len(frames), meta)
         return {
             "original": str(write_video(frames, out / f"{stem}-original.mp4", fps=fps)),
             "perturbed": str(write_video(perturbed, out / f"{stem}-perturbed.mp4", fps=fps)),

@@ -198,6 +198,12 @@ def _decode_with_av(path: Path, indices: list[int], size: tuple[int, int] | None
     return np.stack([frames[i] for i in indices])
 
 
+def sampled_fps(num_sampled: int, meta: VideoMeta) -> float:
+    """Frame rate that plays `num_sampled` sampled frames over the source clip's duration (>= 1 fps),
+    so an 8-frame sample of a 4 s clip lasts 4 s in a player."""
+    return max(1.0, num_sampled / max(meta.duration_s, 1e-6))
+
+
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
     """Write uint8 RGB frames (T, H, W, 3) as browser-playable mp4 (h264, yuv420p, faststart).
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from engine.errors import InputError, VideoError
 
-#: Frame rate of the written clip: sampled frames are far apart in time, so show each for 1/4 s.
-OUT_FPS = 4.0
 MAX_FRAMES = 256
 
 
@@ -45,7 +43,7 @@ def _video_config(args: argparse.Namespace):
 
 def hallucinate_video_cmd(args: argparse.Namespace) -> dict[str, Any]:
     from engine.hallucination.video import hallucinate_frames
-    from engine.video import load_video, write_video
+    from engine.video import load_video, sampled_fps, write_video
 
     src, out = Path(args.input), Path(args.output)
     if out.suffix.lower() != ".mp4":
@@ -55,10 +53,10 @@ def hallucinate_video_cmd(args: argparse.Namespace) -> dict[str, Any]:
     if not 1 <= args.num_frames <= MAX_FRAMES:
         raise InputError(f"--num-frames must be in 1..{MAX_FRAMES}, got {args.num_frames}")
     config = _video_config(args)
-    frames, _ = load_video(src, num_frames=args.num_frames)
+    frames, meta = load_video(src, num_frames=args.num_frames)
     new, ops = hallucinate_frames(frames, config, args.seed)
     try:
-        write_video(new, out, fps=OUT_FPS)
+        write_video(new, out, fps=sampled_fps(len(new), meta))
     except OSError as exc:
         raise VideoError(f"cannot write {out}: {exc.strerror or exc}") from None
     return {"frames": int(new.shape[0]), "ops": ops}
