@@ -67,9 +67,20 @@ def encode_for_logps(lm: LoadedModel, requests: list[Request], responses: list[s
     """A log-prob batch in the layout of the module docstring, on lm.device."""
     if len(requests) != len(responses):
         raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
-    parts = [encode_prompts(lm, [r], padding_side="right") for r in requests]
+    return collate_for_logps(lm, [encode_prompt_part(lm, r) for r in requests], responses)
+
+
+def collate_for_logps(
+    lm: LoadedModel, parts: list[dict[str, torch.Tensor]], responses: list[str]
+) -> dict[str, torch.Tensor]:
+    """Prompts already encoded by `encode_prompt_part` (a caller may cache them) + responses -> batch."""
     resp = [_response_ids(lm, y) for y in responses]
     return _collate(parts, resp, lm.tokenizer.pad_token_id, lm.device)
+
+
+def encode_prompt_part(lm: LoadedModel, request: Request) -> dict[str, torch.Tensor]:
+    """One prompt, unpadded (1, Lp), with its video tensors: the unit encode_for_logps collates."""
+    return encode_prompts(lm, [request], padding_side="right")
 
 
 def _collate(parts: list[dict], resp: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:

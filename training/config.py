@@ -99,6 +99,8 @@ class DataConfig:
     """Rows of this split train; others are ignored."""
     tasks: list[int] = field(default_factory=lambda: [1, 2, 3])
     """Tasks to train on."""
+    prompt_cache_items: int = 64
+    """Encoded prompts (ids + processed frames) kept in memory across micro-batches (LRU)."""
     separate_tasks: bool = False
     """Train one model per task instead of mixed multi-task batches (Table 2, separate training)."""
     num_rejected: int = 2
@@ -125,6 +127,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check("data.tasks", bool(self.tasks) and set(self.tasks) <= {1, 2, 3}, "must be a non-empty subset of 1,2,3")
         _check("data.num_rejected", self.num_rejected >= 1, "must be >= 1")
+        _check("data.prompt_cache_items", self.prompt_cache_items >= 1, "must be >= 1")
         _check("data.num_frames", self.num_frames >= 1, "must be >= 1")
         _check_range("data.response_words", self.response_words, 1)
         _check_range("data.prompt_words", self.prompt_words, 1)

@@ -15,6 +15,7 @@ PairIndex of each term then points into those S entries. Identical sequences are
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.encoding import IGNORE_INDEX, encode_for_logps, gather_logps
+from engine.encoding import IGNORE_INDEX, collate_for_logps, encode_prompt_part, gather_logps
 from engine.models import LoadedModel
 from engine.tasks import Request
 from engine.types import VideoMeta
@@ -81,14 +82,47 @@ def to_request(seq: Sequence, frames_dir: Path) -> Request:
     return Request(task=seq.task, short_prompt=seq.short_prompt, frames=frames, video_meta=meta)
 
 
-def encode(lm: LoadedModel, seqs: list[Sequence], frames_dir: Path, align: bool = True) -> dict[str, Any]:
+class PromptCache:
+    """Encoded prompts (token ids + processed video tensors) by (task, short prompt, video file), LRU.
+
+    An HDPO example's chosen, rejected and response-hallucinated sequences share one conditioning,
+    so without this each micro-batch decodes and preprocesses the same frames several times, and
+    every epoch tokenises everything again. max_items bounds memory: a processed 16-frame 448² video
+    is ~77 MB of float32 patches, so the default keeps a few micro-batches' worth, not the dataset.
+    """
+
+    def __init__(self, max_items: int = 64) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, lm: LoadedModel, seq: Sequence, frames_dir: Path) -> dict[str, torch.Tensor]:
+        key = (seq.task, seq.short_prompt, seq.video)
+        part = self._items.get(key)
+        if part is not None:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return part
+        self.misses += 1
+        part = encode_prompt_part(lm, to_request(seq, frames_dir))
+        self._items[key] = part
+        if len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return part
+
+
+def encode(
+    lm: LoadedModel, seqs: list[Sequence], frames_dir: Path, align: bool = True, cache: PromptCache | None = None
+) -> dict[str, Any]:
     """The (S, L) log-prob batch, built on the CPU (DataLoader workers can run it).
 
     align=True gives the response-aligned layout plus `keep` (see the module docstring).
+    cache: reuse encoded prompts across sequences, micro-batches and epochs (see PromptCache).
     """
     cpu_lm = replace(lm, model=None, device="cpu")
-    requests = [to_request(s, frames_dir) for s in seqs]
-    batch: dict[str, Any] = encode_for_logps(cpu_lm, requests, [s.response for s in seqs])
+    cache = cache or PromptCache(max_items=len(seqs) + 1)  # at least: shared prompts within this batch
+    parts = [cache.get(cpu_lm, s, frames_dir) for s in seqs]
+    batch: dict[str, Any] = collate_for_logps(cpu_lm, parts, [s.response for s in seqs])
     if align:
         batch, keep = align_responses(batch, lm.tokenizer.pad_token_id)
         batch["keep"] = keep

@@ -30,7 +30,7 @@ import yaml
 
 from training.config import TrainConfig
 from training.data import Example, load_examples, materialise, micro_batches
-from training.logps import FlatBatch, encode, flatten, forward_logps
+from training.logps import FlatBatch, PromptCache, encode, flatten, forward_logps
 from training.losses import hdpo
 from training.refcache import RefCache, model_id
 
@@ -116,6 +116,7 @@ class Trainer:
             materialise(self.export_path, data_dir, self.cfg.data, self.cfg.loss, self.cfg.run.seed, self.augmenters)
         self.accelerator.wait_for_everyone()
         self.frames_dir = data_dir / "frames"
+        self.prompt_cache = PromptCache(max_items=self.cfg.data.prompt_cache_items)
         self.examples: list[Example] = load_examples(data_dir / "examples.jsonl", self.cfg.data.tasks)
         if not self.examples:
             raise ValueError(f"no examples for tasks {self.cfg.data.tasks}")
@@ -191,7 +192,7 @@ class Trainer:
         chunk = max(1, self.cfg.optim.micro_batch_size * 4)
         with self._reference_context(), self.accelerator.autocast():
             for i in range(0, len(seqs), chunk):
-                batch = encode(self.lm, seqs[i : i + chunk], self.frames_dir)
+                batch = encode(self.lm, seqs[i : i + chunk], self.frames_dir, cache=self.prompt_cache)
                 logps = forward_logps(self.model, batch, self.device).float().cpu().tolist()
                 out.update(zip(keys[i : i + chunk], logps, strict=True))
                 self.ref_forwards += 1
@@ -260,7 +261,7 @@ class Trainer:
 
     def _micro_step(self, examples: list[Example], n_step_examples: int) -> dict[str, torch.Tensor]:
         flat = flatten(examples)
-        batch = encode(self.lm, flat.seqs, self.frames_dir)
+        batch = encode(self.lm, flat.seqs, self.frames_dir, cache=self.prompt_cache)
         lc = self.cfg.loss
         with self.accelerator.autocast():
             ref = self._ref_logps(flat, batch)
