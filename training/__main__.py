@@ -89,12 +89,28 @@ def run(cfg: TrainConfig, run_dir: Path, db_url: str | None, run_id: int | None,
     return results
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from annotations.errors import StoreError
+    from engine.errors import StudioError
+    from training.config import ConfigError
+
+    return (ConfigError, StudioError, StoreError, FileNotFoundError)
+
+
+USER_ERRORS = _user_errors()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(args.run_dir or Path(cfg.run.output_dir) / cfg.run.name)
         results = run(cfg, run_dir, args.db, args.run_id, args.resume)
+    except USER_ERRORS as exc:  # bad config, missing file, bad DB URL: one line, no traceback
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        _mark_failed(args.db, args.run_id, message)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted before training started", file=sys.stderr)
         _mark_failed(args.db, args.run_id, "interrupted before training started")

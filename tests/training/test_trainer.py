@@ -124,7 +124,7 @@ def test_lora_and_resident_reference(tiny_export, tmp_path):
     assert (Path(result.checkpoint) / "model" / "adapter_config.json").exists()
 
 
-def test_cli_main_separate_training(tiny_export, tmp_path):
+def test_cli_main_separate_training(tiny_export, tmp_path, capsys):
     from training.__main__ import main
 
     argv = [
@@ -148,7 +148,11 @@ def test_cli_main_separate_training(tiny_export, tmp_path):
     assert main(argv) == 0
     assert (tmp_path / "sep" / "task1" / "checkpoints" / "latest").exists()
     assert (tmp_path / "sep" / "task2" / "checkpoints" / "latest").exists()
-    assert main(["--config", str(CONFIGS / "tiny-cpu.yaml"), "--set", "optim.lr=-1"]) == 1
+    capsys.readouterr()
+    # bad input: exit 2 and one line naming the key, no traceback (as the engine CLI does)
+    assert main(["--config", str(CONFIGS / "tiny-cpu.yaml"), "--set", "optim.lr=-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "optim.lr" in err[0]
 
 
 def test_freeze_vision_trains_the_merger_and_lm_but_not_the_vision_blocks(tiny_export, tmp_path):
