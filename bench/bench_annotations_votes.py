@@ -54,21 +54,10 @@ def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
 
 
 def _seed_store(url: str, n_pairs: int) -> None:
-    from annotations.db import open_db, write_session
-    from annotations.models import Pair, Response, Sample
+    """n_pairs mined pairs in one transaction (seeding is not what we measure): the crash bench's seed."""
+    from bench_annotations_crash import seed  # same folder: the script's directory is on sys.path
 
-    engine = open_db(url)
-    with write_session(engine) as session:  # one transaction: seeding is not what we measure
-        for i in range(n_pairs):
-            sample = Sample(video=f"/v/{i}.mp4", video_hash=f"h{i}", content_key=f"k{i}", short_prompt=f"clip {i}")
-            session.add(sample)
-            session.flush()
-            a = Response(sample_id=sample.id, task=1, text=f"good {i}", source="teacher")
-            b = Response(sample_id=sample.id, task=1, text=f"bad {i}", source="model")
-            session.add_all([a, b])
-            session.flush()
-            session.add(Pair(sample_id=sample.id, task=1, response_a_id=a.id, response_b_id=b.id))
-    engine.dispose()
+    seed(url, n_pairs)
 
 
 def _store_worker(url: str, worker: int, votes: int, start_at: float, out_path: str, raw: bool = True) -> None:
