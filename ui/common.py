@@ -216,3 +216,8 @@ def _inside(path: Path, root: Path) -> bool:
 def config_presets() -> list[str]:
     """Training config presets shipped in configs/ (names without .yaml)."""
     return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def on_model_event(event, handler, ins: list, outs: list, **kwargs) -> None:
+    """Wire an event that runs a model: one at a time across all tabs (CPU inference, shared models)."""
+    event(handler, ins, outs, concurrency_limit=1, concurrency_id="models", **kwargs)

@@ -23,6 +23,7 @@ from ui.common import (
     evaluator_note,
     model_choices,
     model_note,
+    on_model_event,
 )
 
 CANDIDATE_COLUMNS = ["#", "candidate", "scores", "label"]
@@ -319,17 +320,8 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         handler = bind(beautify, ctx)
 
         ins = [prompt, model, *settings, judge]
-        run.click(
-            handler, ins, [status, table, state], api_name="beautify", concurrency_limit=1, concurrency_id="models"
-        )
-        prompt.submit(
-            handler,
-            ins,
-            [status, table, state],
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="models",
-        )
+        on_model_event(run.click, handler, ins, [status, table, state], api_name="beautify")
+        on_model_event(prompt.submit, handler, ins, [status, table, state], api_visibility="private")
     return {"model": model, "note": note}
 
 
@@ -347,14 +339,7 @@ def build_describe_tab(ctx: AppContext) -> dict[str, Any]:
         handler = bind(describe_video, ctx)
 
         ins = [video, model, *settings, evals]
-        run.click(
-            handler,
-            ins,
-            [status, table, state],
-            api_name="describe_video",
-            concurrency_limit=1,
-            concurrency_id="models",
-        )
+        on_model_event(run.click, handler, ins, [status, table, state], api_name="describe_video")
     return {"model": model, "note": note, "evals": evals, "eval_note": eval_note}
 
 
@@ -374,12 +359,5 @@ def build_caption_tab(ctx: AppContext) -> dict[str, Any]:
         handler = bind(describe_video_with_caption, ctx)
 
         ins = [video, caption, model, *settings, evals]
-        run.click(
-            handler,
-            ins,
-            [status, table, state],
-            api_name="describe_video_with_caption",
-            concurrency_limit=1,
-            concurrency_id="models",
-        )
+        on_model_event(run.click, handler, ins, [status, table, state], api_name="describe_video_with_caption")
     return {"model": model, "note": note, "evals": evals, "eval_note": eval_note}

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, model_note
+from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, model_note, on_model_event
 
 CATEGORY_COLORS = {
     "noun": "#f59e0b",
@@ -232,13 +232,12 @@ def _task_section(ctx: AppContext, response: gr.Textbox, video: gr.Video) -> Non
     gaps = gr.Dataframe(headers=["condition", "logp", "gap_vs_original"], label="Log-probabilities", interactive=False)
     plot = gr.BarPlot(x="condition", y="gap_vs_original", label="Gap vs original (nats)", height=260)
 
-    gaps_btn.click(
+    on_model_event(
+        gaps_btn.click,
         bind(reward_gaps_view, ctx),
         [response, prompt, video, model, seed],
         [gaps, plot, note],
         api_visibility="private",
-        concurrency_limit=1,
-        concurrency_id="models",
     )
 
 
