@@ -1,6 +1,6 @@
 import pytest
 
-from tests.training.helpers import write_export
+from training.toy_data import write_export
 
 
 @pytest.fixture(scope="session")

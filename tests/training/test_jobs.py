@@ -10,8 +10,8 @@ import pytest
 
 from annotations.db import init_db, make_engine
 from annotations.store import create_run, get_run
-from tests.training.helpers import write_export
 from training import jobs
+from training.toy_data import write_export
 
 ROOT = Path(__file__).resolve().parents[2]
 

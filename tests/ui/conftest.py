@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ui.server import ADMIN, ANNOTATOR, Server, seed_pairs, start_app
+from ui.app_server import ADMIN, ANNOTATOR, Server, seed_pairs, start_app
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.server import SAMPLES, Server, judgements, seed_pairs, start_app
+from ui.app_server import SAMPLES, Server, judgements, seed_pairs, start_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.ui.server import REPO
+from ui.app_server import REPO
 
 SCRIPT = """
 import sys
