@@ -1,8 +1,8 @@
 """Start VidPrompter Studio: `python app.py [--host H] [--port P] [--db URL] [--auth-file PATH] [--model NAME]`.
 
-Builds the Studio facade (models load lazily, so the page is up in seconds) and the annotation
-database, lays out the UI and launches it. Without --auth-file the app runs in single-user local
-mode (user "local", admin). Add accounts with:
+Builds the Studio facade (models load lazily, so the page is up in seconds), the annotation
+database engine and the training jobs object on it, lays out the UI and launches it. Without
+--auth-file the app runs in single-user local mode (user "local", admin). Add accounts with:
 
     python app.py --add-user alice --role admin --auth-file auth.json   # password from stdin or
                                                                         # $VIDPROMPTER_PASSWORD
@@ -16,7 +16,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported inside the functions: `--add-user` needs neither gradio nor the engine
+    import gradio as gr
+
+    from engine.service import StudioConfig
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else it calls api.gradio.app at start
 
@@ -67,7 +72,7 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
-def studio_config(model: str | None) -> Any:
+def studio_config(model: str | None) -> StudioConfig:
     """StudioConfig with --model applied to the task family its preset serves."""
     from engine.models import resolve
     from engine.service import StudioConfig
@@ -78,17 +83,20 @@ def studio_config(model: str | None) -> Any:
     return StudioConfig(video_model=model) if kind == "video" else StudioConfig(text_model=model)
 
 
-def build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     """(Blocks, launch kwargs) from parsed flags. Raises StudioError / StoreError / AuthFileError."""
     from annotations.db import default_db_url, open_db
     from engine.service import Studio
+    from training.jobs import Jobs
     from ui import AppContext, build_app, launch_kwargs
     from ui.auth import Accounts
     from ui.common import SAMPLES_DIR
 
     db_url = args.db or default_db_url()
     accounts = Accounts.load(args.auth_file) if args.auth_file else None
-    ctx = AppContext(studio=Studio(studio_config(args.model)), db=open_db(db_url), db_url=db_url, accounts=accounts)
+    db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
+    studio = Studio(studio_config(args.model))
+    ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url), accounts=accounts)
     ctx.upload_dir = _upload_dir(db_url)
     demo = build_app(ctx)
     kwargs = launch_kwargs() | {

@@ -1,8 +1,9 @@
 """Admin tab: launch an HDPO training run from a config preset, watch it, cancel / resume it.
 
-Every handler checks the admin role itself (hiding the tab is only a convenience). The job runner
-(`training.jobs`) is imported inside the handlers: it may be absent in a build, and the UI must
-not pull training code at import time. Run state and metrics are read from the annotation store.
+Every handler checks the admin role itself (hiding the tab is only a convenience), then calls the
+jobs object app.py built (`ctx.jobs`, a torch-free `training.jobs.Jobs` on the app's DB engine).
+Its refusals (busy device, unknown run, run not running) are JobErrors, which `bind`'s guard shows
+as one line. Run state, history and metrics come from the annotation store through `ctx.jobs`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ui.common import CONFIGS_DIR, AppContext, Unavailable, bind, config_presets
+from ui.common import CONFIGS_DIR, AppContext, bind, config_presets
 
 TINY_PRESET = "tiny-cpu"
 TERMINAL = ("finished", "failed", "cancelled")
@@ -23,24 +24,6 @@ POLL_SECONDS = 2.0
 HISTORY_COLUMNS = ["id", "name", "status", "step", "total_steps", "progress", "created_at", "finished_at", "error"]
 
 # -- handlers -------------------------------------------------------------------------------------
-
-
-def jobs() -> Any:
-    """The training job runner, or Unavailable with a plain message."""
-    try:
-        from training import jobs as training_jobs
-    except ImportError as exc:
-        raise Unavailable(f"training runs are not available in this build yet (training.jobs: {exc})") from None
-    return training_jobs
-
-
-def call_job(action: str, *args: Any) -> Any:
-    """training.jobs.<action>(*args), its refusals (busy device, unknown run) shown as plain errors."""
-    runner = jobs()
-    try:
-        return getattr(runner, action)(*args)
-    except runner.JobError as exc:
-        raise gr.Error(str(exc)) from exc
 
 
 def has_gpu() -> bool:
@@ -87,7 +70,7 @@ def launch_training(
     user = ctx.require_admin(request)
     _preset_path(preset)
     config_path = _write_config(ctx, preset, config_yaml)
-    run_id = call_job("launch", str(config_path), ctx.db_url, parse_overrides(overrides))
+    run_id = ctx.jobs.launch(config_path, parse_overrides(overrides))
     note = f"🚀 Run **#{run_id}** launched by {user.name} from `{preset}`"
     return note, run_id, gr.Timer(active=True)
 
@@ -100,22 +83,6 @@ def _write_config(ctx: AppContext, preset: str, config_yaml: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config_yaml)
     return path
-
-
-def run_outputs(ctx: AppContext, run_id: float | None) -> tuple[str, Any, Any, pd.DataFrame]:
-    """(status, loss curve, reward-margin curve, run history) for one run id."""
-    from annotations.store import get_run, list_runs, run_metrics
-
-    history = pd.DataFrame(list_runs(ctx.db, limit=50), columns=HISTORY_COLUMNS)
-    if not run_id:
-        return "No run selected.", gr.skip(), gr.skip(), history
-    run = get_run(ctx.db, int(run_id))
-    if run is None:
-        raise gr.Error(f"no training run with id {int(run_id)}")
-    metrics = run_metrics(ctx.db, int(run_id))
-    loss = [m for m in metrics if "loss" in m["name"]]
-    margins = [m for m in metrics if "margin" in m["name"]]
-    return status_markdown(run), _curve(loss), _curve(margins), history
 
 
 def _curve(rows: list[dict[str, Any]]) -> Any:
@@ -140,37 +107,49 @@ def status_markdown(run: dict[str, Any]) -> str:
     return line
 
 
+def _watch(ctx: AppContext, run_id: float | None) -> tuple[dict[str, Any] | None, tuple[str, Any, Any, pd.DataFrame]]:
+    """(run or None, (status, loss curve, reward-margin curve, run history)) for one run id.
+
+    `ctx.jobs.status` also notices a trainer that died without saying so and marks its run failed."""
+    history = pd.DataFrame(ctx.jobs.history(50), columns=HISTORY_COLUMNS)
+    if not run_id:
+        return None, ("No run selected.", gr.skip(), gr.skip(), history)
+    run = ctx.jobs.status(int(run_id))
+    metrics = ctx.jobs.metrics(int(run_id))
+    loss = [m for m in metrics if "loss" in m["name"]]
+    margins = [m for m in metrics if "margin" in m["name"]]
+    return run, (status_markdown(run), _curve(loss), _curve(margins), history)
+
+
 def training_status(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, Any, Any, pd.DataFrame]:
     """Admin: live status, loss and reward-margin curves, run history."""
     ctx.require_admin(request)
-    if run_id:
-        call_job("status", int(run_id), ctx.db_url)  # notices a dead process and marks its run failed
-    return run_outputs(ctx, run_id)
+    return _watch(ctx, run_id)[1]
 
 
 def poll(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple:
     """gr.Timer tick: training_status plus the timer switched off once the run is over."""
-    status, loss, margins, history = training_status(ctx, run_id, request)
-    from annotations.store import get_run
-
-    run = get_run(ctx.db, int(run_id)) if run_id else None
+    ctx.require_admin(request)
+    run, outputs = _watch(ctx, run_id)
     active = run is not None and run["status"] not in TERMINAL
-    return status, loss, margins, history, gr.Timer(active=active)
+    return *outputs, gr.Timer(active=active)
 
 
 def cancel_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> str:
+    """Admin: ask the run's trainer to stop (it checkpoints first)."""
     ctx.require_admin(request)
     if not run_id:
         raise gr.Error("enter the id of the run to cancel")
-    call_job("cancel", int(run_id), ctx.db_url)
+    ctx.jobs.cancel(int(run_id))
     return f"⏹ Cancel requested for run #{int(run_id)}."
 
 
 def resume_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, gr.Timer]:
+    """Admin: restart a stopped run from its latest checkpoint."""
     ctx.require_admin(request)
     if not run_id:
         raise gr.Error("enter the id of the run to resume")
-    call_job("resume", int(run_id), ctx.db_url)
+    ctx.jobs.resume(int(run_id))
     return f"▶️ Resuming run #{int(run_id)}.", gr.Timer(active=True)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import bcrypt
 
-from ui.common import ROLES
+from annotations.models import ROLES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_CHARS = 8

@@ -1,6 +1,7 @@
 """Shared pieces of the UI: the app context, who is asking, error handling, model pickers, media staging.
 
-Nothing here imports torch: the heavy work goes through `engine.service.Studio`, which loads models lazily.
+Nothing here imports torch: the heavy work goes through `engine.service.Studio` (which loads models
+lazily), training runs through `training.jobs.Jobs` (torch-free), data through `annotations`.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
+from sqlalchemy import Engine
 
+from annotations.errors import StoreError
 from engine.errors import StudioError
+from training.jobs import JobError, Jobs
+from ui.auth import Accounts
+
+if TYPE_CHECKING:  # type-only: the Studio's module may pull model code
+    from engine.service import Studio
 
 log = logging.getLogger("vidprompter.ui")
 
 RANDOM_WEIGHTS_LABEL = "random weights — pipeline check only"
 LOCAL_USER = "local"
-ROLES = ("annotator", "admin")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 SAMPLES_DIR = ASSETS_DIR / "samples"
@@ -49,13 +56,14 @@ class User:
 class AppContext:
     """Everything the handlers share. Built once by app.py; per-user data lives in gr.State."""
 
-    studio: Any
-    """engine.service.Studio: the only door to models."""
-    db: Any
+    studio: Studio
+    """The only door to models."""
+    db: Engine
     """SQLAlchemy engine of the annotation store (annotations.db.open_db)."""
-    db_url: str
-    accounts: Any = None
-    """ui.auth.Accounts, or None for single-user local mode (user "local", admin)."""
+    jobs: Jobs
+    """Training runs of the same store (built by app.py on `db` and its URL)."""
+    accounts: Accounts | None = None
+    """None for single-user local mode (user "local", admin)."""
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vidprompter-ui-")))
     """Generated media and exports (inside the temp dir, which Gradio may serve back)."""
     upload_dir: Path | None = None
@@ -87,25 +95,13 @@ class AppContext:
         return user
 
 
-class Unavailable(Exception):
-    """A backend package that this build does not have yet (e.g. training.jobs)."""
-
-
-def _store_error_types() -> tuple[type[BaseException], ...]:
-    try:
-        from annotations.errors import StoreError
-    except ImportError:  # pragma: no cover - annotations is part of the repo
-        return ()
-    return (StoreError,)
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (StudioError, ValueError, Unavailable, *_store_error_types())
+USER_ERRORS: tuple[type[BaseException], ...] = (StudioError, StoreError, JobError, ValueError)
 
 
 def guard(fn: F) -> F:
     """Turn every failure of a handler into a gr.Error with a one-line message: the app never crashes.
 
-    StudioError / StoreError / ValueError / Unavailable are the user's to fix and are shown verbatim;
+    StudioError / StoreError / JobError / ValueError are the user's to fix and are shown verbatim;
     anything else is logged with its traceback and shown as an internal error.
     """
 
@@ -150,16 +146,16 @@ def one_line(exc: BaseException) -> str:
 # -- models -------------------------------------------------------------------------------------
 
 
-def model_choices(studio: Any, video_only: bool) -> list[str]:
+def model_choices(studio: Studio, video_only: bool) -> list[str]:
     """Preset names for a picker: video models for Tasks 1-2, every model for Task 3."""
     return [p.name for p in studio.presets() if p.kind == "video" or not video_only]
 
 
-def is_random_model(studio: Any, name: str) -> bool:
+def is_random_model(studio: Studio, name: str) -> bool:
     return any(p.name == name and p.random_weights for p in studio.presets())
 
 
-def model_note(studio: Any, name: str | None) -> str:
+def model_note(studio: Studio, name: str | None) -> str:
     """One markdown line on whether `name` can load, and why not. Never loads weights.
 
     Random-weight presets are labelled without asking the Studio (that would build the tiny model,
@@ -176,11 +172,8 @@ def model_note(studio: Any, name: str | None) -> str:
 
 
 def evaluator_note(studio: Any, name: str) -> tuple[bool, str]:
-    """(usable?, message) for one evaluator preset; says so plainly when engine.evaluators is missing."""
-    try:
-        return studio.evaluator_status(name)
-    except ImportError:
-        return False, "evaluators are not available in this build yet (engine.evaluators is missing)"
+    """(usable?, message) for one evaluator preset. Never loads weights."""
+    return studio.evaluator_status(name)
 
 
 # -- media --------------------------------------------------------------------------------------

@@ -79,12 +79,12 @@ def test_add_user_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_roles_enforced_in_handlers(tmp_path: Path) -> None:
     path = tmp_path / "auth.json"
     add_user(path, "ann", "battery staple", rounds=4)
-    ctx = AppContext(studio=None, db=None, db_url="sqlite://", accounts=Accounts.load(path), work_dir=tmp_path)
+    ctx = AppContext(studio=None, db=None, jobs=None, accounts=Accounts.load(path), work_dir=tmp_path)  # roles only
     with pytest.raises(gr.Error, match="needs the admin role"):
         ctx.require_admin(SimpleNamespace(username="ann"))
     with pytest.raises(gr.Error, match="not signed in"):
         ctx.user(SimpleNamespace(username=None))
-    local = AppContext(studio=None, db=None, db_url="sqlite://", work_dir=tmp_path)
+    local = AppContext(studio=None, db=None, jobs=None, work_dir=tmp_path)
     assert local.require_admin(SimpleNamespace(username=None)).name == "local"
 
 

@@ -21,10 +21,12 @@ LOCAL = SimpleNamespace(username=None)
 def ctx(tmp_path: Path) -> AppContext:
     from annotations.db import open_db
     from engine.service import Studio
+    from training.jobs import Jobs
 
     db_url = f"sqlite:///{tmp_path / 's.db'}"
     seed_pairs(db_url, 3)
-    return AppContext(studio=Studio(), db=open_db(db_url), db_url=db_url, work_dir=tmp_path / "work")
+    db = open_db(db_url)
+    return AppContext(studio=Studio(), db=db, jobs=Jobs(db, db_url), work_dir=tmp_path / "work")
 
 
 def _count(ctx: AppContext) -> int:

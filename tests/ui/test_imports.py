@@ -13,7 +13,9 @@ import ui
 assert "torch" not in sys.modules, "import ui pulled torch"
 from annotations.db import open_db
 from engine.service import Studio
-ctx = ui.AppContext(studio=Studio(), db=open_db("sqlite://"), db_url="sqlite://")
+from training.jobs import Jobs
+db = open_db("sqlite://")
+ctx = ui.AppContext(studio=Studio(), db=db, jobs=Jobs(db, "sqlite://"))
 demo = ui.build_app(ctx)
 heavy = sorted(m for m in ("torch", "transformers", "open_clip", "spacy", "decord") if m in sys.modules)
 assert not heavy, f"building the app imported {heavy}"
