@@ -1,8 +1,14 @@
-"""`python -m training --config PATH [--set key=value ...] [--db URL] [--run-id N] [--resume]`.
+"""`python -m training --config PATH [--set key=value ...] [--db URL] [--run-id N] [--run-dir DIR] [--resume]`.
 
 Also runs under `accelerate launch -m training ...` (one GPU, many GPUs, many machines: same command).
-Exit status 0 when the run finishes or is cancelled (SIGTERM / SIGINT -> checkpoint), 1 with a one-line
-error on stderr otherwise (and the run marked failed in the DB when --db / --run-id are given).
+Exit status:
+- 0 when the run finishes, or is cancelled (SIGTERM / SIGINT during training: the trainer finishes its
+  step, checkpoints and reports "cancelled");
+- 2 with a one-line `error: ...` on stderr and no traceback for what the user can fix: a bad config or
+  --set, a missing file, a bad DB URL, a model that cannot load (argparse's own usage errors exit 2 too);
+- 1 for an interrupt before training starts and for any other error (the traceback stays in the log,
+  followed by the one-line `error: ...`).
+On 1 or 2 with --db and --run-id, rank 0 also marks the run failed in the DB with that line.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from annotations.errors import StoreError
+from engine.errors import StudioError
 from training.config import ConfigError, TrainConfig, load_config
 
 
@@ -89,15 +97,7 @@ def run(cfg: TrainConfig, run_dir: Path, db_url: str | None, run_id: int | None,
     return results
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from annotations.errors import StoreError
-    from engine.errors import StudioError
-    from training.config import ConfigError
-
-    return (ConfigError, StudioError, StoreError, FileNotFoundError)
-
-
-USER_ERRORS = _user_errors()
+USER_ERRORS = (ConfigError, StudioError, StoreError, FileNotFoundError)  # exit 2, one line, no traceback
 
 
 def main(argv: list[str] | None = None) -> int:
