@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+BENCH ?=
 
 .PHONY: run test venv lint format bench clean-venv
 
@@ -38,8 +39,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Every benchmark in bench/ (long on 2 cores); `make bench BENCH="video evaluators"` runs a subset.
 bench: $(STAMP)
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(BENCH)
 
 clean-venv:
 	rm -rf $(VENV)
