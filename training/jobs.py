@@ -127,13 +127,12 @@ class Jobs:
         return run_id
 
     def status(self, run_id: int) -> dict[str, Any]:
-        """The run's DB row (status, step, progress, error, ...) plus `alive` and `last_metrics`."""
+        """The run's DB row (status, step, progress, error, ...) plus `alive`; metrics come from `metrics`."""
         run = get_run(self.engine, run_id)
         if run is None:
             raise JobError(f"no training run {run_id}")
         run = self._refresh(run)
         run["alive"] = self.alive(run.get("pid"))
-        run["last_metrics"] = {m["name"]: m["value"] for m in self.metrics(run_id) if m["step"] == run.get("step")}
         return run
 
     def cancel(self, run_id: int) -> dict[str, Any]:
