@@ -1,0 +1,114 @@
+"""`python -m engine generate-video`: a prompt -> an mp4 clip from a text-to-video preset.
+
+    python -m engine generate-video --prompt TEXT [--model PRESET] [--seed S] [--frames N] [--fps F]
+        [--steps K] [--guidance G] [--height H --width W] --out clip.mp4 [--json]
+
+engine.cli registers it with `add_t2v_parser(subparsers)`; `python -m engine.t2v generate-video ...` runs the
+same parser on its own. Bad input exits 2 with one line on stderr and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from engine.errors import StudioError
+from engine.t2v.presets import DEFAULT_T2V_MODEL, RANDOM_WEIGHTS_LABEL, T2V_PRESETS, resolve_t2v
+
+
+def add_t2v_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `generate-video` to a subparsers object. Sets `func` (args -> JSON-able dict; raises StudioError),
+    `render` (dict -> text) and `run` (args -> exit code, printing included)."""
+    p = subparsers.add_parser("generate-video", help="prompt -> mp4 clip with a text-to-video model (diffusers)")
+    p.add_argument("--prompt", required=True, help="the text to turn into a video")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_T2V_MODEL,
+        help=f"preset ({', '.join(T2V_PRESETS)}) or a diffusers pipeline folder (default: {DEFAULT_T2V_MODEL})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="same seed, same frames (default 0)")
+    p.add_argument("--frames", type=int, help="clip length (default: the preset's, e.g. 49 for CogVideoX)")
+    p.add_argument("--fps", type=float, help="frame rate of the mp4 (default: the preset's)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the preset's, 50 for real models)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's)")
+    p.add_argument("--height", type=int, help="frame height in pixels, a multiple of 16")
+    p.add_argument("--width", type=int, help="frame width in pixels, a multiple of 16")
+    p.add_argument("--negative-prompt", default="", help="what to steer away from")
+    p.add_argument("--out", required=True, help="the .mp4 file to write (written atomically)")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="default: bfloat16 on CUDA, else fp32")
+    p.add_argument(
+        "--offload", choices=("none", "model", "sequential"), default="none", help="CPU offload on small GPUs"
+    )
+    p.add_argument("--vae-tiling", action="store_true", help="decode in tiles: less GPU memory for large frames")
+    # SUPPRESS: a default here would overwrite `python -m engine --json generate-video ...`'s top-level flag.
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+    p.set_defaults(func=generate_video_payload, render=render_generate_video, run=run_generate_video)
+    return p
+
+
+#: engine.cli's module discovery calls `register(subparsers)`.
+register = add_t2v_parser
+
+
+def generate_video_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """Check everything cheap first (request, output path, preset), then load, generate and write."""
+    from engine.t2v.backend import ClipRequest, check_shape, generate_clip, load_t2v
+    from engine.t2v.writer import check_out_path
+
+    request = ClipRequest(
+        prompt=args.prompt,
+        seed=args.seed,
+        frames=args.frames,
+        fps=args.fps,
+        steps=args.steps,
+        guidance=args.guidance,
+        height=args.height,
+        width=args.width,
+        negative_prompt=args.negative_prompt,
+    )
+    check_out_path(args.out)
+    check_shape(resolve_t2v(args.model), request)  # a bad --frames fails before minutes of loading
+    start = time.perf_counter()
+    pipeline = load_t2v(
+        args.model, device=args.device, dtype=args.dtype, offload=args.offload, vae_tiling=args.vae_tiling
+    )
+    load_seconds = time.perf_counter() - start
+    clip = generate_clip(pipeline, request, args.out)
+    return {**clip.as_dict(), "dtype": pipeline.dtype, "load_seconds": round(load_seconds, 3)}
+
+
+def render_generate_video(payload: dict[str, Any]) -> str:
+    head = f"[{payload['model']}: {RANDOM_WEIGHTS_LABEL}]\n" if payload["random_weights"] else ""
+    return (
+        f"{head}wrote {payload['out']}: {payload['frames']} frames, {payload['width']}x{payload['height']} at "
+        f"{payload['fps']:g} fps (seed {payload['seed']}, {payload['steps']} steps, guidance {payload['guidance']:g}, "
+        f"{payload['prompt_tokens']}/{payload['max_tokens']} prompt tokens) in {payload['seconds']:.1f} s "
+        f"on {payload['device']}"
+    )
+
+
+def run_generate_video(args: argparse.Namespace) -> int:
+    """The whole verb: 0 and the result on stdout, or 2 (130 on Ctrl-C) and one line on stderr."""
+    try:
+        payload = generate_video_payload(args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    print(json.dumps(payload, ensure_ascii=False) if getattr(args, "json", False) else render_generate_video(payload))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engine.t2v generate-video ...`."""
+    parser = argparse.ArgumentParser(prog="python -m engine.t2v", description="text-to-video generation")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_t2v_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)

@@ -1,0 +1,55 @@
+"""Writing a generated clip: checked before the (slow) generation, written atomically after it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.t2v.errors import GenerationError
+from engine.video import write_video
+
+
+def check_out_path(out: str | os.PathLike) -> Path:
+    """The .mp4 path to write, refused up front (not after minutes of generation) when it cannot be one."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".mp4":
+        raise InputError(f"the output must be an .mp4 file, got {path.name or str(path)!r}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; name the .mp4 file to write")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the nearest existing ancestor decides whether we can create the folders
+    if not parent.is_dir():
+        raise InputError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {path}: no write permission in {parent}")
+    return path
+
+
+def write_clip_atomic(frames: np.ndarray, out: str | os.PathLike, fps: float) -> Path:
+    """Write uint8 frames (T, H, W, 3) to `out` as mp4 through a temporary file in the same folder and a rename,
+    so a failed or interrupted write leaves no half-written clip (and an existing file at `out` untouched)."""
+    path = check_out_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name in the same folder (so the rename is atomic), created by the writer itself: it gets the mode
+    # any new file gets (mkstemp's would be 0600).
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.part.mp4"
+    try:
+        write_video(frames, tmp, fps=fps)
+        os.replace(tmp, path)  # atomic on one filesystem: readers see the old file or the whole new one
+    except Exception as exc:
+        raise GenerationError(f"could not write {path}: {_first_line(exc)}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # gone after a successful rename; removes the partial file otherwise
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
