@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +115,18 @@ class Jobs:
         cfg = load_config(config, overrides)
         self._refuse_if_busy(cfg)
         run_id = create_run(self.engine, name or cfg.run.name, config=cfg.to_dict(), status="queued")
-        run_dir = (Path(cfg.run.output_dir) / f"{cfg.run.name}-run{run_id}").resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not cfg.data.path:
-            export_pairs(self.engine, run_dir / "export.jsonl", "jsonl")
-            cfg = load_config(cfg.to_dict(), {"data.path": str(run_dir / "export.jsonl")})
-        (run_dir / "launch.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        log_path = str(run_dir / "train.log")
-        checkpoints = str(run_dir / "checkpoints")
-        update_run(self.engine, run_id, config=cfg.to_dict(), log_path=log_path, checkpoint_dir=checkpoints)
-        proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=False), num_processes)
-        update_run(self.engine, run_id, pid=proc.pid)
+        with self._failing_run(run_id):
+            run_dir = (Path(cfg.run.output_dir) / f"{cfg.run.name}-run{run_id}").resolve()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not cfg.data.path:
+                export_pairs(self.engine, run_dir / "export.jsonl", "jsonl")
+                cfg = load_config(cfg.to_dict(), {"data.path": str(run_dir / "export.jsonl")})
+            (run_dir / "launch.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            log_path = str(run_dir / "train.log")
+            checkpoints = str(run_dir / "checkpoints")
+            update_run(self.engine, run_id, config=cfg.to_dict(), log_path=log_path, checkpoint_dir=checkpoints)
+            proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=False), num_processes)
+            update_run(self.engine, run_id, pid=proc.pid)
         return run_id
 
     def status(self, run_id: int) -> dict[str, Any]:
@@ -158,10 +161,11 @@ class Jobs:
         if not run.get("log_path"):
             raise JobError(f"run {run_id} has no run folder to resume from")
         self._refuse_if_busy(load_config(run.get("config") or {}), exclude=run_id)
-        update_run(self.engine, run_id, status="queued", error=None, finished_at=None)
-        run_dir = Path(run["log_path"]).parent
-        proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=True), num_processes)
-        update_run(self.engine, run_id, pid=proc.pid)
+        update_run(self.engine, run_id, status="queued", error=None, finished_at=None, pid=None)
+        with self._failing_run(run_id):
+            run_dir = Path(run["log_path"]).parent
+            proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=True), num_processes)
+            update_run(self.engine, run_id, pid=proc.pid)
         return run_id
 
     def wait(self, run_id: int, timeout: float | None = None) -> dict[str, Any]:
@@ -199,6 +203,17 @@ class Jobs:
                 f"training runs need a database the trainer process can open too; {self.db_url} is in memory "
                 "(start the app with --db sqlite:///PATH or a server URL)"
             )
+
+    @contextmanager
+    def _failing_run(self, run_id: int) -> Iterator[None]:
+        """Until its process has started, a queued run has no pid by which `status` could find it dead:
+        any failure in between (folder, export, spawn) marks it failed here, with one line for the user."""
+        try:
+            yield
+        except Exception as exc:
+            message = f"run {run_id} could not start: {' '.join(str(exc).split()) or type(exc).__name__}"
+            update_run(self.engine, run_id, status="failed", error=message[:2000])
+            raise JobError(message) from exc
 
     def _refresh(self, run: dict[str, Any]) -> dict[str, Any]:
         """Mark an active run whose process is gone as failed (with its log's last error line)."""

@@ -96,6 +96,19 @@ def test_in_memory_database_is_refused_before_any_row_is_written(tmp_path: Path)
     assert jobs.history() == []
 
 
+def test_a_launch_that_cannot_start_marks_its_run_failed_and_blocks_nothing(jobs: Jobs, tmp_path: Path):
+    """A run row is written before its folder, export and process: if one of those fails, the row must
+    not stay "queued" (with no process to find dead, it would refuse every later launch as busy)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    over = {"data.path": str(tmp_path / "x.jsonl"), "run.output_dir": str(blocker / "runs")}
+    for run_id in (1, 2):  # the second launch is not refused as "already training"
+        with pytest.raises(JobError, match=rf"^run {run_id} could not start: .*Not a directory"):
+            jobs.launch(TINY, over)
+        run = jobs.status(run_id)
+        assert run["status"] == "failed" and run["error"].startswith(f"run {run_id} could not start: ")
+
+
 def test_cancel_of_a_vanished_process_marks_the_run_cancelled(jobs: Jobs):
     """A queued run without a pid yet (its process never started): cancel just records it."""
     run_id = create_run(jobs.engine, "q", status="queued")
