@@ -12,7 +12,8 @@ Any other SQLAlchemy URL works (PostgreSQL for teams on many machines); there, e
 transaction takes one transaction-scoped advisory lock, which gives the queue the same
 one-writer-at-a-time semantics as SQLite.
 
-The vote path (``store.next_pair`` / ``record_judgement`` / ``undo_last``) on a SQLite file runs
+The vote path (``store.next_pair`` / ``record_judgement`` / ``undo_last``, the raw statements in
+``annotations/queue_sqlite.py``) on a SQLite file runs
 as plain DBAPI statements on a raw ``sqlite3`` connection cached per thread (:func:`raw_read`,
 :func:`raw_write`), same pragmas, same gate, same ``BEGIN IMMEDIATE``: SQLAlchemy's per-statement
 work cost ~3.7 ms of CPU per click, and with 20 annotator processes on 2 cores the click waited
@@ -400,12 +401,35 @@ def _migrate_v3(conn: Connection) -> None:
         raise SchemaError("v3 migration: quick_check failed after editing the sample table")
 
 
+# What the UI passed as the video hash of a text-only sample before schema v4, with video "":
+# stored as video = os.path.abspath("") (the app's working directory).
+_LEGACY_TEXT_ONLY_HASH = "text-only"
+
+
+def _migrate_v4(conn: Connection) -> None:
+    """v4: the task_instruction table (created by create_all after the migrations), and text-only
+    samples stored with an empty video path repaired to video NULL, video_hash NO_VIDEO_HASH."""
+    legacy = conn.execute(
+        text("SELECT id, short_prompt FROM sample WHERE video_hash = :h"), {"h": _LEGACY_TEXT_ONLY_HASH}
+    ).all()
+    for sample_id, short_prompt in legacy:
+        key = models.content_key(models.NO_VIDEO_HASH, short_prompt)
+        taken = conn.execute(text("SELECT 1 FROM sample WHERE content_key = :k"), {"k": key}).first()
+        # A proper text-only sample with the same prompt keeps the key; this one keeps its old one.
+        set_key = "" if taken else ", content_key = :k"
+        conn.execute(
+            text(f"UPDATE sample SET video = NULL, video_hash = :h{set_key} WHERE id = :id"),
+            {"h": models.NO_VIDEO_HASH, "k": key, "id": sample_id},
+        )
+
+
 # Ordered (version, description, step). Never edit a released step; append a new one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "run progress fields, pair.n_judgements, pair_lease", _migrate_v2),
     (3, "sample.video nullable (text-only samples)", _migrate_v3),
+    (4, "task_instruction; text-only samples stored with an empty video path get video NULL", _migrate_v4),
 ]
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def current_version(conn: Connection) -> int | None:

@@ -11,6 +11,10 @@ skips are abstentions and do not count; among the remaining votes the plurality 
 ``a_better`` keeps the order, ``b_better`` flips it, and a plurality of ``tie`` / ``both_bad``
 (or a draw between the top choices) drops the pair from the export. Nothing is deleted from
 the database.
+
+Export prompts: ``prompt`` / ``rejected_prompt`` are the instruction templates recorded in the
+database (:mod:`annotations.instructions`) with ``{y_s}`` replaced by the short prompt; an export
+whose pairs name a task without a recorded instruction fails before writing anything.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -30,8 +35,9 @@ from sqlmodel import Session, col, select
 
 from annotations.db import describe_url, read_session, write_session
 from annotations.errors import ImportRejected, StoreError
+from annotations.instructions import build_prompt, instructions, require_instructions
 from annotations.models import TASKS, Judgement, Pair, Response, Sample
-from annotations.store import hash_file, scores_for, upsert_sample_in
+from annotations.samples import hash_file, scores_for, upsert_sample_in
 
 IMPORT_CHUNK = 500  # rows per write transaction: a big import must not stall annotators' votes
 CARD_MARKER = "<!-- written by python -m annotations export -->"
@@ -224,7 +230,10 @@ class ExportReport:
     by_task: dict[int, int] = field(default_factory=dict)
     by_term: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> pairs left out
-    prompt_builder: str = "engine.tasks.instruction"
+    # Where `prompt` / `rejected_prompt` come from: the instruction templates recorded in the
+    # database's task_instruction table (annotations.instructions), {y_s} = the short prompt.
+    prompt_builder: str = "task_instruction"
+    instructions: dict[int, str] = field(default_factory=dict)  # task -> template, as recorded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,18 +250,11 @@ def human_verdict(choices: list[str]) -> str | None:
     return counts[0][0]
 
 
-def _instruction_builder() -> tuple[Any, str]:
+def _prompt(templates: dict[int, str], pair: Pair, task: int, short_prompt: str | None) -> str:
     try:
-        from engine.tasks import instruction  # lazy: engine is a sibling package, torch-free here
-    except ImportError:
-        return None, "raw"
-    return instruction, "engine.tasks.instruction"
-
-
-def _prompt(builder: Any, task: int, short_prompt: str | None) -> str | None:
-    # Without engine.tasks the raw fields (task, short_prompt) are exported and prompt is null;
-    # the trainer rebuilds the instruction from them.
-    return builder(task, short_prompt) if builder is not None else None
+        return build_prompt(templates[task], short_prompt)
+    except StoreError as exc:
+        raise StoreError(f"pair {pair.id} (sample {pair.sample_id}, task {task}): {exc}") from None
 
 
 def _votes(session: Session) -> dict[int, list[str]]:
@@ -274,13 +276,14 @@ def _orient(pair: Pair, votes: list[str]) -> tuple[int, int, str] | str:
     return f"human_{verdict}"
 
 
-def _export_records(session: Session, builder: Any, report: ExportReport) -> list[dict[str, Any]]:
+def _export_records(session: Session, pairs: list[Pair], report: ExportReport) -> list[dict[str, Any]]:
     votes = _votes(session)
     samples = {s.id: s for s in session.exec(select(Sample))}
     responses = {r.id: r for r in session.exec(select(Response))}
     scores = scores_for(session, list(responses))
+    templates = report.instructions
     records = []
-    for pair in session.exec(select(Pair).order_by(col(Pair.id))):
+    for pair in pairs:
         oriented = _orient(pair, votes.get(pair.id, []))
         if isinstance(oriented, str):
             report.excluded[oriented] = report.excluded.get(oriented, 0) + 1
@@ -292,7 +295,7 @@ def _export_records(session: Session, builder: Any, report: ExportReport) -> lis
         rejected_short = pair.rejected_short_prompt or sample.short_prompt
         records.append(
             {
-                "prompt": _prompt(builder, pair.task, sample.short_prompt),
+                "prompt": _prompt(templates, pair, pair.task, sample.short_prompt),
                 "chosen": chosen.text,
                 "rejected": rejected.text,
                 "task": pair.task,
@@ -312,7 +315,7 @@ def _export_records(session: Session, builder: Any, report: ExportReport) -> lis
                 "split": sample.split,
                 # The rejected side's conditioning (HDPO Eq. 9-13): equal to the chosen side's
                 # for DPO / response-hallucination pairs.
-                "rejected_prompt": _prompt(builder, rejected_task, rejected_short),
+                "rejected_prompt": _prompt(templates, pair, rejected_task, rejected_short),
                 "rejected_video": pair.rejected_video or sample.video,
                 "rejected_short_prompt": rejected_short,
                 "rejected_task": rejected_task,
@@ -378,14 +381,19 @@ def _write_parquet(records: list[dict[str, Any]], tmp: str) -> None:
 
 
 def export_pairs(engine: Engine, out_path: str | os.PathLike[str], fmt: str = "jsonl") -> ExportReport:
-    """Write every exportable pair as TRL-style rows plus a dataset card beside the file."""
+    """Write every exportable pair as TRL-style rows plus a dataset card beside the file.
+
+    Prompts are built from the task instructions recorded in the database; StoreError, and
+    nothing written, if a pair's task (or rejected task) has none.
+    """
     if fmt not in ("jsonl", "parquet"):
         raise StoreError(f"format must be jsonl or parquet, got {fmt!r}")
     out = Path(out_path)
-    builder, builder_name = _instruction_builder()
-    report = ExportReport(path=str(out), card_path=str(_card_path(out)), prompt_builder=builder_name)
+    report = ExportReport(path=str(out), card_path=str(_card_path(out)), instructions=instructions(engine))
     with read_session(engine) as session:
-        records = _export_records(session, builder, report)
+        pairs = list(session.exec(select(Pair).order_by(col(Pair.id))))
+        require_instructions(engine, report.instructions, {t for p in pairs for t in (p.task, p.rejected_task) if t})
+        records = _export_records(session, pairs, report)
     report.rows = len(records)
     writer = _write_jsonl if fmt == "jsonl" else _write_parquet
     _atomic_write(out, lambda tmp: writer(records, tmp))
@@ -399,6 +407,15 @@ def _card_path(out: Path) -> Path:
     if not readme.exists() or CARD_MARKER in readme.read_text(errors="replace"):
         return readme
     return out.parent / f"{out.stem}.README.md"
+
+
+def _instruction_lines(templates: dict[int, str]) -> list[str]:
+    lines = []
+    for task, template in sorted(templates.items()):
+        # A fence longer than any backtick run in the template, so the template cannot close it.
+        fence = "`" * max(3, 1 + max(map(len, re.findall("`+", template)), default=0))
+        lines += [f"Task {task}:", "", fence, template, fence, ""]
+    return lines or ["(none recorded)", ""]
 
 
 def _card(report: ExportReport, engine: Engine, fmt: str) -> str:
@@ -430,8 +447,12 @@ def _card(report: ExportReport, engine: Engine, fmt: str) -> str:
         "`hdpo_term`, `origin`, `label_source`, `chosen_scores` / `rejected_scores` (JSON "
         "evaluator -> value) and the rejected side's conditioning (`rejected_prompt`, "
         "`rejected_video`, `rejected_short_prompt`, `rejected_task`) for the HDPO input / task "
-        f"hallucination terms. Prompts built by: `{report.prompt_builder}`.",
+        "hallucination terms. `video` is null for text-only (Task 3) samples.",
         "",
+        "`prompt` / `rejected_prompt` are the task instructions recorded in the database "
+        f"(`{report.prompt_builder}` table) with `{{y_s}}` replaced by the (rejected) short prompt:",
+        "",
+        *_instruction_lines(report.instructions),
         "Human votes override the mined order (plurality of non-skip votes); pairs whose "
         "plurality is tie / both bad, or a draw, are left out (they stay in the database).",
         "",

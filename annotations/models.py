@@ -11,12 +11,23 @@ Orientation conventions (export and stats rely on them):
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 TASKS = (1, 2, 3)
+#: The one definition of which tasks see a video: Task 1 (video) and Task 2 (video + caption).
+VIDEO_TASKS = (1, 2)
+#: Tasks a text-only sample (video None) can have: Task 3 (beautify a short prompt).
+TEXT_ONLY_TASKS = tuple(t for t in TASKS if t not in VIDEO_TASKS)
+#: Tasks whose input includes the short prompt y_s (Task 2 as the caption, Task 3 as the input);
+#: their instruction templates carry the ``{y_s}`` placeholder.
+PROMPT_TASKS = (2, 3)
+SHORT_PROMPT_PLACEHOLDER = "{y_s}"
+#: ``Sample.video_hash`` of a text-only sample (no video): its key is then the short prompt's hash.
+NO_VIDEO_HASH = ""
 CHOICES = ("a_better", "b_better", "tie", "both_bad", "skip")
 DECISIVE = ("a_better", "b_better")
 ORIGINS = ("mined", "hallucination", "human_queue")
@@ -32,11 +43,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def content_key(video_hash: str, short_prompt: str | None) -> str:
+    """``Sample.content_key``: sha256 of (video content hash, short prompt)."""
+    return hashlib.sha256(f"{video_hash}\0{short_prompt or ''}".encode()).hexdigest()
+
+
 class Sample(SQLModel, table=True):
     """One input: a video (path + content hash) and its short prompt, or a short prompt alone.
 
-    A text-only sample (Task 3: beautify a prompt) has ``video`` None and ``video_hash`` ""
-    (``store.NO_VIDEO_HASH``), so it is keyed by its short prompt's hash alone.
+    A text-only sample (Task 3: beautify a prompt) has ``video`` None, never "", and ``video_hash`` ""
+    (:data:`NO_VIDEO_HASH`), so it is keyed by its short prompt's hash alone.
     """
 
     id: int | None = Field(default=None, primary_key=True)
@@ -104,6 +120,21 @@ class Pair(SQLModel, table=True):
     # transaction, so the queue can walk an index instead of counting per pair.
     n_judgements: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class TaskInstruction(SQLModel, table=True):
+    """The instruction template q a task's pairs are generated under (since schema v4).
+
+    The export builds each row's ``prompt`` from it, ``{y_s}`` replaced by the short prompt, so
+    annotations never needs the engine's task definitions. The engine records them
+    (``engine.tasks.record_instructions``) through ``instructions.record_instructions``.
+    """
+
+    __tablename__ = "task_instruction"
+
+    task: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    template: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Annotator(SQLModel, table=True):

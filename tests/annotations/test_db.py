@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, text
+from sqlmodel import Session, select
 
 from annotations import db, store
 from annotations.errors import SchemaError, StoreError
+from annotations.models import Sample, content_key
 
 # The first released schema (v1), frozen here as raw DDL: what an old database looks like.
 V1_DDL = [
@@ -158,7 +160,7 @@ def test_migrates_v1_database(tmp_path: Path, sqlite_engine: Engine) -> None:
     assert _schema(engine) == _schema(sqlite_engine)  # migrated == freshly created
     with engine.connect() as conn:
         versions = [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))]
-        assert versions == [1, 2, 3]
+        assert versions == [1, 2, 3, 4]
         assert conn.execute(text("SELECT n_judgements FROM pair WHERE id = 1")).scalar() == 1
         assert conn.execute(text("SELECT progress, step FROM training_run")).one() == (0.0, 0)
     # The old judgement is still there and the store works on the migrated file.
@@ -168,6 +170,32 @@ def test_migrates_v1_database(tmp_path: Path, sqlite_engine: Engine) -> None:
     # v3: sample.video is nullable on the migrated file too, and a text-only sample fits.
     assert {c["name"]: c["nullable"] for c in inspect(engine).get_columns("sample")}["video"] is True
     assert store.upsert_sample(engine, None, "a lone prompt") == 2
+
+
+def test_v4_records_instructions_and_repairs_empty_video_text_only_samples(engine: Engine) -> None:
+    """A v3 database whose UI stored text-only samples with video "" (kept as the app's cwd,
+    video_hash 'text-only') migrates to video NULL; a clashing content key is left alone."""
+    kept = store.upsert_sample(engine, None, "a red kite")
+    legacy = {}
+    with db.write_session(engine) as session:
+        session.execute(text("UPDATE schema_version SET version = 3"))  # a fresh file is stamped once
+        session.execute(text("DROP TABLE task_instruction"))
+        for prompt in ("a lone kite", "a red kite"):
+            row = Sample(video="/srv/app", video_hash="text-only", content_key=content_key("text-only", prompt))
+            row.short_prompt = prompt
+            session.add(row)
+            session.flush()
+            legacy[prompt] = (row.id, row.content_key)
+    assert db.init_db(engine) == db.SCHEMA_VERSION == 4
+    with Session(engine) as session:
+        rows = {s.id: (s.video, s.video_hash, s.content_key) for s in session.exec(select(Sample))}
+    lone, red = legacy["a lone kite"], legacy["a red kite"]
+    assert rows[lone[0]] == (None, store.NO_VIDEO_HASH, content_key(store.NO_VIDEO_HASH, "a lone kite"))
+    assert rows[red[0]] == (None, store.NO_VIDEO_HASH, red[1])  # the key belongs to sample `kept`
+    assert store.upsert_sample(engine, None, "a lone kite") == lone[0]  # found by its repaired key
+    assert store.upsert_sample(engine, None, "a red kite") == kept
+    store.record_instructions(engine, {1: "Describe the video."})  # the table is back
+    assert store.instructions(engine) == {1: "Describe the video."}
 
 
 def test_refuses_newer_schema(sqlite_engine: Engine) -> None:

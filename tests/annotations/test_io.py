@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -106,9 +104,10 @@ def _labelled_db(engine: Engine, video: Path, make_pairs) -> dict[str, int]:  # 
 
 
 def test_export_jsonl_columns_and_exclusion_rules(
-    sqlite_engine: Engine, video: Path, make_pairs, tmp_path: Path
+    sqlite_engine: Engine, video: Path, make_pairs, tmp_path: Path, templates: dict[int, str]
 ) -> None:
     ids = _labelled_db(sqlite_engine, video, make_pairs)
+    store.record_instructions(sqlite_engine, templates)
     out = tmp_path / "export" / "pairs.jsonl"
     report = export_pairs(sqlite_engine, out)
     rows = {r["pair_id"]: r for r in map(json.loads, out.read_text().splitlines())}
@@ -127,26 +126,33 @@ def test_export_jsonl_columns_and_exclusion_rules(
     assert json.loads(flip["chosen_scores"]) == {"clip": 0.2, "judge": 3.0} and flip["chosen_source"] == "model"
     assert keep["task"] == 1 and keep["video"] == str(video) and keep["short_prompt"].startswith("short prompt")
     assert keep["rejected_video"] == keep["video"] and keep["rejected_task"] == 1 and keep["split"] == "train"
+    assert keep["prompt"] == keep["rejected_prompt"] == "Describe the video."  # Task 1: no {y_s}
     card = (tmp_path / "export" / "README.md").read_text()
     assert card.startswith("---\n") and "\n---\n" in card and "path: pairs.jsonl" in card
 
 
-def test_export_parquet_and_instruction_builder(
-    sqlite_engine: Engine, video: Path, make_pairs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_export_parquet_builds_prompts_from_recorded_instructions(
+    sqlite_engine: Engine, video: Path, make_pairs, tmp_path: Path, templates: dict[int, str]
 ) -> None:
-    fake = types.ModuleType("engine.tasks")
-    fake.instruction = lambda task, short_prompt: f"T{task}: {short_prompt}"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "engine.tasks", fake)
-    make_pairs(sqlite_engine, video, 2)
+    make_pairs(sqlite_engine, video, 2, task=2)
+    store.record_instructions(sqlite_engine, templates)
     out = tmp_path / "pairs.parquet"
     report = export_pairs(sqlite_engine, out, fmt="parquet")
     frame = pd.read_parquet(out)
     assert list(frame.columns) == COLUMNS and len(frame) == 2 == report.rows
-    assert frame["prompt"].tolist() == ["T1: short prompt 0", "T1: short prompt 1"]
-    assert report.prompt_builder == "engine.tasks.instruction"
+    assert frame["prompt"].tolist() == [
+        "Describe the video. Caption (may be wrong): short prompt 0",
+        "Describe the video. Caption (may be wrong): short prompt 1",
+    ]
+    assert report.prompt_builder == "task_instruction" and report.instructions == templates
+    card = Path(report.card_path).read_text()
+    assert "`task_instruction` table" in card and "Expand {the input}.\nInput: {y_s}\nOutput:" in card
 
 
-def test_export_hallucination_conditioning(sqlite_engine: Engine, video: Path, tmp_path: Path) -> None:
+def test_export_hallucination_conditioning(
+    sqlite_engine: Engine, video: Path, tmp_path: Path, templates: dict[int, str]
+) -> None:
+    store.record_instructions(sqlite_engine, templates)
     sample = store.upsert_sample(sqlite_engine, str(video), "a rabbit", detailed_prompt="A big rabbit.")
     with Session(sqlite_engine) as session:
         y3 = session.exec(select(Response.id).where(Response.task == 3)).one()
@@ -158,6 +164,9 @@ def test_export_hallucination_conditioning(sqlite_engine: Engine, video: Path, t
     assert task_h["chosen"] == task_h["rejected"] and (task_h["task"], task_h["rejected_task"]) == (3, 1)
     assert input_h["rejected_video"] == "/s.mp4" and input_h["video"] == str(video)
     assert task_h["label_source"] == "hallucination"
+    # The Task-3 response under Task 1's conditioning: the rejected prompt is Task 1's instruction.
+    assert task_h["prompt"] == "Expand {the input}.\nInput: a rabbit\nOutput:"
+    assert task_h["rejected_prompt"] == "Describe the video."
 
 
 def test_export_keeps_a_foreign_readme(sqlite_engine: Engine, tmp_path: Path) -> None:
@@ -174,7 +183,10 @@ def test_human_verdict() -> None:
     assert human_verdict(["both_bad", "skip"]) == "both_bad"
 
 
-def test_export_text_only_sample_writes_null_video(sqlite_engine: Engine, tmp_path: Path) -> None:
+def test_export_text_only_sample_writes_null_video(
+    sqlite_engine: Engine, tmp_path: Path, templates: dict[int, str]
+) -> None:
+    store.record_instructions(sqlite_engine, templates)
     sample = store.upsert_sample(sqlite_engine, None, "a red kite", detailed_prompt="A red kite over a beach.")
     with Session(sqlite_engine) as session:
         teacher = session.exec(select(Response.id).where(Response.sample_id == sample)).one()
@@ -184,5 +196,6 @@ def test_export_text_only_sample_writes_null_video(sqlite_engine: Engine, tmp_pa
     (row,) = map(json.loads, (tmp_path / "p.jsonl").read_text().splitlines())
     assert row["video"] is None and row["rejected_video"] is None
     assert (row["task"], row["short_prompt"], row["chosen"]) == (3, "a red kite", "A red kite over a beach.")
+    assert row["prompt"] == "Expand {the input}.\nInput: a red kite\nOutput:"
     export_pairs(sqlite_engine, tmp_path / "p.parquet", fmt="parquet")
     assert pd.read_parquet(tmp_path / "p.parquet")["video"].isna().all()

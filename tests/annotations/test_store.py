@@ -366,3 +366,21 @@ def test_raw_connections_are_per_thread_and_closed_on_dispose(sqlite_engine: Eng
         mine.execute("SELECT 1")
     assert db.raw_read(sqlite_engine) is not mine  # a disposed engine reopens on next use
     assert store.get_or_create_annotator(sqlite_engine, "after") and store.next_pair(sqlite_engine, "after") is None
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_video_path_is_refused_at_the_store_boundary(engine: Engine, empty: str) -> None:
+    # os.path.abspath("") is the cwd: an empty path must not become a sample whose video is a directory.
+    refused = "is not a path: a text-only sample has video=None"
+    with pytest.raises(StoreError, match=refused):
+        store.upsert_sample(engine, empty, "a red kite", video_hash="text-only")
+    with pytest.raises(StoreError, match=refused):
+        store.add_sample(engine, empty, "a red kite")
+    with pytest.raises(StoreError, match=refused), write_session(engine) as session:
+        store.upsert_sample_in(session, empty, "a red kite", video_hash="h")
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Sample)).one() == 0
+    sample = store.upsert_sample(engine, None, "a red kite")
+    teacher = store.add_response(engine, sample, 3, "A red kite over a beach.", "teacher")
+    with pytest.raises(StoreError, match="rejected_video '' is not a path"):
+        store.add_pair(engine, sample, 3, teacher, teacher, "hallucination", "input_hallucination", rejected_video="")
