@@ -184,7 +184,7 @@ def write_tiny_examples(folder: Path, n: int = 4) -> Path:
     """A materialised examples.jsonl (every HDPO term) with random frames; no spaCy, no decoder."""
     import numpy as np
 
-    from training.data import Example, FrameStore, Sequence
+    from training.data import Example, FrameStore, TrainSeq
 
     store = FrameStore(folder / "frames", 4, 56)
     rng = np.random.default_rng(0)
@@ -204,16 +204,16 @@ def write_tiny_examples(folder: Path, n: int = 4) -> Path:
         y, task = f"a red car drives left number {i}", 1 + i % 3
         video = (clean, meta) if task != 3 else (None, None)
         seqs = [
-            Sequence(task, y, "a car" if task > 1 else None, *video),
-            Sequence(task, "the the the", "a car" if task > 1 else None, *video),
-            Sequence(task, y.replace("red", "blue"), "a car" if task > 1 else None, *video),
+            TrainSeq(task, y, "a car" if task > 1 else None, *video),
+            TrainSeq(task, "the the the", "a car" if task > 1 else None, *video),
+            TrainSeq(task, y.replace("red", "blue"), "a car" if task > 1 else None, *video),
         ]
         pairs = [("dpo", 0, 1), ("response_hallucination", 0, 2)]
         if task != 3:
-            seqs.append(Sequence(task, y, "a car" if task > 1 else None, noisy, meta))
+            seqs.append(TrainSeq(task, y, "a car" if task > 1 else None, noisy, meta))
             pairs.append(("input_hallucination", 0, 3))
         else:
-            seqs += [Sequence(1, y, None, clean, meta), Sequence(2, y, "a car", clean, meta)]
+            seqs += [TrainSeq(1, y, None, clean, meta), TrainSeq(2, y, "a car", clean, meta)]
             pairs += [("task_hallucination", 0, 3), ("task_hallucination", 0, 4)]
         lines.append(Example(id=f"ex{i}", task=task, seqs=seqs, pairs=pairs).to_json())
     path = folder / "examples.jsonl"

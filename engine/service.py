@@ -11,11 +11,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, ModelLoadError
 from engine.models import DEFAULT_TEXT_MODEL, DEFAULT_VIDEO_MODEL, ModelPreset, list_presets, resolve
 from engine.types import Candidate, GenerationParams, Task
+
+if TYPE_CHECKING:
+    from engine.hallucination.pairs import PairConfig, PairSeq
 
 
 @dataclass
@@ -196,55 +199,67 @@ class Studio:
 
     def reward_gaps(
         self,
+        task: Task | int,
         response: str,
-        short_prompt: str,
+        short_prompt: str | None = None,
         video: str | Path | None = None,
+        rejected: Sequence[str] = (),
         model: str | None = None,
         seed: int = 0,
+        config: PairConfig | None = None,
     ) -> list[dict[str, Any]]:
-        """log pi(y | x, q) for one response under its own conditioning and each HDPO perturbation.
+        """Each HDPO pair of one response, scored: the margins training widens (paper section 3.3).
 
-        Rows: original, response-hallucinated (Eq. 6-8), input-hallucinated (Eq. 9-11), and for a
-        Task-3 sample with a video, the task-displaced conditionings (Eq. 12-13). Each row carries the
-        gap to the original: the margin HDPO trains to widen (positive = the model prefers the original).
+        task: the task `response` answers (Task 3 with the sample's video adds the task-displaced
+        rows, Eq. 12-13; Tasks 1-2 get response and input hallucination). The pairs come from
+        engine.hallucination.build_pairs, the function training's materialisation calls, so with the
+        same config (default: configs/hdpo.yaml's numbers) and seed these are the pairs training uses.
+        One row per pair: {"term", "condition", "preferred", "displaced" (each {"task", "short_prompt",
+        "frames", "response"}), "logp_preferred", "logp_displaced", "gap"}; gap > 0: the model already
+        prefers the preferred side. Raises InputError on bad input (e.g. a video task without a video).
         """
-        from engine.hallucination import TextHallucinationConfig, hallucinate_frames, hallucinate_text
-        from engine.hallucination import VideoHallucinationConfig as VideoCfg
+        from dataclasses import asdict
+
+        from engine.hallucination.pairs import build_pairs
+        from engine.tasks import clean_prompt
+
+        task = Task.parse(task)
+        frames, meta = self._sample_frames(task, video)
+        short_prompt = clean_prompt(short_prompt, task) or None
+        built = build_pairs(task, short_prompt, frames, response, rejected, config, seed)
+        requests = [self._pair_request(s, frames, built.perturbed_frames, meta) for s in built.seqs]
+        # Task 3 with a video scores Task-1/2 rows too: a video model then, whatever the task's default
+        name = model or self.default_model(Task.DESCRIBE_VIDEO if frames is not None else task)
+        logps = self.response_logps(requests, [s.response for s in built.seqs], model=name)
+        return [
+            {
+                "term": term,
+                "condition": built.label(i),
+                "preferred": asdict(built.seqs[pref]),
+                "displaced": asdict(built.seqs[disp]),
+                "logp_preferred": logps[pref],
+                "logp_displaced": logps[disp],
+                "gap": logps[pref] - logps[disp],
+            }
+            for i, (term, pref, disp) in enumerate(built.pairs)
+        ]
+
+    def _sample_frames(self, task: Task, video: str | Path | None) -> tuple[Any, Any]:
+        """(frames, meta) of a sample's video, or (None, None) for a text-only Task-3 sample."""
+        if not video:
+            if task.needs_video:
+                raise InputError(f"task {int(task)} needs a video")
+            return None, None
+        return self.load_frames(video)
+
+    @staticmethod
+    def _pair_request(seq: PairSeq, frames: Any, perturbed: Any, meta: Any) -> Any:
+        """The model Request of one pair-builder sequence: its frames are the sample's, the perturbed or none."""
+        from engine.hallucination.pairs import NONE, PERTURBED
         from engine.tasks import Request
 
-        task = Task.VIDEO_WITH_CAPTION if video else Task.BEAUTIFY
-        base = self.build_request(task, video, short_prompt)
-        rows: list[tuple[str, Any, str]] = [("original", base, response)]
-        # A text with nothing to swap comes back unchanged: such a row would show a zero gap that
-        # means "no perturbation", not "the model cannot tell", so it is left out.
-        swapped = hallucinate_text(response, TextHallucinationConfig(), seed=seed)
-        if swapped.edits:
-            rows.append(("response hallucination", base, swapped.text))
-        prompt_swap = hallucinate_text(short_prompt, TextHallucinationConfig(max_words=2), seed=seed)
-        if prompt_swap.edits:
-            rows.append(
-                (
-                    "input hallucination (prompt)",
-                    Request(task, prompt_swap.text, base.frames, base.video_meta),
-                    response,
-                )
-            )
-        if base.frames is not None:
-            frames, _ = hallucinate_frames(base.frames, VideoCfg(), seed=seed)
-            rows.append(
-                ("input hallucination (video)", Request(task, short_prompt, frames, base.video_meta), response)
-            )
-            rows.append(
-                ("task displaced: task 1", Request(Task.DESCRIBE_VIDEO, None, base.frames, base.video_meta), response)
-            )
-            rows.append(("task displaced: task 3", Request(Task.BEAUTIFY, short_prompt), response))
-        logps = self.response_logps(
-            [r for _, r, _ in rows], [y for _, _, y in rows], model=model or self.default_model(task)
-        )
-        return [
-            {"condition": name, "logp": lp, "gap_vs_original": logps[0] - lp, "response": y}
-            for (name, _, y), lp in zip(rows, logps, strict=True)
-        ]
+        chosen = None if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else frames)
+        return Request(seq.task, seq.short_prompt, chosen, None if chosen is None else meta)
 
     # -- evaluators (engine.evaluators) ---------------------------------------------------------
     def evaluator(self, name: str):

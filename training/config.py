@@ -14,8 +14,12 @@ from typing import Any, get_args, get_type_hints
 
 import yaml
 
-#: The HDPO terms (paper 3.3) and the pair losses; kept here (torch-free) for the job runner and UI.
-TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
+from engine.hallucination.pairs import TERMS, PairConfig
+
+#: The pair builder's defaults: the one source of the augmentation numbers (= configs/hdpo.yaml).
+_PAIRS = PairConfig()
+
+#: The pair losses (the HDPO terms, TERMS, are the pair builder's); torch-free for the job runner and UI.
 PAIR_LOSSES = ("sigmoid", "hinge", "ipo")
 
 
@@ -103,23 +107,23 @@ class DataConfig:
     """Encoded prompts (ids + processed frames) kept in memory across micro-batches (LRU)."""
     separate_tasks: bool = False
     """Train one model per task instead of mixed multi-task batches (Table 2, separate training)."""
-    num_rejected: int = 2
+    num_rejected: int = _PAIRS.num_rejected
     """Rejected responses per example (paper 4.1: the 2 lowest-scored of 5 beams)."""
     num_frames: int = 8
     """Frames sampled per video."""
     frame_size: int | None = 224
     """Shortest frame edge after decoding (None keeps the file's size)."""
-    response_words: list[int] = field(default_factory=lambda: [1, 5])
+    response_words: list[int] = field(default_factory=lambda: list(_PAIRS.response_words))
     """Words swapped for response hallucination, [min, max] (paper: 1-5)."""
-    prompt_words: list[int] = field(default_factory=lambda: [1, 5])
-    """Words swapped in the short prompt for Task-3 input hallucination."""
-    shuffle_frames: bool = True
+    prompt_words: list[int] = field(default_factory=lambda: list(_PAIRS.prompt_words))
+    """Words swapped in the short prompt for Task-2/3 input hallucination, [min, max]."""
+    shuffle_frames: bool = _PAIRS.shuffle
     """Input hallucination: shuffle frame order."""
-    paste_ratio: list[float] | None = field(default_factory=lambda: [1 / 3, 1 / 2])
+    paste_ratio: list[float] | None = field(default_factory=lambda: list(_PAIRS.paste_ratio))
     """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
-    crop_keep: list[float] | None = None
+    crop_keep: list[float] | None = _PAIRS.crop_keep
     """Input hallucination: random crop keeping [lo, hi] of each side (Table 2 'Random Crop': 0.8-1.0)."""
-    task2_input: str = "video"
+    task2_input: str = _PAIRS.task2_input
     """What Task-2 input hallucination perturbs: video, prompt or both."""
     max_examples: int | None = None
     """Use at most this many examples (smoke runs)."""
@@ -136,6 +140,19 @@ class DataConfig:
         if self.crop_keep is not None:
             _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
         _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
+
+    def pair_config(self, loss: LossConfig) -> PairConfig:
+        """The pair builder's config (engine.hallucination.pairs) for these data settings and loss terms."""
+        return PairConfig(
+            response_words=tuple(self.response_words),
+            prompt_words=tuple(self.prompt_words),
+            shuffle=self.shuffle_frames,
+            paste_ratio=None if self.paste_ratio is None else tuple(self.paste_ratio),
+            crop_keep=None if self.crop_keep is None else tuple(self.crop_keep),
+            task2_input=self.task2_input,
+            terms=tuple(t for t, on in loss.enabled.items() if on),
+            num_rejected=self.num_rejected,
+        )
 
 
 @dataclass

@@ -5,7 +5,8 @@ with `hdpo_term` saying which term it feeds and `rejected_video` / `rejected_sho
 `rejected_task` giving the rejected side's conditioning. Rows of one (sample, task, chosen) become one
 `Example`: its chosen sequence, up to k rejected responses (dpo rows) and one sequence per enabled
 hallucination term. Hallucinations already in the export (pairs mined by engine.hallucination) are used
-as they are; missing ones are drawn here with a seed derived from (run seed, example id).
+as they are; missing ones are drawn by engine.hallucination.pairs.build_pairs (the same builder the
+viewer's reward gaps call) with a seed derived from (run seed, example id).
 
 Everything lands in `<run>/data/`:
     examples.jsonl          one Example per line (the sequences, the pairs, the augmentation records)
@@ -20,20 +21,34 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.errors import InputError
+from engine.hallucination.pairs import (
+    NONE,
+    PERTURBED,
+    Augmenters,
+    PairConfig,
+    PairSeq,
+    Perturbations,
+    build_pairs,
+    derive_seed,
+)
+from engine.types import Task
 from training.config import DataConfig, LossConfig
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: perturbations drawn by engine.hallucination.pairs (per-example seed, then per term)
+
+__all__ = ["Augmenters", "Example", "TrainSeq", "load_examples", "materialise", "micro_batches"]
 
 
 @dataclass
-class Sequence:
+class TrainSeq:
     """One (conditioning, response) whose summed response log-prob a term needs."""
 
     task: int
@@ -59,10 +74,11 @@ class Example:
 
     id: str
     task: int
-    seqs: list[Sequence]
+    seqs: list[TrainSeq]
     pairs: list[tuple[str, int, int]]
     sample_id: int | None = None
     records: dict[str, Any] = field(default_factory=dict)
+    """What build_pairs changed (text edits, frame ops; "seed" is the seed it was given)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -70,43 +86,14 @@ class Example:
     @classmethod
     def from_json(cls, line: str) -> Example:
         raw = json.loads(line)
-        raw["seqs"] = [Sequence(**s) for s in raw["seqs"]]
+        raw["seqs"] = [TrainSeq(**s) for s in raw["seqs"]]
         raw["pairs"] = [tuple(p) for p in raw["pairs"]]
         return cls(**raw)
 
 
-@dataclass
-class Augmenters:
-    """The hallucination functions (engine.hallucination by default; tests may pass fakes).
-
-    text(text, min_words, max_words, seed) -> (new_text, record)
-    frames(frames, shuffle, paste_ratio, crop_keep, seed) -> (new_frames, record)
-    """
-
-    text: Callable[..., tuple[str, Any]]
-    frames: Callable[..., tuple[np.ndarray, Any]]
-
-
 def default_augmenters() -> Augmenters:
-    return Augmenters(text=_engine_text, frames=_engine_frames)
-
-
-def _engine_text(text: str, min_words: int, max_words: int, seed: int) -> tuple[str, Any]:
-    from engine.hallucination import TextHallucinationConfig, hallucinate_text
-
-    out = hallucinate_text(text, TextHallucinationConfig(min_words=min_words, max_words=max_words), seed=seed)
-    return out.text, [asdict(e) for e in out.edits]
-
-
-def _engine_frames(frames, shuffle, paste_ratio, crop_keep, seed) -> tuple[np.ndarray, Any]:
-    from engine.hallucination.video import VideoHallucinationConfig, hallucinate_frames
-
-    cfg = VideoHallucinationConfig(
-        shuffle=shuffle,
-        paste_ratio=tuple(paste_ratio) if paste_ratio else None,
-        crop_keep=tuple(crop_keep) if crop_keep else None,
-    )
-    return hallucinate_frames(frames, cfg, seed=seed)
+    """engine.hallucination's text and frame augmenters (spaCy word swaps, frame shuffle + paste)."""
+    return Augmenters()
 
 
 # --------------------------------------------------------------------------- reading the export
@@ -131,11 +118,6 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def _derive_seed(seed: int, *parts: Any) -> int:
-    digest = hashlib.sha256(json.dumps([seed, *parts]).encode()).digest()
-    return int.from_bytes(digest[:4], "little")  # non-negative, < 2**32 (numpy seeds)
 
 
 @dataclass
@@ -219,112 +201,65 @@ def _atomic_np_save(path: Path, array: np.ndarray) -> None:
 
 @dataclass
 class _Ctx:
-    cfg: DataConfig
-    loss: LossConfig
+    pairs: PairConfig
     seed: int
     store: FrameStore
     aug: Augmenters
 
 
-def _base_seq(group: _Group, ctx: _Ctx, task: int | None = None, response: str | None = None) -> Sequence:
-    task = task or group.task
-    video, meta = (None, None)
-    if task in (1, 2):
-        video, meta = ctx.store.decode(group.video)
-    return Sequence(
-        task=task,
-        response=group.chosen if response is None else response,
-        short_prompt=group.short_prompt if task in (2, 3) else None,
-        video=video,
-        video_meta=meta,
-    )
+def example_id(group: _Group) -> str:
+    return hashlib.sha256(json.dumps([str(group.sample_id), group.task, group.chosen]).encode()).hexdigest()[:16]
 
 
-def _add(example: Example, term: str, seq: Sequence) -> None:
-    example.seqs.append(seq)
-    example.pairs.append((term, 0, len(example.seqs) - 1))
+def _sample_video(group: _Group, ctx: _Ctx) -> tuple[str, dict[str, Any]] | None:
+    """(frame file, meta) of the sample's video when a sequence of this example is conditioned on it."""
+    task = Task(group.task)
+    wanted = task.needs_video or (task == Task.BEAUTIFY and "task_hallucination" in ctx.pairs.terms)
+    return ctx.store.decode(group.video) if wanted and group.video else None
 
 
-def _response_hallucination(example: Example, group: _Group, ctx: _Ctx) -> None:
-    rows = group.extra.get("response_hallucination")
-    if rows:
-        text, record = rows[0]["rejected"], {"source": "export", "pair_id": rows[0].get("pair_id")}
-    else:
-        lo, hi = ctx.cfg.response_words
-        text, record = ctx.aug.text(group.chosen, lo, hi, _derive_seed(ctx.seed, example.id, "response"))
-    if text == group.chosen:  # nothing swappable: a pair of identical sequences teaches nothing
-        return
-    _add(example, "response_hallucination", _base_seq(group, ctx, response=text))
-    example.records["response_hallucination"] = record
-
-
-def _hallucinated_prompt(group: _Group, ctx: _Ctx, example: Example) -> str | None:
-    lo, hi = ctx.cfg.prompt_words
-    text, record = ctx.aug.text(group.short_prompt, lo, hi, _derive_seed(ctx.seed, example.id, "prompt"))
-    example.records["input_hallucination_prompt"] = record
-    return text if text != group.short_prompt else None
-
-
-def _hallucinated_video(group: _Group, ctx: _Ctx, example: Example) -> tuple[str, dict[str, Any]]:
-    name, meta = ctx.store.decode(group.video)
-    c = ctx.cfg
-    seed = _derive_seed(ctx.seed, example.id, "video")
-    frames, record = ctx.aug.frames(
-        np.asarray(ctx.store.get(name)), c.shuffle_frames, c.paste_ratio, c.crop_keep, seed
-    )
-    example.records["input_hallucination_video"] = record
-    return ctx.store.put(frames), meta
-
-
-def _input_from_export(example: Example, group: _Group, ctx: _Ctx, row: dict[str, Any]) -> None:
-    seq = _base_seq(group, ctx)
-    if row.get("rejected_video") and row["rejected_video"] != group.video and group.task in (1, 2):
-        seq.video, seq.video_meta = ctx.store.decode(row["rejected_video"])
-    if row.get("rejected_short_prompt") and group.task in (2, 3):
-        seq.short_prompt = row["rejected_short_prompt"]
-    if seq.key() != example.seqs[0].key():
-        _add(example, "input_hallucination", seq)
-        example.records["input_hallucination"] = {"source": "export", "pair_id": row.get("pair_id")}
-
-
-def _input_hallucination(example: Example, group: _Group, ctx: _Ctx) -> None:
-    rows = group.extra.get("input_hallucination")
-    if rows:
-        _input_from_export(example, group, ctx, rows[0])
-        return
-    seq = _base_seq(group, ctx)
-    perturb_video = group.task == 1 or (group.task == 2 and ctx.cfg.task2_input in ("video", "both"))
-    perturb_prompt = group.task == 3 or (group.task == 2 and ctx.cfg.task2_input in ("prompt", "both"))
-    if perturb_video:
-        seq.video, seq.video_meta = _hallucinated_video(group, ctx, example)
-    if perturb_prompt:
-        seq.short_prompt = _hallucinated_prompt(group, ctx, example) or seq.short_prompt
-    if seq.key() != example.seqs[0].key():
-        _add(example, "input_hallucination", seq)
-
-
-def _task_hallucination(example: Example, group: _Group, ctx: _Ctx) -> None:
-    """Eq. 12-13: the Task-3 chosen response under the Task-1 and Task-2 conditioning of its sample."""
-    if group.task != 3 or not group.video:
-        return
-    for other in (1, 2):
-        _add(example, "task_hallucination", _base_seq(group, ctx, task=other))
-    example.records["task_hallucination"] = {"tasks": [1, 2]}
+def _given(group: _Group, ctx: _Ctx) -> tuple[Perturbations, dict[str, Any], dict[str, Any] | None]:
+    """Hallucinations already in the export: (perturbations, their records, meta of an exported video)."""
+    given, records, meta = Perturbations(), {}, None
+    if rows := group.extra.get("response_hallucination"):
+        given.response = rows[0]["rejected"]
+        records["response_hallucination"] = {"source": "export", "pair_id": rows[0].get("pair_id")}
+    if rows := group.extra.get("input_hallucination"):
+        row = rows[0]
+        if row.get("rejected_video") and row["rejected_video"] != group.video and Task(group.task).needs_video:
+            name, meta = ctx.store.decode(row["rejected_video"])
+            given.frames = np.asarray(ctx.store.get(name))
+        if row.get("rejected_short_prompt") and Task(group.task).needs_prompt:
+            given.prompt = row["rejected_short_prompt"]
+        records["input_hallucination"] = {"source": "export", "pair_id": row.get("pair_id")}
+    return given, records, meta
 
 
 def build_example(group: _Group, ctx: _Ctx) -> Example:
-    ex_id = hashlib.sha256(json.dumps([str(group.sample_id), group.task, group.chosen]).encode()).hexdigest()[:16]
-    example = Example(id=ex_id, task=group.task, seqs=[_base_seq(group, ctx)], pairs=[], sample_id=group.sample_id)
-    if ctx.loss.dpo:
-        for text in group.rejected[: ctx.cfg.num_rejected]:
-            _add(example, "dpo", _base_seq(group, ctx, response=text))
-    if ctx.loss.response_hallucination:
-        _response_hallucination(example, group, ctx)
-    if ctx.loss.input_hallucination:
-        _input_hallucination(example, group, ctx)
-    if ctx.loss.task_hallucination:
-        _task_hallucination(example, group, ctx)
-    return example
+    """One example: build_pairs decides the sequences and pairs; frames land in the content-addressed store."""
+    ex_id = example_id(group)
+    video = _sample_video(group, ctx)
+    frames = np.asarray(ctx.store.get(video[0])) if video else None
+    given, export_records, given_meta = _given(group, ctx)
+    seed = derive_seed(ctx.seed, ex_id)
+    try:
+        built = build_pairs(
+            group.task, group.short_prompt, frames, group.chosen, group.rejected, ctx.pairs, seed, given, ctx.aug
+        )
+    except InputError as exc:
+        raise ValueError(f"sample {group.sample_id}, task {group.task}: {exc}") from None
+    perturbed = None
+    if built.perturbed_frames is not None:  # an exported video keeps its own meta; a drawn one the sample's
+        perturbed = (ctx.store.put(built.perturbed_frames), given_meta if given.frames is not None else video[1])
+    seqs = [_train_seq(s, video, perturbed) for s in built.seqs]
+    records = built.records | {k: v for k, v in export_records.items() if k in built.records}
+    return Example(ex_id, group.task, seqs, built.pairs, group.sample_id, records)
+
+
+def _train_seq(seq: PairSeq, video: tuple[str, dict] | None, perturbed: tuple[str, dict] | None) -> TrainSeq:
+    """The builder's sequence with its frames as a stored file (name, meta)."""
+    name, meta = (None, None) if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else video)
+    return TrainSeq(seq.task, seq.response, seq.short_prompt, name, meta)
 
 
 # --------------------------------------------------------------------------- the data folder
@@ -355,11 +290,13 @@ def materialise(
     if examples_path.exists() and manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
         return examples_path
     out.mkdir(parents=True, exist_ok=True)
-    ctx = _Ctx(
-        cfg, loss, seed, FrameStore(out / "frames", cfg.num_frames, cfg.frame_size), augmenters or default_augmenters()
-    )
+    store = FrameStore(out / "frames", cfg.num_frames, cfg.frame_size)
+    ctx = _Ctx(cfg.pair_config(loss), seed, store, augmenters or default_augmenters())
     groups = group_rows(read_export(export_path), cfg)
-    examples = [build_example(g, ctx) for g in groups]
+    try:
+        examples = [build_example(g, ctx) for g in groups]
+    except ValueError as exc:
+        raise ValueError(f"{export_path}: {exc}") from None
     examples = [e for e in examples if e.pairs]
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
@@ -383,7 +320,7 @@ def load_examples(path: str | os.PathLike, tasks: list[int] | None = None) -> li
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """A seeded permutation per epoch: tasks mix in every batch (paper: mixed multi-task training)."""
-    return np.random.default_rng(_derive_seed(seed, "order", epoch)).permutation(n).tolist()
+    return np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n).tolist()
 
 
 def micro_batches(n: int, micro: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
@@ -398,6 +335,6 @@ def micro_batches(n: int, micro: int, seed: int, epoch: int, rank: int = 0, worl
     return chunks[rank:usable:world] or chunks[:1]
 
 
-def iter_sequences(examples: list[Example]) -> Iterator[Sequence]:
+def iter_sequences(examples: list[Example]) -> Iterator[TrainSeq]:
     for example in examples:
         yield from example.seqs

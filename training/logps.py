@@ -28,7 +28,7 @@ from engine.models import LoadedModel
 from engine.tasks import Request
 from engine.types import VideoMeta
 from training.config import TERMS
-from training.data import Example, Sequence
+from training.data import Example, TrainSeq
 from training.losses import PairIndex
 
 
@@ -36,7 +36,7 @@ from training.losses import PairIndex
 class FlatBatch:
     """A micro-batch flattened: S unique sequences, their keys, and each term's pairs into them."""
 
-    seqs: list[Sequence]
+    seqs: list[TrainSeq]
     keys: list[str]
     pairs: dict[str, PairIndex]
     anchor: PairIndex
@@ -52,7 +52,7 @@ def _index(rows: list[tuple[int, int, int]]) -> PairIndex:
 
 def flatten(examples: list[Example]) -> FlatBatch:
     """Flatten examples into unique sequences (deduplicated by content key) and pair indices."""
-    seqs: list[Sequence] = []
+    seqs: list[TrainSeq] = []
     keys: list[str] = []
     where: dict[str, int] = {}
     rows: dict[str, list[tuple[int, int, int]]] = {t: [] for t in TERMS}
@@ -73,7 +73,7 @@ def flatten(examples: list[Example]) -> FlatBatch:
     return FlatBatch(seqs, keys, pairs, _index(anchor), len(examples))
 
 
-def to_request(seq: Sequence, frames_dir: Path) -> Request:
+def to_request(seq: TrainSeq, frames_dir: Path) -> Request:
     frames = None
     meta = None
     if seq.video is not None:
@@ -96,7 +96,7 @@ class PromptCache:
         self._items: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, lm: LoadedModel, seq: Sequence, frames_dir: Path) -> dict[str, torch.Tensor]:
+    def get(self, lm: LoadedModel, seq: TrainSeq, frames_dir: Path) -> dict[str, torch.Tensor]:
         key = (seq.task, seq.short_prompt, seq.video)
         part = self._items.get(key)
         if part is not None:
@@ -112,7 +112,7 @@ class PromptCache:
 
 
 def encode(
-    lm: LoadedModel, seqs: list[Sequence], frames_dir: Path, align: bool = True, cache: PromptCache | None = None
+    lm: LoadedModel, seqs: list[TrainSeq], frames_dir: Path, align: bool = True, cache: PromptCache | None = None
 ) -> dict[str, Any]:
     """The (S, L) log-prob batch, built on the CPU (DataLoader workers can run it).
 
@@ -175,6 +175,6 @@ def forward_logps(model: Any, batch: dict[str, torch.Tensor], device: torch.devi
     return gather_logps(logits, labels[:, -int(keep) :])
 
 
-def sequence_logps(model: Any, lm: LoadedModel, seqs: list[Sequence], frames_dir: Path, device) -> torch.Tensor:
+def sequence_logps(model: Any, lm: LoadedModel, seqs: list[TrainSeq], frames_dir: Path, device) -> torch.Tensor:
     """Encode + forward in one go: (S,)."""
     return forward_logps(model, encode(lm, seqs, frames_dir), device)

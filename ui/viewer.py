@@ -146,9 +146,15 @@ def reward_gaps_view(
     """log pi(y|x,q) under each perturbation and its gap to the original: what HDPO widens."""
     if not (short_prompt or "").strip() or not (response or "").strip():
         raise gr.Error("the log-prob gaps need a short prompt and a response")
-    rows = ctx.studio.reward_gaps(response, short_prompt, video=video or None, model=model or None, seed=_seed(seed))
+    # The section's response is a Task-3 one; with a video, its task-displaced rows (Eq. 12-13) appear.
+    rows = ctx.studio.reward_gaps(
+        3, response, short_prompt, video=video or None, model=model or None, seed=_seed(seed)
+    )
+    if not rows:
+        raise gr.Error("no perturbation changes this response or prompt: nothing to compare")
+    original = [["original", round(rows[0]["logp_preferred"], 3), 0.0]]  # every pair prefers the original
     frame = pd.DataFrame(
-        [[r["condition"], round(r["logp"], 3), round(r["gap_vs_original"], 3)] for r in rows],
+        original + [[r["condition"], round(r["logp_displaced"], 3), round(r["gap"], 3)] for r in rows],
         columns=["condition", "logp", "gap_vs_original"],
     )
     note = "Positive gap: the model already prefers the original conditioning. " + model_note(ctx.studio, model)

@@ -4,6 +4,15 @@ All pure and seeded: the same (input, config, seed) gives the same output, and e
 returns a JSON-serialisable record of what it changed.
 """
 
+from engine.hallucination.pairs import (
+    TERMS,
+    Augmenters,
+    HdpoPairs,
+    PairConfig,
+    PairSeq,
+    Perturbations,
+    build_pairs,
+)
 from engine.hallucination.task import prompt_hallucination, task_hallucinations, video_hallucination
 from engine.hallucination.text import (
     CATEGORIES,
@@ -23,6 +32,13 @@ from engine.hallucination.video import (
 
 __all__ = [
     "CATEGORIES",
+    "TERMS",
+    "Augmenters",
+    "HdpoPairs",
+    "PairConfig",
+    "PairSeq",
+    "Perturbations",
+    "build_pairs",
     "TextEdit",
     "TextHallucination",
     "TextHallucinationConfig",

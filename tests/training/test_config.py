@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.hallucination import PairConfig
 from training.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -49,3 +50,15 @@ def test_overrides_and_validation():
                 "loss.task_hallucination": False,
             },
         )
+
+
+def test_hdpo_preset_converts_to_the_pair_builders_defaults():
+    # one source of the augmentation numbers: the paper preset, DataConfig's defaults and the builder agree
+    cfg = load_config(CONFIGS / "hdpo.yaml")
+    assert cfg.data.pair_config(cfg.loss) == PairConfig()
+    assert load_config({}).data.pair_config(load_config({}).loss) == PairConfig()
+    dpo = load_config(CONFIGS / "ablations" / "dpo.yaml")
+    assert dpo.data.pair_config(dpo.loss).terms == ("dpo",)
+    crop = load_config(CONFIGS / "ablations" / "input-random-crop.yaml")
+    pairs = crop.data.pair_config(crop.loss)
+    assert (pairs.shuffle, pairs.paste_ratio, pairs.crop_keep) == (False, None, (0.8, 1.0))

@@ -8,7 +8,7 @@ import torch
 
 from engine.models import load_model
 from training.config import load_config
-from training.data import Sequence
+from training.data import TrainSeq
 from training.logps import sequence_logps
 from training.toy_data import bunny
 from training.trainer import Trainer
@@ -64,8 +64,8 @@ def test_reward_accuracy_rises_above_chance_on_held_out_pairs(tmp_path):
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.train()
     ref = load_model("tiny-random-lm")
-    chosen = [Sequence(3, f"a red {n} {v}", "a thing moves") for n, v in held]
-    rejected = [Sequence(3, f"a blue {n} {v}", "a thing moves") for n, v in held]
+    chosen = [TrainSeq(3, f"a red {n} {v}", "a thing moves") for n, v in held]
+    rejected = [TrainSeq(3, f"a blue {n} {v}", "a thing moves") for n, v in held]
     with torch.no_grad():
         pol = sequence_logps(trainer.model, trainer.lm, chosen + rejected, tmp_path, "cpu")
         base = sequence_logps(ref.model, ref, chosen + rejected, tmp_path, "cpu")
