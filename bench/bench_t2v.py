@@ -1,0 +1,98 @@
+"""Text-to-video end to end on a tiny random pipeline: seconds per clip at the preset's default size, against the
+bare diffusers call with the same arguments (ratio = our checks + uint8 conversion + atomic mp4 write), and the
+frame-quality metrics on the clip.
+
+.venv/bin/python bench/bench_t2v.py [--model tiny-random-cogvideox] [--clips 5] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from engine.t2v.backend import ClipRequest, generate_clip, load_t2v
+from engine.t2v.quality import flicker_mad, motion_degree
+
+PROMPT = "a dog runs on the beach at sunset, camera close view"
+
+
+def _interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function, run in turns (a, b, a, b, ...) so load from other processes on a shared
+    machine hits both alike; one untimed warm-up round first (allocations, kernel selection)."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, bucket in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def _bare_call(pipeline, request: ClipRequest) -> Callable[[], object]:
+    """The diffusers pipeline called directly, with the arguments our backend passes."""
+
+    def run() -> object:
+        with torch.inference_mode():
+            return pipeline.pipe(
+                prompt=request.prompt,
+                num_frames=request.frames,
+                height=request.height,
+                width=request.width,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=torch.Generator("cpu").manual_seed(request.seed),
+                output_type="np",
+                max_sequence_length=pipeline.max_tokens,
+            )
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-random-cogvideox")
+    parser.add_argument("--clips", type=int, default=5, help="timed clips per variant (median reported)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    pipeline = load_t2v(args.model, device=args.device)
+    load_s = time.perf_counter() - start
+    request = pipeline.check(ClipRequest(PROMPT))
+    params = sum(
+        p.numel() for name in ("transformer", "vae", "text_encoder") for p in getattr(pipeline.pipe, name).parameters()
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "clip.mp4"
+        ours, bare = _interleaved_medians(
+            [lambda: generate_clip(pipeline, request, out), _bare_call(pipeline, request)], args.clips
+        )
+        frames = pipeline.generate(request).frames
+        (metrics,) = _interleaved_medians(
+            [lambda: (flicker_mad(frames), motion_degree(frames, request.fps or 8.0))], 5
+        )
+    label = " (random weights — pipeline check only)" if pipeline.random_weights else ""
+    print(
+        f"model: {pipeline.name}{label}, {params / 1e6:.2f} M parameters, {pipeline.device} {pipeline.dtype}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"clip: {request.frames} frames {request.width}x{request.height}, {request.steps} steps, "
+        f"guidance {request.guidance:g} | load {load_s:.2f} s (first run includes building the tiny pipeline)"
+    )
+    print(f"generate-video end to end (generate + atomic mp4): {ours:.3f} s per clip (median of {args.clips})")
+    print(f"bare diffusers call, same arguments: {bare:.3f} s per clip")
+    print(f"ratio ours/bare = {ours / bare:.2f}")
+    print(f"flicker + Farneback motion on the clip: {metrics * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
