@@ -8,6 +8,7 @@ are refused on machines without CUDA rather than attempted. One generation runs 
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -206,23 +207,28 @@ class T2VPipeline:
             to_uint8(video), request, self.name, self.random_weights, tokens, self.max_tokens, self.device, seconds
         )
 
+    def call_kwargs(self, request: ClipRequest) -> dict[str, Any]:
+        """The pipeline call's arguments for a checked request."""
+        kwargs: dict[str, Any] = dict(
+            prompt=request.prompt,
+            # A string, never None: EasyAnimate iterates a None negative prompt under guidance.
+            negative_prompt=request.negative_prompt,
+            num_frames=request.frames,
+            height=request.height,
+            width=request.width,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance,
+            generator=torch.Generator("cpu").manual_seed(request.seed),  # CPU: the same noise on any device
+            output_type="np",
+        )
+        if "max_sequence_length" in inspect.signature(self.pipe.__call__).parameters:
+            kwargs["max_sequence_length"] = self.max_tokens  # EasyAnimate fixes its 256 inside encode_prompt
+        return kwargs
+
     def _run(self, request: ClipRequest, callback: Callable[..., dict]) -> np.ndarray:
-        generator = torch.Generator("cpu").manual_seed(request.seed)  # CPU: the same noise on any device
         try:
             with torch.inference_mode():
-                out = self.pipe(
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt or None,
-                    num_frames=request.frames,
-                    height=request.height,
-                    width=request.width,
-                    num_inference_steps=request.steps,
-                    guidance_scale=request.guidance,
-                    generator=generator,
-                    output_type="np",
-                    max_sequence_length=self.max_tokens,
-                    callback_on_step_end=callback,
-                )
+                out = self.pipe(**self.call_kwargs(request), callback_on_step_end=callback)
         except torch.cuda.OutOfMemoryError:
             _release_cuda_memory()
             raise GenerationError(_oom_message(self, request)) from None

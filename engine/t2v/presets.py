@@ -129,6 +129,17 @@ T2V_PRESETS: dict[str, T2VPreset] = {
             vae_fp32=True,
             notes="Wan 2.1 classes, ~0.1 M random weights: " + RANDOM_WEIGHTS_LABEL,
         ),
+        T2VPreset(
+            "tiny-random-easyanimate",
+            "easyanimate",
+            builtin="tiny-random-easyanimate",
+            frames=9,
+            height=32,
+            width=32,
+            steps=4,
+            max_tokens=256,
+            notes="EasyAnimate v5.1 classes (Qwen2-VL text encoder), ~0.2 M random weights: " + RANDOM_WEIGHTS_LABEL,
+        ),
     ]
 }
 

@@ -5,9 +5,10 @@ and loaded back through the same `from_pretrained(folder)` path as a real checkp
 own fast tests (a 1-2 layer transformer, a 4-level VAE of width 8, a 2-layer T5 of width 32). Their clips are
 noise: "random weights — pipeline check only".
 
-The T5 tokenizer is built offline: a Unigram vocabulary written by hand (whole words score higher than
-single characters, so common words are one token and any other text still tokenises), wrapped in the
-real `T5Tokenizer` class.
+The T5 tokenizer (CogVideoX, Wan) is built offline: a Unigram vocabulary written by hand (whole words score
+higher than single characters, so common words are one token and any other text still tokenises), wrapped in
+the real `T5Tokenizer` class. EasyAnimate's Qwen2 tokenizer is engine.tiny_models' byte-level BPE with a
+Qwen chat template.
 """
 
 from __future__ import annotations
@@ -149,9 +150,92 @@ def _build_wan(out: Path) -> None:
     pipe.save_pretrained(out)
 
 
+def _qwen2_vl_text_encoder(tokenizer):
+    """A 2-layer Qwen2-VL of width 32 (EasyAnimate v5.1 reads its second-to-last hidden state)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from engine.tiny_models import SPECIAL_TOKENS
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text_config = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_DIM,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        # mrope_section sums to head_dim / 2 = (32 / 4) / 2 = 4.
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    vision_config = dict(depth=1, embed_dim=16, hidden_size=TEXT_DIM, num_heads=2, mlp_ratio=2, patch_size=14)
+    config = Qwen2VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    return Qwen2VLForConditionalGeneration(config)
+
+
+def _build_easyanimate(out: Path) -> None:
+    import torch
+    from diffusers import (
+        AutoencoderKLMagvit,
+        EasyAnimatePipeline,
+        EasyAnimateTransformer3DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+
+    from engine.tiny_models import build_tokenizer
+
+    tokenizer = build_tokenizer()  # byte-level BPE with a Qwen chat template, as EasyAnimate's Qwen2 tokenizer
+    torch.manual_seed(0)
+    text_encoder = _qwen2_vl_text_encoder(tokenizer)
+    torch.manual_seed(1)
+    transformer = EasyAnimateTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,  # 3-D rotary split t/h/w = 4/6/6 needs a head_dim divisible by 8 with even thirds
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=TEXT_DIM,
+        num_layers=1,
+        sample_width=16,
+        sample_height=16,
+        patch_size=2,
+    )
+    torch.manual_seed(2)
+    vae = AutoencoderKLMagvit(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("SpatialDownBlock3D",) + ("SpatialTemporalDownBlock3D",) * 3,
+        up_block_types=("SpatialUpBlock3D",) + ("SpatialTemporalUpBlock3D",) * 3,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        spatial_group_norm=False,
+    )
+    pipe = EasyAnimatePipeline(
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+    pipe.save_pretrained(out)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "tiny-random-cogvideox": _build_cogvideox,
     "tiny-random-wan": _build_wan,
+    "tiny-random-easyanimate": _build_easyanimate,
 }
 
 

@@ -17,3 +17,10 @@ def tiny_wan():
     from engine.t2v.backend import load_t2v
 
     return load_t2v("tiny-random-wan", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_easyanimate():
+    from engine.t2v.backend import load_t2v
+
+    return load_t2v("tiny-random-easyanimate", device="cpu")

@@ -29,6 +29,26 @@ def test_tiny_pipelines_load_through_from_pretrained(tiny_cog, tiny_wan):
     assert (tiny_cog.max_tokens, tiny_wan.max_tokens) == (226, 512)  # CogVideoX's from its transformer config
 
 
+def test_easyanimate_runs_with_its_chat_templated_256_token_encoder(tiny_easyanimate):
+    # EasyAnimate's __call__ takes no max_sequence_length and iterates a None negative prompt under guidance:
+    # both broke the first version of the backend, which called every family alike.
+    ea = tiny_easyanimate
+    assert type(ea.pipe).__name__ == "EasyAnimatePipeline"
+    assert type(ea.pipe.text_encoder).__name__ == "Qwen2VLForConditionalGeneration"
+    clip = ea.generate(ClipRequest(PROMPT, seed=2))
+    assert clip.frames.shape == (9, 32, 32, 3)
+    assert np.array_equal(clip.frames, ea.generate(ClipRequest(PROMPT, seed=2)).frames)
+    # The limit counts the chat template's tokens too; byte-level BPE splits at spaces, so a second word adds
+    # exactly its own tokens (" dog" is one learned token).
+    tokenizer = ea.pipe.tokenizer
+    assert ea.count_tokens("dog") > len(tokenizer("dog").input_ids)
+    assert len(tokenizer(" dog").input_ids) == 1
+    assert ea.count_tokens("dog dog") == ea.count_tokens("dog") + 1
+    assert ea.max_tokens == 256
+    with pytest.raises(InputError, match=r"the prompt is \d+ tokens; tiny-random-easyanimate's text encoder reads "):
+        ea.check(ClipRequest("dog " * 256))
+
+
 def test_same_seed_same_frames(tiny_cog):
     a = tiny_cog.generate(ClipRequest(PROMPT, seed=3))
     b = tiny_cog.generate(ClipRequest(PROMPT, seed=3))
