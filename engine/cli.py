@@ -1,31 +1,60 @@
-"""`python -m engine`: generate, plus the subcommands other engine modules register.
+"""`python -m engine`: every subcommand, registered explicitly in `build_parser`.
 
-Each subcommand handler returns a JSON-able dict; --json prints it as JSON, otherwise a renderer (or
-an indented dump) prints it for people. Bad input exits 2 with one line on stderr; nothing prints a
-traceback at a user.
+generate, hallucinate-text, hallucinate-video, score, judge, mine-pairs, evaluate, record-instructions.
+Each handler returns a JSON-able dict; --json prints it as JSON, otherwise its renderer prints it for
+people. Model work goes through `engine.service.Studio`. Bad input exits 2 with one line on stderr;
+nothing prints a traceback at a user.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from annotations.errors import StoreError  # no torch: the store's errors are user errors too
-from engine.errors import StudioError
+from engine.errors import InputError, StudioError, VideoError
+from engine.evaluators.registry import PAPER_EVALUATORS
+from engine.types import Task
 
-# Modules that add subcommands through `register(subparsers)`; a missing one is skipped.
-SUBCOMMAND_MODULES = ("engine.hallucination.cli", "engine.evaluators.cli", "engine.mining_cli")
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from engine.service import Studio
+
+TASKS = [int(t) for t in Task]
+MAX_FRAMES = 256
+RANDOM_LABEL = "random weights — pipeline check only"
 
 
-def _generate(args: argparse.Namespace) -> dict[str, Any]:
+def _studio(args: argparse.Namespace) -> Studio:
+    """The Studio for one command, from whichever of the common model flags the command has."""
     from engine.service import Studio, StudioConfig
+
+    return Studio(
+        StudioConfig(
+            backend=getattr(args, "backend", "transformers"),
+            device=getattr(args, "device", None),
+            num_frames=getattr(args, "num_frames", 8),
+            judge_model=getattr(args, "judge_model", None),
+        )
+    )
+
+
+def _open_store(url: str | None) -> Engine:
+    """An initialised annotations engine (its errors are one-line StoreErrors)."""
+    from annotations.db import open_db
+
+    return open_db(url)
+
+
+# -- generate -------------------------------------------------------------------------------------
+def _generate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.types import GenerationParams
 
-    studio = Studio(StudioConfig(backend=args.backend, device=args.device, num_frames=args.num_frames))
     params = GenerationParams(
         max_new_tokens=args.max_new_tokens,
         num_beams=args.num_beams,
@@ -35,7 +64,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         repetition_penalty=args.repetition_penalty,
     )
-    cands = studio.run_task(args.task, video=args.video, short_prompt=args.prompt, model=args.model, params=params)
+    cands = _studio(args).run_task(args.task, args.video, args.prompt, model=args.model, params=params)
     return {
         "task": args.task,
         "model": cands[0].model if cands else args.model,
@@ -45,18 +74,197 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render_generate(payload: dict[str, Any]) -> str:
-    lines = []
-    if payload["random_weights"]:
-        lines.append(f"[{payload['model']}: random weights — pipeline check only]")
+    lines = [f"[{payload['model']}: {RANDOM_LABEL}]"] if payload["random_weights"] else []
     for i, text in enumerate(payload["candidates"], 1):
-        prefix = f"[{i}] " if len(payload["candidates"]) > 1 else ""
-        lines.append(prefix + text)
+        lines.append((f"[{i}] " if len(payload["candidates"]) > 1 else "") + text)
     return "\n".join(lines)
+
+
+# -- hallucinate-text / hallucinate-video (Eq. 6-11) --------------------------------------------
+def _hallucinate_text(args: argparse.Namespace) -> dict[str, Any]:
+    return _studio(args).hallucinate_text(args.text, args.min_words, args.max_words, args.seed)
+
+
+def _render_text(payload: dict[str, Any]) -> str:
+    lines = [payload["text"]]
+    if not payload["edits"]:
+        lines.append("(nothing to swap: the text has no noun, number, color, direction or verb we can replace)")
+    for e in payload["edits"]:
+        lines.append(f"  {e['category']:<9} {e['original']!r} -> {e['replacement']!r}  [{e['start']}:{e['end']}]")
+    return "\n".join(lines)
+
+
+def _video_config(args: argparse.Namespace) -> Any:
+    from engine.hallucination.video import VideoHallucinationConfig
+
+    if not (args.shuffle or args.paste_ratio or args.crop_keep):
+        return VideoHallucinationConfig()  # no op flag: the paper's default, shuffle + paste 1/3-1/2
+    paste = tuple(args.paste_ratio) if args.paste_ratio else None
+    crop = tuple(args.crop_keep) if args.crop_keep else None
+    return VideoHallucinationConfig(shuffle=args.shuffle, paste_ratio=paste, crop_keep=crop)
+
+
+def _hallucinate_video(args: argparse.Namespace) -> dict[str, Any]:
+    """Writes exactly OUT (the Studio's viewer verb writes an original/perturbed pair into a folder)."""
+    from engine.hallucination.video import hallucinate_frames
+    from engine.video import load_video, sampled_fps, write_video
+
+    src, out = Path(args.input), Path(args.output)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"OUT must be an .mp4 path, got {out.name}")
+    if out.resolve() == src.resolve():
+        raise InputError("OUT must differ from IN: the input video is never overwritten")
+    if not 1 <= args.num_frames <= MAX_FRAMES:
+        raise InputError(f"--num-frames must be in 1..{MAX_FRAMES}, got {args.num_frames}")
+    config = _video_config(args)
+    frames, meta = load_video(src, num_frames=args.num_frames)
+    new, ops = hallucinate_frames(frames, config, args.seed)
+    try:
+        write_video(new, out, fps=sampled_fps(len(new), meta))
+    except OSError as exc:
+        raise VideoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return {"frames": int(new.shape[0]), "ops": ops}
+
+
+def _render_video(payload: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for op in payload["ops"]:
+        counts[op["op"]] = counts.get(op["op"], 0) + 1
+    ops = ", ".join(f"{name} x{n}" for name, n in counts.items()) or "none"
+    return f"{payload['frames']} frames written; ops: {ops}"
+
+
+def _nonneg_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+# -- score / judge (paper sections 3.5 and 4.2) --------------------------------------------------
+def _score(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.evaluators.scores import SCORE_CONVENTION
+
+    if not args.text or not args.text.strip():
+        raise InputError("--text is empty")
+    studio = _studio(args)
+    names = studio.require_evaluators(args.evaluator or PAPER_EVALUATORS)  # every one asked for, or exit 2
+    report = studio.score(args.video, [args.text], names)
+    row = report.rows[0]
+    return {
+        "scores": row.scores,
+        "mean": row.mean,
+        "truncated": row.truncated,
+        "tokens": row.tokens,
+        "notes": row.notes(),
+        "convention": SCORE_CONVENTION,
+        "random_weights": report.random_weights,
+    }
+
+
+def _render_score(payload: dict[str, Any]) -> str:
+    lines = [f"[{RANDOM_LABEL}]"] if payload["random_weights"] else []
+    for name, value in payload["scores"].items():
+        flag = "  (text truncated)" if payload["truncated"].get(name) else ""
+        lines.append(f"{name:28s} {value:8.2f}{flag}")
+    lines.append(f"{'mean':28s} {payload['mean']:8.2f}")
+    lines.append(f"({payload['convention']})")
+    return "\n".join(lines)
+
+
+def _judge(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.evaluators.judge import JUDGE_PARAMS
+    from engine.models import resolve
+    from engine.types import GenerationParams
+
+    studio = _studio(args)
+    model = args.model or studio.config.text_model
+    params = GenerationParams(max_new_tokens=args.max_new_tokens) if args.max_new_tokens else JUDGE_PARAMS
+    result = studio.judge(args.text, model=model, params=params)
+    return {**result.as_dict(), "model": model, "random_weights": resolve(model).random_weights, "raw": result.raw}
+
+
+def _render_judge(payload: dict[str, Any]) -> str:
+    head = f"[{RANDOM_LABEL}]\n" if payload["random_weights"] else ""
+    score = f"{payload['score']:g}/10" if payload["parsed"] else f"unparsed ({payload['reason']})"
+    return f"{head}score: {score}\nevidence: {payload['evidence']}"
+
+
+# -- mine-pairs / evaluate / record-instructions (the annotations database) ------------------------
+def _mine(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.mining import MiningConfig
+
+    config = MiningConfig(
+        tasks=tuple(args.task or TASKS),
+        num_beams=args.num_beams,
+        num_rejected=args.rejected,
+        model=args.model,
+        evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
+        judge_model=args.judge_model,
+        split=None if args.split == "all" else args.split,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+    )
+    return _studio(args).mine(_open_store(args.db), config, progress=not args.no_progress).as_dict()
+
+
+def _render_mine(payload: dict[str, Any]) -> str:
+    keys = ("items", "mined", "pairs_written", "skipped_done", "skipped_unusable", "short_of_rejected")
+    lines = [f"{k:20s} {payload[k]}" for k in keys]
+    if payload["unparsed_judgements"]:
+        lines.append(f"{'unparsed_judgements':20s} {payload['unparsed_judgements']}")
+    return "\n".join(lines + payload["notes"][:20])
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.evaluate import EvalConfig
+
+    config = EvalConfig(
+        models=tuple(args.model),
+        split=args.split,
+        out_dir=args.out,
+        tasks=tuple(args.task or TASKS),
+        evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
+        judge_model=args.judge_model,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+    )
+    return _studio(args).evaluate(_open_store(args.db), config, progress=not args.no_progress).as_dict()
+
+
+def _render_evaluate(payload: dict[str, Any]) -> str:
+    files = "\n".join(f"  {k}: {v}" for k, v in payload["files"].items())
+    return f"{payload['markdown']}\n\nwrote:\n{files}"
+
+
+def _record_instructions(args: argparse.Namespace) -> dict[str, Any]:
+    from annotations.db import describe_url
+    from engine.tasks import instruction_templates, record_instructions
+
+    db = _open_store(args.db)
+    record_instructions(db)
+    return {"db": describe_url(db), "tasks": sorted(instruction_templates())}
+
+
+def _render_record(payload: dict[str, Any]) -> str:
+    return f"recorded the instructions of tasks {', '.join(map(str, payload['tasks']))} in {payload['db']}"
+
+
+# -- the parser -------------------------------------------------------------------------------------
+DB_HELP = "annotations database URL (default: $VIDPROMPTER_DB or sqlite:///data/studio.db)"
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
+    p.add_argument("--device")
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="video / short prompt -> detailed prompt (tasks 1-3)")
-    p.add_argument("--task", type=int, choices=(1, 2, 3), required=True)
+    p.add_argument("--task", type=int, choices=TASKS, required=True)
     p.add_argument("--video", help="video file (tasks 1 and 2)")
     p.add_argument("--prompt", help="short prompt (task 3) or short caption (task 2)")
     p.add_argument("--model", help="model preset or checkpoint folder (default: smollm2-135m / qwen2.5-vl-3b)")
@@ -67,9 +275,78 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--repetition-penalty", type=float, help="1..2; default: the model preset's (SmolLM2: 1.2)")
     p.add_argument("--num-frames", type=int, default=8)
-    p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
-    p.add_argument("--device")
+    _model_flags(p)
     p.set_defaults(func=_generate, render=_render_generate)
+
+
+def _add_hallucinate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hallucinate-text", help="swap 1-5 words of a caption for disparate ones (Eq. 6-8)")
+    p.add_argument("text", metavar="TEXT", help="caption, response or short prompt")
+    p.add_argument("--min-words", type=int, default=1, help="fewest words to swap (default 1)")
+    p.add_argument("--max-words", type=int, default=5, help="most words to swap (default 5, the paper's)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (same seed, same output)")
+    p.set_defaults(func=_hallucinate_text, render=_render_text)
+
+    v = sub.add_parser(
+        "hallucinate-video",
+        help="shuffle frames / paste patches / crop a video (Eq. 9-10); no op flag = shuffle + paste 1/3-1/2",
+    )
+    v.add_argument("input", metavar="IN", help="input video")
+    v.add_argument("output", metavar="OUT", help="output .mp4 (h264)")
+    v.add_argument("--shuffle", action="store_true", help="shuffle the frame order")
+    v.add_argument("--paste-ratio", nargs=2, type=float, metavar=("LO", "HI"), help="paste patches, sides LO..HI")
+    v.add_argument("--crop-keep", nargs=2, type=float, metavar=("LO", "HI"), help="random crop keeping LO..HI")
+    v.add_argument("--num-frames", type=int, default=8, help="frames sampled uniformly from IN (default 8)")
+    v.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (same seed, same output)")
+    v.set_defaults(func=_hallucinate_video, render=_render_video)
+
+
+def _add_scoring(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="video-text similarity (100 x cosine) with the evaluator ensemble")
+    p.add_argument("--video", required=True, help="video file")
+    p.add_argument("--text", required=True, help="text to score against the video")
+    p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
+    p.add_argument("--device")
+    p.set_defaults(func=_score, render=_render_score)
+
+    j = sub.add_parser("judge", help="LLM judge score 0-10 for a detailed prompt (paper section 4.2)")
+    j.add_argument("--text", required=True)
+    j.add_argument("--model", help="judge model preset or checkpoint folder (default: smollm2-135m)")
+    j.add_argument("--max-new-tokens", type=int, default=0, help="0: the default (384)")
+    _model_flags(j)
+    j.set_defaults(func=_judge, render=_render_judge)
+
+
+def _store_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--task", type=int, choices=TASKS, action="append", help="repeatable (default: all)")
+    p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
+    p.add_argument("--judge-model", help="LLM judge for task 3 (default: smollm2-135m)")
+    p.add_argument("--limit", type=int, help="at most this many samples")
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _model_flags(p)
+
+
+def _add_store_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mine-pairs", help="beam search + evaluators -> chosen/rejected pairs in the annotations DB")
+    _store_flags(p)
+    p.add_argument("--num-beams", type=int, default=5)
+    p.add_argument("--rejected", type=int, default=2, help="lowest-scored candidates taken as rejected")
+    p.add_argument("--model", help="generation model (default: per task, see `generate`)")
+    p.add_argument("--split", default="train", help="sample split to mine, or 'all'")
+    p.set_defaults(func=_mine, render=_render_mine)
+
+    e = sub.add_parser("evaluate", help="Table-1 scores for one or more models on a split (markdown, CSV, PNG)")
+    _store_flags(e)
+    e.add_argument("--model", action="append", required=True, help="repeatable: compare models in one table")
+    e.add_argument("--split", default="test")
+    e.add_argument("--out", required=True, help="output folder")
+    e.set_defaults(func=_evaluate, render=_render_evaluate)
+
+    r = sub.add_parser("record-instructions", help="store Figure 3's task instructions in the annotations DB")
+    r.add_argument("--db", help=DB_HELP)
+    r.set_defaults(func=_record_instructions, render=_render_record)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,17 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that part of the engine is not installed in this checkout
-            raise
-        module.register(sub)
+    _add_hallucinate(sub)
+    _add_scoring(sub)
+    _add_store_commands(sub)
     for action in sub.choices.values():  # --json is accepted after the subcommand too
-        if not any("--json" in a.option_strings for a in action._actions):
-            action.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     return parser
 
 
@@ -101,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    render: Callable[[dict[str, Any]], str] | None = getattr(args, "render", None)
-    if getattr(args, "json", False) or render is None:
-        print(json.dumps(payload, ensure_ascii=False, indent=None if args.json else 2))
+    render: Callable[[dict[str, Any]], str] = args.render
+    if getattr(args, "json", False):
+        print(json.dumps(payload, ensure_ascii=False))
     else:
         print(render(payload))
     return 0

@@ -4,7 +4,7 @@ For every sample of the split and every task: one greedy generation per model; T
 each CLIP-style evaluator (100 × cosine), Task 3 by the LLM judge (0-10; unparsed outputs are counted,
 never scored). Writes `table.md` (the Table-1 layout, one row per model), `table.csv` (the same),
 `scores.csv` (one row per model, sample, task, evaluator) and `scores.png` (score distributions).
-The harness only reads the annotations database.
+The harness only reads the annotations database; every model call goes through the Studio's verbs.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
-from engine.mining import JUDGE_SCORE, LazyScorers, SampleRow, list_samples
+from engine.mining import JUDGE_SCORE, StudioVerbs, task_inputs
 from engine.types import GenerationParams, Task
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from annotations.store import SampleInfo
 
 JUDGE_LABEL = "Judge"
 
@@ -34,20 +39,16 @@ class EvalConfig:
     """Folder for table.md, table.csv, scores.csv, scores.png."""
     split: str = "test"
     """Sample split to evaluate."""
-    tasks: tuple[int, ...] = (1, 2, 3)
+    tasks: tuple[int, ...] = tuple(int(t) for t in Task)
     """Tasks (columns) to evaluate."""
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """CLIP-style evaluators for Tasks 1-2."""
     judge_model: str | None = None
-    """LLM judge for Task 3 (None: the default text model)."""
+    """LLM judge for Task 3 (None: the Studio's judge model)."""
     limit: int | None = None
     """At most this many samples."""
     max_new_tokens: int = 160
     """Generation length."""
-    backend: str = "transformers"
-    """Generation backend."""
-    device: str | None = None
-    """Device for models and evaluators."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -89,39 +90,37 @@ def table_columns(tasks: tuple[int, ...], evaluators: tuple[str, ...]) -> list[t
     return cols
 
 
-class Harness(LazyScorers):
-    def __init__(self, db: Any, config: EvalConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
-        from engine.service import Studio, StudioConfig
+class Harness:
+    """Generates and scores through a Studio's verbs; reads the annotations database only."""
 
-        self.db, self.config = db, config
-        self.studio = studio or Studio(StudioConfig(backend=config.backend, device=config.device))
-        self._ensemble, self._judge = ensemble, judge
+    def __init__(self, studio: StudioVerbs, db: Engine, config: EvalConfig) -> None:
+        self.studio, self.db, self.config = studio, db, config
 
-    def generate(self, model: str, sample: SampleRow, task: Task) -> str:
-        request = self.studio.build_request(task, sample.video if task.needs_video else None, sample.short_prompt)
-        backend = self.studio.backend(model, task)
+    def generate(self, model: str, task: Task, video: str | None, prompt: str | None) -> str:
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens)
-        with self.studio.lock_for(f"model:{backend.model_name}"):
-            return backend.generate([request], params)[0][0]
+        return self.studio.run_task(task, video, prompt, model=model, params=params)[0].text
 
-    def score(self, model: str, sample: SampleRow, task: Task, text: str) -> list[ScoreRow]:
+    def score(self, model: str, sample: SampleInfo, task: Task, text: str) -> list[ScoreRow]:
         if not text.strip():  # an empty generation scores nothing; record it as unscored
             names = self.config.evaluators if task.needs_video else (JUDGE_SCORE,)
             return [ScoreRow(model, sample.id, int(task), n, None, text) for n in names]
         if task.needs_video:
-            result = self.ensemble.score_detailed(sample.video, [text])[0]
-            return [ScoreRow(model, sample.id, int(task), n, v, text) for n, v in result.scores.items()]
-        from engine.evaluators.judge import judge
-
-        verdict = judge(self.judge, text)
+            assert sample.video is not None  # can_run let only samples with a video reach a video task
+            row = self.studio.score(sample.video, [text], self.config.evaluators).rows[0]
+            return [ScoreRow(model, sample.id, int(task), n, v, text) for n, v in row.scores.items()]
+        verdict = self.studio.judge_many([text], model=self.config.judge_model)[0]
         return [ScoreRow(model, sample.id, int(task), JUDGE_SCORE, verdict.score, text)]
 
     def run(self, progress: bool = True) -> EvalResult:
         from tqdm import tqdm
 
+        from annotations.store import list_samples
+
         samples = list_samples(self.db, self.config.split, self.config.limit)
         if not samples:
             raise InputError(f"no samples in split {self.config.split!r}")
+        if any(Task(t).needs_video for t in self.config.tasks):  # before any generation: fail fast
+            self.studio.require_evaluators(self.config.evaluators)
         work = [
             (m, s, Task(t))
             for m in self.config.models
@@ -131,18 +130,19 @@ class Harness(LazyScorers):
         ]
         rows: list[ScoreRow] = []
         for model, sample, task in tqdm(work, desc="evaluating", unit="item", disable=not progress):
-            rows += self.score(model, sample, task, self.generate(model, sample, task))
+            video, prompt = task_inputs(sample, task) or (None, None)
+            rows += self.score(model, sample, task, self.generate(model, task, video, prompt))
         columns = table_columns(self.config.tasks, self.config.evaluators)
         return EvalResult(rows, columns, summarise(rows, columns, self.config.models))
 
 
-def can_run(model: str, sample: SampleRow, task: Task) -> bool:
-    """A text-only model has no column for Tasks 1-2 ("–"); Tasks 2-3 need a short prompt."""
+def can_run(model: str, sample: SampleInfo, task: Task) -> bool:
+    """A text-only model has no column for Tasks 1-2 ("–"); a sample must have what the task reads."""
     from engine.models import resolve
 
     if task.needs_video and resolve(model).kind != "video":
         return False
-    return not (task.needs_prompt and not (sample.short_prompt or "").strip())
+    return task_inputs(sample, task) is not None
 
 
 def summarise(rows: list[ScoreRow], columns: list[tuple[int, str, str]], models: tuple[str, ...]):
@@ -235,8 +235,8 @@ def plot_distributions(result: EvalResult, path: Path) -> Path:
     return path
 
 
-def evaluate(db: Any, config: EvalConfig, progress: bool = True, **components: Any) -> EvalResult:
-    """Run the harness and write its outputs. `components`: studio, ensemble, judge (for tests)."""
-    result = Harness(db, config, **components).run(progress=progress)
+def evaluate(studio: StudioVerbs, db: Engine, config: EvalConfig, progress: bool = True) -> EvalResult:
+    """Run the harness with a Studio's models and write its outputs (`Studio.evaluate` calls this)."""
+    result = Harness(studio, db, config).run(progress=progress)
     write_outputs(result, config.out_dir)
     return result

@@ -3,7 +3,8 @@
 For each sample and task: beam search (width 5) with the SFT/base model, score the candidates
 (Tasks 1-2: the evaluator ensemble's mean; Task 3: the LLM judge), take the `num_rejected` lowest as
 rejected, and pair each with the chosen response: the teacher (reference) response when the sample
-has one, else the best candidate. Samples, responses, scores and pairs go through `annotations`.
+has one, else the best candidate. Samples, responses, scores and pairs go through `annotations`;
+every model call goes through the Studio's verbs (`Studio.mine` runs a `Miner` on itself).
 
 Resumable: a (sample, task) that already has `num_rejected` mined DPO pairs is skipped; a partial one
 is completed without duplicates (responses are deduplicated by the store and beam search is
@@ -12,13 +13,21 @@ deterministic, so the same pairs come out again and existing ones are not re-add
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
-from engine.types import GenerationParams, Task
+from engine.evaluators.scores import ScoreReport
+from engine.types import Candidate, GenerationParams, Task
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from annotations.store import SampleInfo
+    from engine.evaluators.judge import JudgeResult
 
 ENSEMBLE_SCORE = "ensemble"
 """Score name under which the ensemble mean is stored (members are stored under their own names)."""
@@ -27,9 +36,9 @@ JUDGE_SCORE = "llm-judge"
 
 @dataclass
 class MiningConfig:
-    """What `mine_pairs` mines and with which models."""
+    """What `Studio.mine` mines and with which models."""
 
-    tasks: tuple[int, ...] = (1, 2, 3)
+    tasks: tuple[int, ...] = tuple(int(t) for t in Task)
     """Tasks to mine (1: video, 2: video + caption, 3: short prompt)."""
     num_beams: int = 5
     """Beam width; every beam is a candidate (paper: 5)."""
@@ -40,19 +49,13 @@ class MiningConfig:
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """Evaluator ensemble for Tasks 1-2."""
     judge_model: str | None = None
-    """LLM judge for Task 3 (None: the default text model)."""
+    """LLM judge for Task 3 (None: the Studio's judge model)."""
     split: str | None = "train"
     """Only samples of this split (None: all)."""
     limit: int | None = None
     """Mine at most this many samples (None: all)."""
     max_new_tokens: int = 160
     """Generation length per candidate."""
-    num_frames: int = 8
-    """Frames given to the video model."""
-    backend: str = "transformers"
-    """Generation backend."""
-    device: str | None = None
-    """Device for models and evaluators."""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
@@ -81,11 +84,31 @@ class MiningReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class SampleRow:
-    id: int
-    video: str
-    short_prompt: str | None
+class StudioVerbs(Protocol):
+    """What mining and evaluation call on `engine.service.Studio`.
+
+    A Protocol rather than an import of Studio: Studio.mine / Studio.evaluate import this module, so
+    importing service here would close a circle.
+    """
+
+    def run_task(
+        self,
+        task: Task | int,
+        video: str | Path | None = None,
+        short_prompt: str | None = None,
+        model: str | None = None,
+        params: GenerationParams | None = None,
+    ) -> list[Candidate]: ...
+
+    def score(
+        self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None
+    ) -> ScoreReport: ...
+
+    def require_evaluators(self, names: Sequence[str]) -> list[str]: ...
+
+    def judge_many(
+        self, texts: Sequence[str], model: str | None = None, params: GenerationParams | None = None
+    ) -> list[JudgeResult]: ...
 
 
 @dataclass
@@ -98,94 +121,26 @@ class Scored:
     all_scores: dict[str, float]
 
 
-# -- reads from the store (annotations has no listing helpers for these yet) -------------------------
-def list_samples(db: Any, split: str | None, limit: int | None = None) -> list[SampleRow]:
-    from sqlmodel import select
-
-    from annotations.db import read_session
-    from annotations.models import Sample
-
-    query = select(Sample).order_by(Sample.id)
-    if split is not None:
-        query = query.where(Sample.split == split)
-    if limit is not None:
-        query = query.limit(limit)
-    with read_session(db) as session:
-        return [SampleRow(int(s.id), s.video, s.short_prompt) for s in session.exec(query)]  # type: ignore[arg-type]
+def task_inputs(sample: SampleInfo, task: Task) -> tuple[str | None, str | None] | None:
+    """(video, short prompt) as the task reads them, or None when the sample lacks what the task needs."""
+    prompt = (sample.short_prompt or "").strip() or None
+    if (task.needs_video and not sample.video) or (task.needs_prompt and prompt is None):
+        return None
+    return (sample.video if task.needs_video else None), (prompt if task.needs_prompt else None)
 
 
-def teacher_response(db: Any, sample_id: int, task: int) -> tuple[int, str] | None:
-    from sqlmodel import select
+class Miner:
+    """Mines pairs into an annotations database with a Studio's models (loaded once, reused)."""
 
-    from annotations.db import read_session
-    from annotations.models import Response
-
-    query = select(Response).where(
-        Response.sample_id == sample_id, Response.task == task, Response.source == "teacher"
-    )
-    with read_session(db) as session:
-        row = session.exec(query.order_by(Response.id)).first()
-        return (int(row.id), row.text) if row is not None else None  # type: ignore[arg-type]
-
-
-def mined_pairs(db: Any, sample_id: int, task: int) -> set[tuple[int, int]]:
-    from sqlmodel import select
-
-    from annotations.db import read_session
-    from annotations.models import Pair
-
-    query = select(Pair.response_a_id, Pair.response_b_id).where(
-        Pair.sample_id == sample_id, Pair.task == task, Pair.origin == "mined", Pair.hdpo_term == "dpo"
-    )
-    with read_session(db) as session:
-        return {(int(a), int(b)) for a, b in session.exec(query)}
-
-
-# -- the miner ---------------------------------------------------------------------------------------
-class LazyScorers:
-    """The evaluator ensemble (video tasks) and the judge backend (Task 3), built on first use.
-
-    Shared by the Miner and the evaluation Harness; subclasses set config, studio, _ensemble, _judge.
-    """
-
-    config: Any
-    studio: Any
-    _ensemble: Any
-    _judge: Any
-
-    @property
-    def ensemble(self) -> Any:
-        if self._ensemble is None:
-            from engine.evaluators.ensemble import Ensemble
-
-            self._ensemble = Ensemble(list(self.config.evaluators), device=self.config.device)
-        return self._ensemble
-
-    @property
-    def judge(self) -> Any:
-        if self._judge is None:
-            from engine.models import DEFAULT_TEXT_MODEL
-
-            self._judge = self.studio.backend(self.config.judge_model or DEFAULT_TEXT_MODEL)
-        return self._judge
-
-
-class Miner(LazyScorers):
-    """Mines pairs into an annotations database. Models load on first use and are reused."""
-
-    def __init__(self, db: Any, config: MiningConfig, studio: Any = None, ensemble: Any = None, judge: Any = None):
-        from engine.service import Studio, StudioConfig
-
+    def __init__(self, studio: StudioVerbs, db: Engine, config: MiningConfig) -> None:
+        self.studio = studio
         self.db = db
         self.config = config
-        self.studio = studio or Studio(
-            StudioConfig(backend=config.backend, device=config.device, num_frames=config.num_frames)
-        )
-        self._ensemble = ensemble
-        self._judge = judge
         self.report = MiningReport()
 
-    def work(self) -> Iterator[tuple[SampleRow, Task]]:
+    def work(self) -> Iterator[tuple[SampleInfo, Task]]:
+        from annotations.store import list_samples
+
         for sample in list_samples(self.db, self.config.split, self.config.limit):
             for task in self.config.tasks:
                 yield sample, Task(task)
@@ -193,25 +148,30 @@ class Miner(LazyScorers):
     def run(self, progress: bool = True) -> MiningReport:
         from tqdm import tqdm
 
+        from engine.tasks import record_instructions
+
+        if any(Task(t).needs_video for t in self.config.tasks):  # before any generation: fail fast
+            self.studio.require_evaluators(self.config.evaluators)
+        record_instructions(self.db)  # the export builds each pair's prompt from these
         items = list(self.work())
         for sample, task in tqdm(items, desc="mining pairs", unit="item", disable=not progress):
             self.report.items += 1
             self.mine_one(sample, task)
         return self.report
 
-    def usable(self, sample: SampleRow, task: Task) -> bool:
-        return not (task.needs_prompt and not (sample.short_prompt or "").strip())
-
-    def mine_one(self, sample: SampleRow, task: Task) -> int:
+    def mine_one(self, sample: SampleInfo, task: Task) -> int:
         """Mine one (sample, task); returns the number of pairs written."""
+        from annotations.store import mined_pairs, teacher_response
+
         existing = mined_pairs(self.db, sample.id, int(task))
         if len(existing) >= self.config.num_rejected:
             self.report.skipped_done += 1
             return 0
-        if not self.usable(sample, task):
+        inputs = task_inputs(sample, task)
+        if inputs is None:
             self.report.skipped_unusable += 1
             return 0
-        candidates = self.generate(sample, task)
+        candidates = self.generate(task, *inputs)
         teacher = teacher_response(self.db, sample.id, int(task))
         scored = self.score(sample, task, candidates, teacher)
         chosen, rejected = self.select(scored, teacher)
@@ -219,26 +179,28 @@ class Miner(LazyScorers):
         self.report.mined += 1
         return written
 
-    def generate(self, sample: SampleRow, task: Task) -> list[str]:
-        request = self.studio.build_request(task, sample.video if task.needs_video else None, sample.short_prompt)
-        backend = self.studio.backend(self.config.model, task)
+    def generate(self, task: Task, video: str | None, prompt: str | None) -> list[Candidate]:
+        """Every beam as a candidate; empty and repeated texts dropped, beam order kept."""
+        beams = self.config.num_beams
         params = GenerationParams(
-            max_new_tokens=self.config.max_new_tokens,
-            num_beams=self.config.num_beams,
-            num_return_sequences=self.config.num_beams,
+            max_new_tokens=self.config.max_new_tokens, num_beams=beams, num_return_sequences=beams
         )
-        with self.studio.lock_for(f"model:{backend.model_name}"):
-            texts = backend.generate([request], params)[0]
-        self._model_name = backend.model_name
-        return list(dict.fromkeys(t.strip() for t in texts if t.strip()))  # distinct, beam order kept
+        cands = self.studio.run_task(task, video, prompt, model=self.config.model, params=params)
+        seen: dict[str, Candidate] = {}
+        for c in cands:
+            seen.setdefault(c.text.strip(), c)
+        return [c for text, c in seen.items() if text]
 
-    def score(self, sample: SampleRow, task: Task, texts: list[str], teacher: tuple[int, str] | None) -> list[Scored]:
+    def score(
+        self, sample: SampleInfo, task: Task, cands: list[Candidate], teacher: tuple[int, str] | None
+    ) -> list[Scored]:
         """Store the candidates and score them with the teacher in the same batch; the teacher is last."""
         from annotations.store import add_response, add_scores
 
+        texts = [c.text.strip() for c in cands]
         ids = [
-            add_response(self.db, sample.id, int(task), t, "model", model=self._model_name, beam_rank=i)
-            for i, t in enumerate(texts)
+            add_response(self.db, sample.id, int(task), t, "model", model=c.model, beam_rank=i)
+            for i, (t, c) in enumerate(zip(texts, cands, strict=True))
         ]
         if teacher is not None:
             ids, texts = [*ids, teacher[0]], [*texts, teacher[1]]
@@ -249,16 +211,15 @@ class Miner(LazyScorers):
                 add_scores(self.db, s.response_id, s.all_scores)
         return scored
 
-    def video_scores(self, sample: SampleRow, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
-        results = self.ensemble.score_detailed(sample.video, texts)
-        return [(r.mean, {**r.scores, ENSEMBLE_SCORE: r.mean}) for r in results]
+    def video_scores(self, sample: SampleInfo, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
+        assert sample.video is not None  # task_inputs let only samples with a video reach a video task
+        report = self.studio.score(sample.video, texts, self.config.evaluators)
+        return [(r.mean, {**r.scores, ENSEMBLE_SCORE: r.mean}) for r in report.rows]
 
     def judge_scores(self, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
-        from engine.evaluators.judge import judge_many
-
-        results = judge_many(self.judge, texts)
+        results = self.studio.judge_many(texts, model=self.config.judge_model)
         self.report.unparsed_judgements += sum(not r.parsed for r in results)
-        return [(r.score, {JUDGE_SCORE: r.score} if r.parsed else {}) for r in results]
+        return [(r.score, {JUDGE_SCORE: r.score} if r.score is not None else {}) for r in results]
 
     def select(self, scored: list[Scored], teacher: tuple[int, str] | None) -> tuple[Scored | None, list[Scored]]:
         """Chosen: the teacher, else the best candidate. Rejected: the lowest-scored other candidates.
@@ -277,7 +238,12 @@ class Miner(LazyScorers):
         return chosen, rejected
 
     def write_pairs(
-        self, sample: SampleRow, task: Task, chosen: Scored | None, rejected: list[Scored], existing: set
+        self,
+        sample: SampleInfo,
+        task: Task,
+        chosen: Scored | None,
+        rejected: list[Scored],
+        existing: set[tuple[int, int]],
     ) -> int:
         from annotations.store import add_pair
 
@@ -300,8 +266,3 @@ class Miner(LazyScorers):
 
     def scorer_name(self, task: Task) -> str:
         return ENSEMBLE_SCORE + ":" + "+".join(self.config.evaluators) if task.needs_video else JUDGE_SCORE
-
-
-def mine_pairs(db: Any, config: MiningConfig | None = None, progress: bool = True, **components: Any) -> MiningReport:
-    """Mine preference pairs into `db` (an annotations engine). `components`: studio, ensemble, judge."""
-    return Miner(db, config or MiningConfig(), **components).run(progress=progress)

@@ -162,7 +162,7 @@ class LoadedModel:
         return self.preset.kind == "video"
 
 
-def _source(preset: ModelPreset) -> str:
+def model_source(preset: ModelPreset) -> str:
     """The folder or hub id to load from, or a ModelLoadError saying what to set."""
     if preset.builtin:
         from engine.tiny_models import ensure_tiny_model
@@ -214,7 +214,7 @@ def load_model(
     under sdpa (~12.6k launches per 8-video step on an H100), which varlen flash attention avoids.
     """
     preset = resolve(name)
-    source = _source(preset)
+    source = model_source(preset)
     device = pick_device(device)
     _quiet_transformers()
     torch_dtype = _dtype(dtype, device)

@@ -1,24 +1,35 @@
-"""`Studio`: the one facade the UI and the CLIs call. Models load lazily and are cached.
+"""`Studio`: the one facade the UI and the CLIs call. Models load lazily and are cached here only.
 
-Everything returns plain data (engine.types, dicts, numpy, file paths), so callers never touch torch.
-Thread-safe: Gradio runs handlers in threads; one lock per model guards loading and inference
-(torch modules are not safe to run concurrently on CPU with shared generation state).
+Verbs: generate (`run_task`), `score` (the evaluator ensemble), `judge` / `judge_many` (the Task-3 LLM
+judge), `mine` (preference pairs), `evaluate` (Table 1), `reward_gaps`, and the hallucination views.
+The Studio owns the one evaluator `Ensemble` and the generation backends; nothing else keeps models.
+
+Everything returns plain data (engine.types, dataclasses, dicts, numpy, file paths), so callers never
+touch torch. Thread-safe: Gradio runs handlers in threads; one lock per model guards loading and
+inference (torch modules are not safe to run concurrently on CPU with shared generation state).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, ModelLoadError
-from engine.models import DEFAULT_TEXT_MODEL, DEFAULT_VIDEO_MODEL, ModelPreset, list_presets, resolve
+from engine.evaluators.registry import PAPER_EVALUATORS, evaluator_status
+from engine.evaluators.scores import ScoreReport
+from engine.models import DEFAULT_TEXT_MODEL, DEFAULT_VIDEO_MODEL, ModelPreset, list_presets, model_source, resolve
 from engine.types import Candidate, GenerationParams, Task
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
+    from engine.backends.base import Backend
+    from engine.evaluate import EvalConfig, EvalResult
+    from engine.evaluators.ensemble import Ensemble
+    from engine.evaluators.judge import JudgeResult
     from engine.hallucination.pairs import PairConfig, PairSeq
+    from engine.mining import MiningConfig, MiningReport
 
 
 @dataclass
@@ -35,7 +46,7 @@ class StudioConfig:
     """"cpu", "cuda", or None for CUDA when present."""
     num_frames: int = 8
     """Frames sampled per video (the paper's group uses 8)."""
-    evaluators: tuple[str, ...] = ("clip-vit-l-14", "long-clip-l", "videoclip-xl")
+    evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """Evaluator presets averaged for video tasks (paper section 3.5)."""
     judge_model: str | None = None
     """Model for the Task-3 LLM judge (None: the text model)."""
@@ -50,10 +61,11 @@ class StudioConfig:
 class Studio:
     """Load-on-first-use model cache plus the verbs the app and CLIs need."""
 
-    def __init__(self, config: StudioConfig | None = None) -> None:
+    def __init__(self, config: StudioConfig | None = None, backends: Mapping[str, Backend] | None = None) -> None:
+        """backends: models already loaded, by model name (a remote judge, a test double); the rest load lazily."""
         self.config = config or StudioConfig()
-        self._backends: dict[str, Any] = {}
-        self._evaluators: dict[str, Any] = {}
+        self._backends: dict[str, Backend] = dict(backends or {})
+        self._ensemble: Ensemble | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
 
@@ -61,14 +73,14 @@ class Studio:
     def presets(self) -> list[ModelPreset]:
         return list_presets()
 
-    def lock_for(self, key: str) -> threading.Lock:
+    def _lock_for(self, key: str) -> threading.Lock:
         with self._registry_lock:
             return self._locks.setdefault(key, threading.Lock())
 
-    def backend(self, model: str | None = None, task: Task | int | None = None):
+    def _backend(self, model: str | None = None, task: Task | int | None = None) -> Backend:
         """The backend for a model (default: by task), loaded once. Raises ModelLoadError clearly."""
         name = model or self.default_model(task)
-        with self.lock_for(f"model:{name}"):
+        with self._lock_for(f"model:{name}"):
             if name not in self._backends:
                 from engine.backends import load_backend
 
@@ -88,10 +100,8 @@ class Studio:
     def model_status(self, model: str) -> tuple[bool, str]:
         """(loadable?, message) without loading weights: for the UI's model picker."""
         try:
-            from engine.models import _source
-
             preset = resolve(model)
-            _source(preset)
+            model_source(preset)
         except ModelLoadError as exc:
             return False, str(exc)
         return True, ("random weights — pipeline check only" if preset.random_weights else "ready")
@@ -108,7 +118,7 @@ class Studio:
                 raise InputError(f"task {int(task)} needs a video")
             frames, meta = self.load_frames(video)
         elif video:
-            raise InputError("task 3 takes a short prompt only; remove the video or pick task 1/2")
+            raise InputError(f"task {int(task)} takes a short prompt only; remove the video or pick a video task")
         return Request(task, short_prompt=short_prompt, frames=frames, video_meta=meta)
 
     def load_frames(self, video: str | Path, num_frames: int | None = None):
@@ -127,8 +137,8 @@ class Studio:
         """Generate candidate detailed prompts for one input."""
         params = params or GenerationParams()
         request = self.build_request(task, video, short_prompt)
-        backend = self.backend(model, request.task)
-        with self.lock_for(f"model:{backend.model_name}"):
+        backend = self._backend(model, request.task)
+        with self._lock_for(f"model:{backend.model_name}"):
             texts = backend.generate([request], params)[0]
         return [
             Candidate(text=t, rank=i, model=backend.model_name, random_weights=backend.random_weights)
@@ -140,8 +150,8 @@ class Studio:
     ) -> list[float]:
         """Summed log pi(y | x, q) per (request, response): the viewer's reward-gap panel."""
         task = requests[0].task if requests else None
-        backend = self.backend(model, task)
-        with self.lock_for(f"model:{backend.model_name}"):
+        backend = self._backend(model, task)
+        with self._lock_for(f"model:{backend.model_name}"):
             return [float(v) for v in backend.sequence_logps(list(requests), list(responses))]
 
     # -- hallucination augmentations (engine.hallucination) -------------------------------------
@@ -262,43 +272,82 @@ class Studio:
         return Request(seq.task, seq.short_prompt, chosen, None if chosen is None else meta)
 
     # -- evaluators (engine.evaluators) ---------------------------------------------------------
-    def evaluator(self, name: str):
-        with self.lock_for(f"evaluator:{name}"):
-            if name not in self._evaluators:
-                from engine.evaluators import load_evaluator
+    @property
+    def ensemble(self) -> Ensemble:
+        """The one evaluator ensemble: members load on first use and stay loaded."""
+        with self._registry_lock:
+            if self._ensemble is None:
+                from engine.evaluators.ensemble import Ensemble
 
-                self._evaluators[name] = load_evaluator(name)
-            return self._evaluators[name]
+                self._ensemble = Ensemble(device=self.config.device)
+            return self._ensemble
 
     def evaluator_status(self, name: str) -> tuple[bool, str]:
-        from engine.evaluators import evaluator_status
-
+        """(usable?, one-line message) without loading weights: for pickers and notes."""
         return evaluator_status(name)
 
-    def score(
-        self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None
-    ) -> list[dict[str, float]]:
-        """Per text: {evaluator: 100 x cosine, ..., "mean": average} (paper section 3.5 convention)."""
-        names = list(evaluators or self.config.evaluators)
-        if not texts:
-            return []
-        per_eval = {}
-        for name in names:
-            ev = self.evaluator(name)
-            with self.lock_for(f"evaluator:{name}"):
-                per_eval[name] = ev.score(str(video), list(texts))
-        rows = []
-        for i in range(len(texts)):
-            row = {name: float(per_eval[name][i]) for name in names}
-            row["mean"] = sum(row.values()) / len(names)
-            rows.append(row)
-        return rows
+    def usable_evaluators(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(the evaluators that load, one '<name> not used: <why>' line per one that does not)."""
+        usable, notes = [], []
+        for name in dict.fromkeys(names):  # each once, in the order asked
+            ok, message = self.evaluator_status(name)
+            if ok:
+                try:
+                    self.ensemble.member(name)
+                except ModelLoadError as exc:  # weights found but unreadable: say so, keep the others
+                    ok, message = False, str(exc)
+            if ok:
+                usable.append(name)
+            else:
+                notes.append(f"{name} not used: {message}")
+        return usable, notes
 
-    def judge(self, text: str, model: str | None = None) -> dict[str, Any]:
-        """The paper's Task-3 LLM judge: {"score": 0..10 or None when unparsed, "evidence", "parsed"}."""
-        from engine.evaluators.judge import judge
+    def require_evaluators(self, names: Sequence[str]) -> list[str]:
+        """Like `usable_evaluators`, but any unusable one is a ModelLoadError (mining, evaluation, the CLI)."""
+        usable, notes = self.usable_evaluators(names)
+        if notes:
+            raise ModelLoadError("; ".join(notes))
+        return usable
 
-        backend = self.backend(model or self.config.judge_model or self.config.text_model)
-        with self.lock_for(f"model:{backend.model_name}"):
-            result = judge(backend, text)
-        return {"score": result.score, "evidence": result.evidence, "parsed": result.parsed, "raw": result.raw}
+    def score(self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None) -> ScoreReport:
+        """Score texts against one video with the ensemble (paper section 3.5: 100 x cosine, and their mean).
+
+        evaluators: names (default: the config's). Ones that cannot load are left out with one note each;
+        the rest score together (one video decode per frame count). Bad videos or texts raise.
+        """
+        names = list(self.config.evaluators if evaluators is None else evaluators)
+        usable, notes = self.usable_evaluators(names)
+        if not usable or not texts:
+            return ScoreReport([], usable, notes)
+        rows = self.ensemble.score_detailed(str(video), list(texts), usable)
+        return ScoreReport(rows, usable, notes, self.ensemble.random_weights(usable))
+
+    # -- the Task-3 LLM judge (engine.evaluators.judge) -----------------------------------------
+    def judge_many(
+        self, texts: Sequence[str], model: str | None = None, params: GenerationParams | None = None
+    ) -> list[JudgeResult]:
+        """The paper's LLM judge on several texts in one batched call: 0-10, or score None when unparsed."""
+        from engine.evaluators.judge import JUDGE_PARAMS, judge_many, judge_prompt
+
+        for text in texts:  # refuse an empty or huge text before loading a model
+            judge_prompt(text)
+        backend = self._backend(model or self.config.judge_model or self.config.text_model)
+        with self._lock_for(f"model:{backend.model_name}"):
+            return judge_many(backend, list(texts), params or JUDGE_PARAMS)
+
+    def judge(self, text: str, model: str | None = None, params: GenerationParams | None = None) -> JudgeResult:
+        """The judge on one text."""
+        return self.judge_many([text], model, params)[0]
+
+    # -- workflows on the verbs above -----------------------------------------------------------
+    def mine(self, db: Any, config: MiningConfig, progress: bool = True) -> MiningReport:
+        """Mine preference pairs into an annotations DB engine (paper sections 3.4 and 4.1)."""
+        from engine.mining import Miner
+
+        return Miner(self, db, config).run(progress=progress)
+
+    def evaluate(self, db: Any, config: EvalConfig, progress: bool = True) -> EvalResult:
+        """Table 1 for the config's models on a split; writes its files into config.out_dir."""
+        from engine.evaluate import evaluate
+
+        return evaluate(self, db, config, progress=progress)

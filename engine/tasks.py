@@ -1,18 +1,26 @@
 """The three VidPrompter tasks: the paper's instructions (Figure 3, verbatim) and the model inputs.
 
 Task 1: y = pi(v, q1); Task 2: y = pi((v, y_s), q2); Task 3: y = pi(y_s, q3)  (paper section 3.1).
-No torch here: the annotations export and the UI build instruction texts too.
+No torch here: the UI builds instruction texts too, and `record_instructions` stores the templates in
+an annotations database, whose export builds its `prompt` column from them (annotations never imports
+the engine).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.types import MAX_PROMPT_CHARS, Task, VideoMeta
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+#: Where a template takes the short prompt / caption y_s (str.replace, not str.format: templates have braces).
+SHORT_PROMPT_SLOT = "{y_s}"
 
 # Figure 3, Task 1.
 TASK1_INSTRUCTION = "Elaborate on the visual and narrative elements of the video in detail."
@@ -48,6 +56,22 @@ TASK3_TEMPLATE = (
 )
 
 
+def instruction_templates() -> dict[int, str]:
+    """Figure 3's three instruction templates by task number; Tasks 2 and 3 hold the `{y_s}` slot."""
+    return {
+        int(Task.DESCRIBE_VIDEO): TASK1_INSTRUCTION,
+        int(Task.VIDEO_WITH_CAPTION): TASK2_TEMPLATE,
+        int(Task.BEAUTIFY): TASK3_TEMPLATE,
+    }
+
+
+def record_instructions(db: Engine) -> None:
+    """Record the templates in an annotations database (idempotent): its export builds `prompt` from them."""
+    from annotations.store import record_instructions as store_instructions
+
+    store_instructions(db, instruction_templates())
+
+
 def clean_prompt(short_prompt: str | None, task: Task) -> str:
     """Validate a short prompt / caption: non-empty for tasks that need one, and not huge."""
     text = (short_prompt or "").strip()
@@ -62,11 +86,10 @@ def clean_prompt(short_prompt: str | None, task: Task) -> str:
 def instruction(task: int | Task, short_prompt: str | None = None) -> str:
     """The instruction text q for a task, with {y_s} filled in for Tasks 2 and 3."""
     task = Task.parse(task)
-    if task is Task.DESCRIBE_VIDEO:
-        return TASK1_INSTRUCTION
-    text = clean_prompt(short_prompt, task)
-    template = TASK2_TEMPLATE if task is Task.VIDEO_WITH_CAPTION else TASK3_TEMPLATE
-    return template.replace("{y_s}", text)
+    template = instruction_templates()[int(task)]
+    if not task.needs_prompt:
+        return template
+    return template.replace(SHORT_PROMPT_SLOT, clean_prompt(short_prompt, task))
 
 
 @dataclass

@@ -14,24 +14,24 @@ import gradio as gr
 import pandas as pd
 
 from engine.errors import StudioError
+from engine.evaluators.registry import PAPER_EVALUATORS, TINY_EVALUATORS
 from engine.types import Candidate, GenerationParams, Task
 from ui.common import (
     RANDOM_WEIGHTS_LABEL,
     SAMPLES_DIR,
     AppContext,
     bind,
-    evaluator_note,
     model_choices,
     model_note,
     on_model_event,
 )
 
 CANDIDATE_COLUMNS = ["#", "candidate", "scores", "label"]
-TINY_EVALUATOR = "tiny-random-clip"
+TINY_EVALUATOR = TINY_EVALUATORS[0]
 EVALUATOR_HINT = (
-    "The paper's evaluators (CLIP ViT-L/14, Long-CLIP-L, VideoCLIP-XL) need their weights (hub cache or a local "
-    f"file); each one's status is checked when you change the selection or run. **{TINY_EVALUATOR}** is random "
-    "weights — pipeline check only."
+    f"The paper's evaluators ({', '.join(PAPER_EVALUATORS)}) need their weights (hub cache or a local file); "
+    "each one's status is checked when you change the selection or run. "
+    f"**{TINY_EVALUATOR}** is {RANDOM_WEIGHTS_LABEL}."
 )
 CAPTION_EXAMPLES = [("bunny.mp4", "A big rabbit in a meadow."), ("bikes.mp4", "People ride bikes down a street.")]
 BEAUTIFY_EXAMPLES = [
@@ -56,50 +56,55 @@ def make_params(num_beams: float, num_return: float, temperature: float, max_new
 
 
 def score_with_evaluators(ctx: AppContext, video: str, cands: list[Candidate], names: list[str]) -> list[str]:
-    """Fill Candidate.scores from each usable evaluator; returns notes for the ones that cannot run."""
-    notes = []
-    for name in names or []:
-        ok, message = evaluator_note(ctx.studio, name)
-        if not ok:
-            notes.append(f"evaluator **{name}** not used: {message}")
-            continue
-        try:
-            rows = ctx.studio.score(video, [c.text for c in cands], [name])
-        except StudioError as exc:
-            notes.append(f"evaluator **{name}** failed: {exc}")
-            continue
-        for cand, row in zip(cands, rows, strict=True):
-            cand.scores[name] = float(row[name])
-        if "random" in message:
-            notes.append(f"evaluator **{name}**: {RANDOM_WEIGHTS_LABEL}")
+    """Score the candidates with the chosen evaluators in one Studio call; returns the notes to show.
+
+    Fills each Candidate.scores with the members' scores and their "mean" (the Studio's), and its notes
+    with the texts an evaluator read only in part. Evaluators that cannot load get one line each.
+    """
+    scorable = [c for c in cands if c.text.strip()]
+    notes = [f"{len(cands) - len(scorable)} empty candidate(s) not scored"] if len(scorable) < len(cands) else []
+    if not names:
+        return notes
+    try:
+        report = ctx.studio.score(video, [c.text for c in scorable], names)
+    except StudioError as exc:  # e.g. an unreadable video: keep the candidates, say why they have no scores
+        return [*notes, f"scoring failed: {exc}"]
+    for cand, row in zip(scorable, report.rows, strict=True):
+        cand.scores.update(row.as_dict())
+        cand.notes += row.notes()
+    notes += report.notes
+    if report.random_weights:
+        notes.append(f"evaluator scores: {RANDOM_WEIGHTS_LABEL}")
     return notes
 
 
 def score_with_judge(ctx: AppContext, cands: list[Candidate]) -> list[str]:
-    """The paper's Task-3 LLM judge (0-10) on each candidate."""
-    try:
-        results = [ctx.studio.judge(c.text) for c in cands]
-    except ImportError:
-        return ["judge not used: this build has no engine.evaluators.judge yet"]
-    for cand, result in zip(cands, results, strict=True):
-        if result.get("score") is not None:
-            cand.scores["judge"] = float(result["score"])
+    """The paper's Task-3 LLM judge (0-10) on the candidates, in one batched call."""
+    scorable = [c for c in cands if c.text.strip()]
+    notes = [f"{len(cands) - len(scorable)} empty candidate(s) not judged"] if len(scorable) < len(cands) else []
+    if not scorable:
+        return notes
+    for cand, result in zip(scorable, ctx.studio.judge_many([c.text for c in scorable]), strict=True):
+        if result.score is not None:
+            cand.scores["judge"] = float(result.score)
         else:
             cand.notes.append("judge reply unparsed")
-    return []
+    return notes
+
+
+def best_first(scores: dict[str, float], rank: int) -> tuple[bool, float, int]:
+    """Sort key: scored candidates by the evaluators' mean (else the judge's score), best first; then the
+    unscored ones in beam order (random-weight scores can be negative, so "no score" is not 0)."""
+    score = scores.get("mean", scores.get("judge"))
+    return score is None, -(score or 0.0), rank
 
 
 def candidate_frame(cands: list[Candidate]) -> pd.DataFrame:
     rows = [
         [c.rank + 1, c.text, _format_scores(c.scores), _label(c)]
-        for c in sorted(cands, key=lambda c: -c.scores.get("mean", _mean(c.scores) or 0.0))
+        for c in sorted(cands, key=lambda c: best_first(c.scores, c.rank))
     ]
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-
-
-def _mean(scores: dict[str, float]) -> float | None:
-    values = [v for k, v in scores.items() if k != "mean"]
-    return sum(values) / len(values) if values else None
 
 
 def _format_scores(scores: dict[str, float]) -> str:
@@ -162,9 +167,6 @@ def _video_task(
         raise gr.Error(f"task {int(task)} needs a video: upload one or pick an example")
     cands = run_generation(ctx, task, video, caption, model, params)
     notes = score_with_evaluators(ctx, video, cands, list(evals or []))
-    for cand in cands:
-        if cand.scores:
-            cand.scores["mean"] = _mean(cand.scores) or 0.0
     return status_markdown(task, cands, notes), candidate_frame(cands), generation_state(task, video, caption, cands)
 
 
@@ -203,7 +205,7 @@ def send_to_queue(ctx: AppContext, state: dict | None, request: gr.Request) -> s
 
 
 def _by_score(cands: list[dict]) -> list[dict]:
-    return sorted(cands, key=lambda c: (-(c["scores"].get("mean", _mean(c["scores"]) or 0.0)), c["rank"]))
+    return sorted(cands, key=lambda c: best_first(c["scores"], c["rank"]))
 
 
 def _store_candidate(ctx: AppContext, sample_id: int, task: int, cand: dict, user: str) -> int:
@@ -219,15 +221,13 @@ def _store_candidate(ctx: AppContext, sample_id: int, task: int, cand: dict, use
     return rid
 
 
-def _persist_video(ctx: AppContext, video: str | None) -> tuple[str, str | None]:
-    """Copy an upload out of Gradio's cache (which is cleaned) into the app's upload folder.
-
-    Task 3 has no video: the sample gets an empty video path and a text-only content key.
-    """
+def _persist_video(ctx: AppContext, video: str | None) -> tuple[str | None, str | None]:
+    """(kept path, content hash): an upload copied out of Gradio's cache (which is cleaned) into the app's
+    upload folder. Task 3 has no video: (None, None), a text-only sample keyed by its prompt."""
     from annotations.store import hash_file
 
     if not video:
-        return "", "text-only"
+        return None, None
     digest = hash_file(video)
     assert ctx.upload_dir is not None
     dest = ctx.upload_dir / f"{digest[:16]}{Path(video).suffix or '.mp4'}"
@@ -244,7 +244,7 @@ def update_model_note(ctx: AppContext, model: str) -> str:
 def update_evaluator_note(ctx: AppContext, names: list[str]) -> str:
     lines = []
     for name in names or []:
-        ok, message = evaluator_note(ctx.studio, name)
+        ok, message = ctx.studio.evaluator_status(name)
         lines.append(f"{'✅' if ok else '⛔'} **{name}**: {message}")
     return "\n\n".join(lines) or "No evaluator chosen: candidates will not be scored."
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from engine.errors import BackendUnavailable
-from engine.models import ModelPreset, _source, resolve
+from engine.models import ModelPreset, model_source, resolve
 from engine.tasks import Request, build_messages
 from engine.types import GenerationParams
 
@@ -57,7 +57,7 @@ class VLLMBackend:
         self.model_name = self.preset.name
         self.random_weights = self.preset.random_weights
         self.llm = LLM(
-            model=_source(self.preset),
+            model=model_source(self.preset),
             tensor_parallel_size=self.config.tensor_parallel_size,
             gpu_memory_utilization=self.config.gpu_memory_utilization,
             max_model_len=self.config.max_model_len,

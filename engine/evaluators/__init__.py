@@ -17,18 +17,17 @@ from engine.evaluators.registry import (
     get_preset,
     list_evaluators,
 )
+from engine.evaluators.scores import SCORE_CONVENTION, EnsembleScore, ScoreReport
 
 if TYPE_CHECKING:
     from engine.evaluators.base import TextScore, VideoTextEvaluator
-    from engine.evaluators.ensemble import Ensemble, EnsembleScore
+    from engine.evaluators.ensemble import Ensemble
 
 _LAZY = {
     "Ensemble": "engine.evaluators.ensemble",
-    "EnsembleScore": "engine.evaluators.ensemble",
-    "load_evaluator": "engine.evaluators.ensemble",
+    "load_evaluator": "engine.evaluators.loading",
     "TextScore": "engine.evaluators.base",
     "VideoTextEvaluator": "engine.evaluators.base",
-    "SCORE_CONVENTION": "engine.evaluators.base",
 }
 
 
@@ -43,10 +42,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "EVALUATOR_PRESETS",
     "PAPER_EVALUATORS",
+    "SCORE_CONVENTION",
     "TINY_EVALUATORS",
     "Ensemble",
     "EnsembleScore",
     "EvaluatorPreset",
+    "ScoreReport",
     "TextScore",
     "VideoTextEvaluator",
     "evaluator_status",

@@ -29,9 +29,6 @@ from engine.errors import InputError, VideoError
 
 VideoInput = str | os.PathLike | np.ndarray
 
-#: Convention string carried in JSON outputs.
-SCORE_CONVENTION = "100 x cosine(L2-normalised video feature, L2-normalised text feature)"
-
 
 @dataclass(frozen=True)
 class TextScore:

@@ -3,16 +3,16 @@
 Two checkpoint formats:
 - open_clip: an architecture name plus a pretrained tag or weights file (`clip-vit-l-14` =
   ViT-L-14 / openai, the paper's "CLIP").
-- Long-CLIP: an OpenAI-format state dict whose text tower reads 248 tokens. Long-CLIP stretches
-  CLIP's 77 positional embeddings to 248 (`stretch_positional_embedding`) and fine-tunes two
-  tables: positions 0-19 use `positional_embedding`, positions 20-247 use `positional_embedding_res`
-  (its `encode_text` adds `pe * mask1 + pe_res * mask2`). We fold the two into one 248-row table
-  and build an open_clip CLIP with context length 248 from the state dict.
+- Long-CLIP: an OpenAI-format state dict whose text tower reads 248 tokens; its two positional
+  tables are folded into one 248-row table (engine.evaluators.checkpoints) and an open_clip CLIP
+  with context length 248 is built from the state dict.
+
+A preset whose architecture is not one of open_clip's own (the tiny random one) must have its config
+registered with open_clip before `load_open_clip_evaluator` runs; engine.evaluators.loading does that.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +21,14 @@ import torch.nn.functional as F
 
 from engine.errors import ModelLoadError
 from engine.evaluators.base import VideoTextEvaluator, resize_crop_normalise
+from engine.evaluators.checkpoints import (
+    LONG_CLIP_CONTEXT,
+    first_line,
+    load_state_dict_file,
+    merge_long_clip_positions,
+    weights_path,
+)
 from engine.evaluators.registry import EvaluatorPreset
-
-#: Long-CLIP keeps the first 20 positions of CLIP's table and stretches the rest 4x: 20 + 4 * 57 = 248.
-LONG_CLIP_KEEP = 20
-LONG_CLIP_CONTEXT = 248
 
 
 class FrameAveragingEvaluator(VideoTextEvaluator):
@@ -59,58 +62,11 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         return self.model.encode_text(tokens)
 
 
-# -- loading helpers -------------------------------------------------------------------------------
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
-
-
-def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, a torch pickle (weights_only), or a TorchScript archive."""
-    if Path(path).suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        sd = torch.jit.load(path, map_location="cpu").state_dict()  # OpenAI's released .pt files
-    for key in ("state_dict", "model", "module"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    return {k.removeprefix("module."): v for k, v in sd.items()}
-
-
-def stretch_positional_embedding(pe: torch.Tensor, keep: int = LONG_CLIP_KEEP, ratio: int = 4) -> torch.Tensor:
-    """Long-CLIP's knowledge-preserved stretching, (L, D) -> (keep + ratio * (L - keep), D): 77 -> 248.
-
-    Positions < keep are copied; each later gap is linearly interpolated `ratio` times, and the last
-    position is extrapolated along the final step.
-    """
-    w = torch.arange(ratio, dtype=pe.dtype) / ratio  # (ratio,)
-    a, b = pe[keep:-1], pe[keep + 1 :]  # (L - keep - 1, D)
-    middle = a[:, None] * (1 - w)[None, :, None] + b[:, None] * w[None, :, None]
-    last = pe[-1][None] + w[:, None] * (pe[-1] - pe[-2])[None]
-    return torch.cat([pe[:keep], middle.flatten(0, 1), last])
-
-
-def merge_long_clip_positions(sd: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
-    """Fold Long-CLIP's (positional_embedding, positional_embedding_res) into one table, in place."""
-    key = prefix + "positional_embedding"
-    res = sd.pop(prefix + "positional_embedding_res", None)
-    if res is not None:
-        sd[key] = torch.cat([sd[key][:LONG_CLIP_KEEP], res[LONG_CLIP_KEEP:]])
-    return sd
-
-
+# -- loaders ------------------------------------------------------------------------------------
 def load_open_clip_evaluator(preset: EvaluatorPreset, weights: str, device: str) -> FrameAveragingEvaluator:
     """open_clip by architecture name: a pretrained tag (downloads on) or a weights file."""
     import open_clip
 
-    if preset.builtin:
-        from engine.evaluators.tiny import register_tiny_configs
-
-        register_tiny_configs()
     pretrained = preset.pretrained if weights == "download" else weights
     try:
         model = open_clip.create_model_and_transforms(preset.model_name, pretrained=pretrained, device=device)[0]
@@ -135,7 +91,7 @@ def build_long_clip(sd: dict[str, torch.Tensor]) -> Any:
 
 
 def load_long_clip_evaluator(preset: EvaluatorPreset, weights: str, device: str) -> FrameAveragingEvaluator:
-    path = _download(preset) if weights == "download" else weights
+    path = weights_path(preset, weights)
     try:
         model = build_long_clip(load_state_dict_file(path))
     except Exception as exc:
@@ -149,12 +105,3 @@ def load_long_clip_evaluator(preset: EvaluatorPreset, weights: str, device: str)
         random_weights=preset.random_weights,
         device=device,
     )
-
-
-def _download(preset: EvaluatorPreset) -> str:
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return hf_hub_download(preset.hub_id, preset.filename)
-    except Exception as exc:
-        raise ModelLoadError(f"evaluator {preset.name!r}: download failed: {first_line(exc)}") from exc

@@ -1,89 +1,64 @@
-"""The evaluator ensemble: the average of the configured evaluators, each member's score kept (paper 3.5)."""
+"""The evaluator ensemble (paper 3.5): the mean of its members' scores, each member's score kept.
+
+An `Ensemble` holds the loaded evaluators by name (each loaded once, on first use) and scores any subset
+of them together. `Studio` owns one; nothing else keeps loaded evaluators.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from engine.errors import ModelLoadError
-from engine.evaluators.base import SCORE_CONVENTION, VideoInput, VideoTextEvaluator, video_cache_key
-from engine.evaluators.registry import get_preset
-
-_LOADED: dict[tuple[str, str], VideoTextEvaluator] = {}
-_LOAD_LOCK = threading.Lock()
-
-LOADERS = {
-    "open_clip": ("engine.evaluators.clip", "load_open_clip_evaluator"),
-    "long_clip": ("engine.evaluators.clip", "load_long_clip_evaluator"),
-    "videoclip_xl": ("engine.evaluators.videoclip_xl", "load_videoclip_xl_evaluator"),
-}
-
-
-def load_evaluator(name: str, device: str | None = None, cached: bool = True) -> VideoTextEvaluator:
-    """Load an evaluator preset (once per process unless cached=False). Raises ModelLoadError clearly."""
-    import importlib
-
-    from engine.evaluators.registry import resolve_weights
-    from engine.models import pick_device
-
-    preset = get_preset(name)
-    device = pick_device(device)
-    with _LOAD_LOCK:
-        if cached and (name, device) in _LOADED:
-            return _LOADED[(name, device)]
-        module, func = LOADERS[preset.format]
-        evaluator = getattr(importlib.import_module(module), func)(preset, resolve_weights(preset), device)
-        if cached:
-            _LOADED[(name, device)] = evaluator
-        return evaluator
-
-
-@dataclass
-class EnsembleScore:
-    """One text's scores: each member's 100 × cosine, their mean, and which members truncated it."""
-
-    scores: dict[str, float]
-    mean: float
-    truncated: dict[str, bool] = field(default_factory=dict)
-    tokens: int = 0
-
-    def as_dict(self) -> dict[str, float]:
-        return {**self.scores, "mean": self.mean}
-
-    def notes(self) -> list[str]:
-        return [f"{name} read only part of this {self.tokens}-token text" for name, t in self.truncated.items() if t]
+from engine.evaluators.base import VideoInput, VideoTextEvaluator, video_cache_key
+from engine.evaluators.loading import load_evaluator
+from engine.evaluators.scores import EnsembleScore
 
 
 class Ensemble:
-    """Scores texts against a video with every member; members load on first use."""
+    """Loaded evaluators by name, and scoring of texts against one video with several of them."""
 
-    def __init__(self, members: Sequence[str | VideoTextEvaluator], device: str | None = None) -> None:
-        if not members:
-            raise ModelLoadError("an evaluator ensemble needs at least one evaluator")
-        self._members: list[str | VideoTextEvaluator] = list(members)
+    def __init__(self, device: str | None = None, members: Iterable[VideoTextEvaluator] = ()) -> None:
         self.device = device
+        self._members: dict[str, VideoTextEvaluator] = {m.name: m for m in members}
+        self._load_lock = threading.Lock()
+        # torch modules are not run concurrently on shared state: one scoring call at a time.
+        self._score_lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return [m if isinstance(m, str) else m.name for m in self._members]
+        """The members loaded so far."""
+        return list(self._members)
 
-    def evaluators(self) -> list[VideoTextEvaluator]:
-        self._members = [load_evaluator(m, self.device) if isinstance(m, str) else m for m in self._members]
-        return self._members  # type: ignore[return-value]
+    def member(self, name: str) -> VideoTextEvaluator:
+        """The evaluator `name`, loaded on first use. Raises ModelLoadError when it cannot load."""
+        with self._load_lock:
+            if name not in self._members:
+                self._members[name] = load_evaluator(name, self.device)
+            return self._members[name]
 
-    @property
-    def random_weights(self) -> bool:
-        return any(e.random_weights for e in self.evaluators())
+    def random_weights(self, names: Sequence[str] | None = None) -> bool:
+        return any(self.member(n).random_weights for n in self._pick(names))
 
-    def score_detailed(self, video: VideoInput, texts: list[str]) -> list[EnsembleScore]:
+    def _pick(self, names: Sequence[str] | None) -> list[str]:
+        picked = list(names) if names is not None else self.names
+        if not picked:
+            raise ModelLoadError("an evaluator ensemble needs at least one evaluator")
+        return picked
+
+    def score_detailed(
+        self, video: VideoInput, texts: list[str], names: Sequence[str] | None = None
+    ) -> list[EnsembleScore]:
+        """Per text: every member's score and their mean. names: members to use (default: all loaded)."""
+        members = [self.member(n) for n in self._pick(names)]
         decoded: dict[int, np.ndarray] = {}  # frame count -> frames, shared by the members
-        per_member = {e.name: self._member_scores(e, video, texts, decoded) for e in self.evaluators()}
+        with self._score_lock:
+            per_member = [_member_scores(m, video, texts, decoded) for m in members]
         out = []
-        for i in range(len(per_member[self.names[0]])):
-            row = {name: scores[i] for name, scores in per_member.items()}
+        for i in range(len(texts)):
+            row = {m.name: scores[i] for m, scores in zip(members, per_member, strict=True)}
             values = {name: s.value for name, s in row.items()}
             out.append(
                 EnsembleScore(
@@ -95,20 +70,21 @@ class Ensemble:
             )
         return out
 
-    def _member_scores(self, member: VideoTextEvaluator, video: VideoInput, texts: list[str], decoded: dict):
-        """Decode a video path at most once per frame count across members, and not at all on a cache hit."""
-        if isinstance(video, np.ndarray):
-            return member.score_detailed(video, texts)
-        key = video_cache_key(video, member.num_frames)
-        if member.is_cached(key):
-            return member.score_detailed(video, texts, cache_key=key)
-        if member.num_frames not in decoded:
-            decoded[member.num_frames] = member.load_frames(video)
-        return member.score_detailed(decoded[member.num_frames], texts, cache_key=key)
-
-    def score(self, video: VideoInput, texts: list[str]) -> list[dict[str, float]]:
+    def score(self, video: VideoInput, texts: list[str], names: Sequence[str] | None = None) -> list[dict[str, float]]:
         """Per text: {member name: 100 × cosine, ..., "mean": average}."""
-        return [s.as_dict() for s in self.score_detailed(video, texts)]
+        return [s.as_dict() for s in self.score_detailed(video, texts, names)]
 
 
-__all__ = ["SCORE_CONVENTION", "Ensemble", "EnsembleScore", "load_evaluator"]
+def _member_scores(member: VideoTextEvaluator, video: VideoInput, texts: list[str], decoded: dict[int, np.ndarray]):
+    """Decode a video path at most once per frame count across members, and not at all on a cache hit."""
+    if isinstance(video, np.ndarray):
+        return member.score_detailed(video, texts)
+    key = video_cache_key(video, member.num_frames)
+    if member.is_cached(key):
+        return member.score_detailed(video, texts, cache_key=key)
+    if member.num_frames not in decoded:
+        decoded[member.num_frames] = member.load_frames(video)
+    return member.score_detailed(decoded[member.num_frames], texts, cache_key=key)
+
+
+__all__ = ["Ensemble", "EnsembleScore"]

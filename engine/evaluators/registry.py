@@ -4,6 +4,7 @@ No torch here: the UI's model picker and `evaluator_status` read this without lo
 Any preset can be pointed at a local weights file with `VIDPROMPTER_EVALUATOR_<NAME>`
 (e.g. VIDPROMPTER_EVALUATOR_LONG_CLIP_L=/models/longclip-L.pt). Nothing is downloaded unless
 VIDPROMPTER_ALLOW_DOWNLOAD=1; otherwise weights come from that file or the local HF cache.
+Imports nothing from the loaders or the tiny builders (they import this).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class EvaluatorPreset:
     filename: str | None = None
     """Weights file inside hub_id."""
     builtin: str | None = None
-    """Tiny random evaluator built in code (engine.evaluators.tiny)."""
+    """Tiny random evaluator built in code (engine.evaluators.tiny, called by engine.evaluators.loading)."""
     num_frames: int = 8
     """Frames sampled per video."""
 
@@ -84,7 +85,8 @@ EVALUATOR_PRESETS: dict[str, EvaluatorPreset] = {
     ]
 }
 
-#: The paper's three evaluators (section 3.5), and a tiny random stand-in of each format.
+#: The paper's three evaluators (section 3.5): the one definition of the default ensemble, used by
+#: StudioConfig, MiningConfig, EvalConfig, the CLIs and the UI. And a tiny random stand-in of each format.
 PAPER_EVALUATORS = ("clip-vit-l-14", "long-clip-l", "videoclip-xl")
 TINY_EVALUATORS = ("tiny-random-clip", "tiny-random-long-clip", "tiny-random-videoclip-xl")
 
@@ -125,41 +127,49 @@ def _open_clip_hub_file(preset: EvaluatorPreset) -> tuple[str | None, str]:
     return _hf_cached(hub, names), hub
 
 
-def resolve_weights(preset: EvaluatorPreset) -> str:
-    """The weights to load: env-var file, a built tiny model, a cached hub file, or (downloads on) the hub.
-
-    Raises ModelLoadError naming the preset and the variable to set; never substitutes another model.
-    """
+def _locate(preset: EvaluatorPreset) -> tuple[str | None, str]:
+    """(weights, "") when found, (None, why not) when not. A builtin preset with no override is (None, ""):
+    engine.evaluators.loading builds it in code; this module never builds anything."""
     override = os.environ.get(preset.env_var)
+    if override and not Path(override).is_file():
+        return None, f"{override} is not a file; fix {preset.env_var}"
     if override:
-        if not Path(override).is_file():
-            raise ModelLoadError(f"evaluator {preset.name!r}: {override} is not a file; fix {preset.env_var}")
-        return override
+        return override, ""
     if preset.builtin:
-        from engine.evaluators.tiny import ensure_tiny_evaluator
-
-        return str(ensure_tiny_evaluator(preset.builtin))
+        return None, ""
     if preset.format == "open_clip":
         cached, where = _open_clip_hub_file(preset)
     else:
         cached, where = _hf_cached(preset.hub_id or "", (preset.filename or "",)), f"{preset.hub_id}/{preset.filename}"
     if cached:
-        return cached
+        return cached, ""
     if downloads_allowed():
-        return "download"
-    raise ModelLoadError(
-        f"evaluator {preset.name!r} cannot load: {where} is not in the local Hugging Face cache and downloads are "
-        f"off; set {preset.env_var}=/path/to/weights, or VIDPROMPTER_ALLOW_DOWNLOAD=1 on a host with hub access"
+        return "download", ""
+    return None, (
+        f"no local weights: {where} is not in the Hugging Face cache; set {preset.env_var}=/path/to/weights "
+        "(or VIDPROMPTER_ALLOW_DOWNLOAD=1 with hub access)"
     )
 
 
+def resolve_weights(preset: EvaluatorPreset) -> str | None:
+    """The weights to load: the env-var file, a cached hub file, "download" (downloads on), or None for a
+    builtin tiny preset (built by engine.evaluators.tiny).
+
+    Raises ModelLoadError naming the preset and the variable to set; never substitutes another model.
+    """
+    weights, problem = _locate(preset)
+    if problem:
+        raise ModelLoadError(f"evaluator {preset.name!r}: {problem}")
+    return weights
+
+
 def evaluator_status(name: str) -> tuple[bool, str]:
-    """(loadable?, message) without loading weights: for the UI and `python -m engine score`."""
+    """(loadable?, one-line message) without loading weights: for the UI's notes and the CLIs."""
     try:
         preset = get_preset(name)
-        if preset.builtin:
-            return True, "random weights — pipeline check only"
-        resolve_weights(preset)
     except ModelLoadError as exc:
         return False, str(exc)
-    return True, "ready"
+    _, problem = _locate(preset)
+    if problem:
+        return False, problem
+    return True, ("random weights — pipeline check only" if preset.builtin else "ready")

@@ -3,6 +3,9 @@
 They load back through the same loaders as real checkpoints (open_clip `create_model_and_transforms`
 with a weights file; the Long-CLIP state-dict path; the VideoCLIP-XL .bin path). Their scores are
 meaningless: outputs are labelled "random weights — pipeline check only".
+
+This module depends on the loaders (it builds with their classes), never the other way round:
+engine.evaluators.loading calls `ensure_tiny_evaluator` / `register_tiny_configs` for a builtin preset.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from engine.evaluators.checkpoints import stretch_positional_embedding
 from engine.tiny_models import cache_root
 
 #: Bump when a builder changes, so stale caches are rebuilt.
@@ -71,8 +75,6 @@ def _long_clip_state_dict(seed: int) -> dict[str, torch.Tensor]:
     """OpenAI-format CLIP weights turned into Long-CLIP's format, as Long-CLIP initialises itself:
     the 77-row table stretched to 248 and copied into `positional_embedding_res`; the copy is then
     perturbed (as fine-tuning would) so that the 20-row split is visible in tests."""
-    from engine.evaluators.clip import stretch_positional_embedding
-
     sd = {k: v.clone() for k, v in _random_clip(seed).state_dict().items()}
     stretched = stretch_positional_embedding(sd["positional_embedding"])
     generator = torch.Generator().manual_seed(seed + 1)

@@ -25,12 +25,12 @@ from torch import nn
 
 from engine.errors import ModelLoadError
 from engine.evaluators.base import VideoTextEvaluator, fit_frames, resize_crop_normalise
-from engine.evaluators.clip import (
+from engine.evaluators.checkpoints import (
     LONG_CLIP_CONTEXT,
-    _download,
     first_line,
     load_state_dict_file,
     merge_long_clip_positions,
+    weights_path,
 )
 from engine.evaluators.registry import EvaluatorPreset
 
@@ -155,7 +155,7 @@ class VideoCLIPXLEvaluator(VideoTextEvaluator):
 
 
 def load_videoclip_xl_evaluator(preset: EvaluatorPreset, weights: str, device: str) -> VideoCLIPXLEvaluator:
-    path = _download(preset) if weights == "download" else weights
+    path = weights_path(preset, weights)
     try:
         vision_sd, text_sd = split_checkpoint(load_state_dict_file(path))
         vision = VideoVisionTransformer.from_state_dict(vision_sd)

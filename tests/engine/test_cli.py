@@ -69,3 +69,36 @@ def test_bad_input_exits_2_with_one_line(args, message):
 def test_huge_prompt_is_refused(tmp_path):
     proc = run_cli("generate", "--task", "3", "--prompt", "word " * 20_000)
     assert proc.returncode == 2 and "the limit is" in proc.stderr
+
+
+def test_every_verb_is_registered_in_one_parser():
+    from engine.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {
+        "generate",
+        "hallucinate-text",
+        "hallucinate-video",
+        "score",
+        "judge",
+        "mine-pairs",
+        "evaluate",
+        "record-instructions",
+    }
+
+
+def test_record_instructions(tmp_path, capsys):
+    from annotations.db import open_db
+    from annotations.store import instructions
+    from engine.cli import main
+    from engine.tasks import TASK1_INSTRUCTION, TASK2_TEMPLATE, TASK3_TEMPLATE
+
+    url = f"sqlite:///{tmp_path / 'studio.db'}"
+    assert main(["record-instructions", "--db", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"] == [1, 2, 3]
+    assert instructions(open_db(url)) == {1: TASK1_INSTRUCTION, 2: TASK2_TEMPLATE, 3: TASK3_TEMPLATE}
+    assert main(["record-instructions", "--db", url]) == 0  # again: nothing changes
+    assert "recorded the instructions of tasks 1, 2, 3" in capsys.readouterr().out
+    assert main(["record-instructions", "--db", "nosuchdb://x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err

@@ -8,15 +8,27 @@ import pytest
 
 from annotations.db import open_db
 from annotations.store import upsert_sample
-from engine.evaluate import EvalConfig, evaluate
+from engine.evaluate import EvalConfig
 from engine.evaluators.registry import get_preset
 from engine.evaluators.tiny import ensure_tiny_evaluator
+from engine.service import Studio, StudioConfig
+from tests.engine.conftest import ScriptedJudge
 
 TINY = ("tiny-random-clip", "tiny-random-long-clip")
 
 
-def fake_judge(prompts: list[str]) -> list[str]:
-    return ["Evaluation evidence: fine. Score: 7" if i % 2 == 0 else "no score" for i, _ in enumerate(prompts)]
+def fake_judge() -> ScriptedJudge:
+    """Every other judgement (counted across calls) has no score: 7, unparsed, 7, ..."""
+    calls: list[str] = []
+
+    def reply(prompts: list[str]) -> list[str]:
+        calls.extend(prompts)
+        first = len(calls) - len(prompts)
+        return [
+            "Evaluation evidence: fine. Score: 7" if (first + i) % 2 == 0 else "no score" for i in range(len(prompts))
+        ]
+
+    return ScriptedJudge(reply)
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +64,9 @@ def test_harness_table_for_two_models(db, tmp_path):
         evaluators=TINY,
         max_new_tokens=8,
     )
-    result = evaluate(db, config, progress=False, judge=fake_judge)
+    judge = fake_judge()
+    result = Studio(StudioConfig(judge_model="judge"), backends={"judge": judge}).evaluate(db, config, progress=False)
+    assert len(judge.prompts) == 2 * 3  # one judge prompt per model and test sample
     headers = ["Task 1 tiny CLIP", "Task 1 tiny Long-CLIP", "Task 3 Judge"]
     assert [h for _, _, h in result.columns] == headers
     vlm, lm = result.summary["tiny-random-vlm"], result.summary["tiny-random-lm"]

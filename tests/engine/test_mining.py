@@ -8,9 +8,12 @@ from sqlmodel import select
 from annotations.db import open_db, read_session
 from annotations.models import Pair, Response, Score
 from annotations.store import upsert_sample
+from engine.errors import ModelLoadError
 from engine.evaluators.registry import get_preset
 from engine.evaluators.tiny import ensure_tiny_evaluator
-from engine.mining import ENSEMBLE_SCORE, JUDGE_SCORE, MiningConfig, mine_pairs
+from engine.mining import ENSEMBLE_SCORE, JUDGE_SCORE, MiningConfig
+from engine.service import Studio, StudioConfig
+from tests.engine.conftest import ScriptedJudge
 
 TINY = ("tiny-random-clip", "tiny-random-long-clip")
 
@@ -36,9 +39,13 @@ def rows(engine, model):
         return list(session.exec(select(model)))
 
 
+def studio() -> Studio:
+    return Studio(StudioConfig(judge_model="judge"), backends={"judge": ScriptedJudge(fake_judge)})
+
+
 def run(db):
     config = MiningConfig(tasks=(1, 3), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=12)
-    return mine_pairs(db, config, progress=False, judge=fake_judge)
+    return studio().mine(db, config, progress=False)
 
 
 def test_mining_writes_two_rejected_per_sample_and_is_idempotent(db):
@@ -100,3 +107,23 @@ def test_mine_pairs_cli(db, tmp_path, capsys):
     assert payload["pairs_written"] == 2 and payload["items"] == 1
     assert main(["mine-pairs", "--db", url, "--rejected", "5", "--num-beams", "5"]) == 2
     assert "rejected must be" in capsys.readouterr().err
+
+
+def test_text_only_samples_skip_video_tasks_and_instructions_are_recorded(db):
+    from annotations.store import instructions
+    from engine.tasks import instruction_templates
+
+    upsert_sample(db, None, "a cat naps on a sofa", "train")  # text-only: video is None, never ""
+    config = MiningConfig(tasks=(1,), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=8)
+    report = studio().mine(db, config, progress=False)
+    assert report.items == 3 and report.mined == 2 and report.skipped_unusable == 1  # no video: no Task 1
+    assert instructions(db) == instruction_templates()  # the export builds prompts from these
+
+
+def test_an_unusable_evaluator_stops_mining_before_any_generation(db, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.delenv(get_preset("long-clip-l").env_var, raising=False)
+    config = MiningConfig(tasks=(1,), model="tiny-random-vlm", evaluators=(*TINY, "long-clip-l"))
+    with pytest.raises(ModelLoadError, match="long-clip-l not used: .*VIDPROMPTER_EVALUATOR_LONG_CLIP_L"):
+        studio().mine(db, config, progress=False)
+    assert [r for r in rows(db, Response) if r.source == "model"] == []  # nothing generated, nothing stored

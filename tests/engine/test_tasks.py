@@ -64,3 +64,14 @@ def test_messages_for_video_and_text_models():
     ]
     with pytest.raises(InputError, match="needs a video model"):
         build_messages(Request(1, frames=frames), video_model=False)
+
+
+def test_templates_hold_the_short_prompt_slot_exactly_where_a_task_reads_one():
+    from engine.tasks import SHORT_PROMPT_SLOT, instruction_templates
+
+    templates = instruction_templates()
+    assert sorted(templates) == [1, 2, 3]
+    for task, template in templates.items():
+        assert (SHORT_PROMPT_SLOT in template) is Task(task).needs_prompt
+        filled = template.replace(SHORT_PROMPT_SLOT, "a dog")
+        assert instruction(task, "a dog") == filled  # what the export rebuilds from a recorded template

@@ -136,3 +136,55 @@ def test_send_to_queue_stores_pairs_for_humans(ctx: AppContext) -> None:
     assert list(ctx.upload_dir.glob("*.mp4"))  # the upload outlives Gradio's cache
     with pytest.raises(gr.Error, match="at least two candidates"):
         send_to_queue(ctx, {**state, "candidates": [asdict(cands[0])]}, LOCAL)
+
+
+def test_send_to_queue_keeps_a_text_only_sample_without_a_video(ctx: AppContext) -> None:
+    from annotations.store import list_samples
+    from engine.types import Candidate
+    from ui.tasks import generation_state, send_to_queue
+
+    cands = [Candidate(f"A cat naps on a sofa, take {i}.", i, "seed-model") for i in range(2)]
+    message = send_to_queue(ctx, generation_state(3, None, "a cat naps", cands), LOCAL)
+    assert "Queued 1 pair(s)" in message
+    [sample] = [s for s in list_samples(ctx.db, None) if s.short_prompt == "a cat naps"]
+    assert sample.video is None  # not "" (which became "<cwd>" in exports and broke training)
+    assert not ctx.upload_dir.exists() or not any(ctx.upload_dir.iterdir())
+
+
+def test_scoring_notes_one_line_per_unusable_evaluator(ctx: AppContext, tmp_path: Path, monkeypatch) -> None:
+    from engine.evaluators.registry import get_preset
+    from engine.evaluators.tiny import ensure_tiny_evaluator
+    from engine.types import Candidate
+    from ui.tasks import candidate_frame, score_with_evaluators
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.delenv(get_preset("long-clip-l").env_var, raising=False)
+    clip = get_preset("tiny-random-clip")
+    monkeypatch.setenv(clip.env_var, str(ensure_tiny_evaluator(clip.name, root=tmp_path / "ev")))
+    cands = [Candidate(text, i, "m") for i, text in enumerate(["a rabbit in a meadow", "", "a red car"])]
+    notes = score_with_evaluators(ctx, str(SAMPLES / "bunny.mp4"), cands, ["long-clip-l", clip.name])
+    assert notes[0] == "1 empty candidate(s) not scored"
+    assert len([n for n in notes if "not used" in n]) == 1 and notes[1].startswith("long-clip-l not used: ")
+    assert notes[-1] == "evaluator scores: random weights — pipeline check only"
+    scored = [c for c in cands if c.text]
+    for cand in scored:  # one member used: the mean is its score
+        assert set(cand.scores) == {clip.name, "mean"} and cand.scores["mean"] == cand.scores[clip.name]
+    assert cands[1].scores == {}
+    best = max(scored, key=lambda c: c.scores["mean"])
+    assert candidate_frame(cands)["candidate"].iloc[0] == best.text
+
+
+def test_judge_scores_candidates_in_one_call(ctx: AppContext) -> None:
+    from dataclasses import replace
+
+    from engine.service import Studio, StudioConfig
+    from engine.types import Candidate
+    from tests.engine.conftest import ScriptedJudge
+    from ui.tasks import score_with_judge
+
+    judge = ScriptedJudge(lambda prompts: ["Evaluation evidence: ok. Score: 8", "no score"][: len(prompts)])
+    judged = replace(ctx, studio=Studio(StudioConfig(judge_model="judge"), backends={"judge": judge}))
+    cands = [Candidate("A cat naps.", 0, "m"), Candidate("A cat sleeps.", 1, "m"), Candidate("  ", 2, "m")]
+    assert score_with_judge(judged, cands) == ["1 empty candidate(s) not judged"]
+    assert len(judge.prompts) == 2
+    assert cands[0].scores == {"judge": 8.0} and cands[1].scores == {} and "judge reply unparsed" in cands[1].notes

@@ -7,15 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.evaluators.registry import get_preset
+from engine.evaluators.registry import TINY_EVALUATORS, get_preset
 from engine.evaluators.tiny import ensure_tiny_evaluator
 
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-evaluators")
-    names = ("tiny-random-clip", "tiny-random-long-clip", "tiny-random-videoclip-xl")
-    return {name: ensure_tiny_evaluator(name, root=root) for name in names}
+    return {name: ensure_tiny_evaluator(name, root=root) for name in TINY_EVALUATORS}
+
+
+@pytest.fixture
+def tiny_env(tiny_weights, monkeypatch) -> None:
+    """Every tiny preset loads from the freshly built files (what a user's VIDPROMPTER_EVALUATOR_* does)."""
+    for name, path in tiny_weights.items():
+        monkeypatch.setenv(get_preset(name).env_var, str(path))
 
 
 @pytest.fixture
@@ -25,7 +31,7 @@ def load_tiny(tiny_weights, monkeypatch):
 
     def _load(name: str):
         monkeypatch.setenv(get_preset(name).env_var, str(tiny_weights[name]))
-        return load_evaluator(name, device="cpu", cached=False)
+        return load_evaluator(name, device="cpu")
 
     return _load
 

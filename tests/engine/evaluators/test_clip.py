@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from engine.errors import ModelLoadError
 from engine.evaluators import evaluator_status, get_preset
-from engine.evaluators.clip import load_state_dict_file, stretch_positional_embedding
+from engine.evaluators.checkpoints import load_state_dict_file, stretch_positional_embedding
 
 TEXTS = ["a rabbit in a sunny meadow", "a red car drives through the city at night"]
 LONG_TEXT = " ".join(["a white rabbit hops slowly across the green grass near a large tree"] * 8)
@@ -132,7 +132,7 @@ def test_long_clip_loader_refuses_a_77_token_checkpoint(tiny_weights, tmp_path, 
     torch.save(sd, bad)
     monkeypatch.setenv(get_preset("long-clip-l").env_var, str(bad))
     with pytest.raises(ModelLoadError, match="not a Long-CLIP checkpoint.*248"):
-        load_evaluator("long-clip-l", device="cpu", cached=False)
+        load_evaluator("long-clip-l", device="cpu")
 
 
 def test_real_presets_say_what_to_set(monkeypatch, tmp_path):

@@ -9,14 +9,7 @@ import pytest
 
 from engine.cli import main
 from engine.evaluators import Ensemble, get_preset
-
-TINY = ("tiny-random-clip", "tiny-random-long-clip", "tiny-random-videoclip-xl")
-
-
-@pytest.fixture
-def tiny_env(tiny_weights, monkeypatch):
-    for name in TINY:
-        monkeypatch.setenv(get_preset(name).env_var, str(tiny_weights[name]))
+from engine.evaluators.registry import TINY_EVALUATORS as TINY
 
 
 def test_mean_of_members_and_one_decode(load_tiny, sample_video, monkeypatch):
@@ -26,7 +19,7 @@ def test_mean_of_members_and_one_decode(load_tiny, sample_video, monkeypatch):
     decodes = []
     real = engine.video.load_video
     monkeypatch.setattr(engine.video, "load_video", lambda *a, **k: decodes.append(a) or real(*a, **k))
-    ensemble = Ensemble(members)
+    ensemble = Ensemble(members=members)
     texts = ["a rabbit", "a car", "a bird flies over a river"]
     rows = ensemble.score(sample_video, texts)
     assert len(decodes) == 1  # all members sample 8 frames: one decode
@@ -37,7 +30,7 @@ def test_mean_of_members_and_one_decode(load_tiny, sample_video, monkeypatch):
             assert row[member.name] == pytest.approx(member.score(sample_video, [texts[i]])[0], abs=1e-4)
     ensemble.score(sample_video, ["again"])
     assert len(decodes) == 1  # every member had it cached: no decode at all
-    assert ensemble.random_weights
+    assert ensemble.random_weights()
 
 
 def test_score_cli_json(tiny_env, sample_video, capsys):

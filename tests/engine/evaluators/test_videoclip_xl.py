@@ -73,4 +73,4 @@ def test_wrong_checkpoint_is_a_clear_error(tiny_weights, monkeypatch):
 
     monkeypatch.setenv(get_preset("videoclip-xl").env_var, str(tiny_weights["tiny-random-long-clip"]))
     with pytest.raises(ModelLoadError, match="not a VideoCLIP-XL checkpoint"):
-        load_evaluator("videoclip-xl", device="cpu", cached=False)
+        load_evaluator("videoclip-xl", device="cpu")

@@ -1,4 +1,4 @@
-"""`hallucinate-text` / `hallucinate-video` subcommands: registered on our own parser, plus `python -m engine`."""
+"""`hallucinate-text` / `hallucinate-video` subcommands: through the engine CLI's parser, plus `python -m engine`."""
 
 import argparse
 import json
@@ -8,16 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from engine.cli import build_parser
 from engine.errors import InputError, VideoError
-from engine.hallucination.cli import register
 from engine.video import load_video, write_video
 
 
 @pytest.fixture(scope="module")
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser()
-    register(p.add_subparsers(dest="command", required=True))
-    return p
+    return build_parser()
 
 
 @pytest.fixture(scope="module")
