@@ -1,8 +1,9 @@
 """Start VidPrompter Studio: `python app.py [--host H] [--port P] [--db URL] [--auth-file PATH] [--model NAME]`.
 
 Builds the Studio facade (models load lazily, so the page is up in seconds), the annotation
-database engine and the training jobs object on it, lays out the UI and launches it. Without
---auth-file the app runs in single-user local mode (user "local", admin). Add accounts with:
+database engine (recording the task instructions its exports build prompts from) and the training
+jobs object on it, lays out the UI and launches it. Without --auth-file the app runs in single-user
+local mode (user "local", admin). Add accounts with:
 
     python app.py --add-user alice --role admin --auth-file auth.json   # password from stdin or
                                                                         # $VIDPROMPTER_PASSWORD
@@ -87,6 +88,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     """(Blocks, launch kwargs) from parsed flags. Raises StudioError / StoreError / AuthFileError."""
     from annotations.db import default_db_url, open_db
     from engine.service import Studio
+    from engine.tasks import record_instructions
     from training.jobs import Jobs
     from ui import AppContext, build_app, launch_kwargs
     from ui.auth import Accounts
@@ -95,6 +97,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     db_url = args.db or default_db_url()
     accounts = Accounts.load(args.auth_file) if args.auth_file else None
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
+    record_instructions(db)  # exports (the admin tab's launches) build each pair's prompt from these
     studio = Studio(studio_config(args.model))
     ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url), accounts=accounts)
     ctx.upload_dir = _upload_dir(db_url)
