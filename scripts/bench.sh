@@ -28,6 +28,7 @@ BENCHES=(
   "bench_app.py|--starts 2 --clients 20 --votes 5|ratio|cpu"
   "bench_training_steps.py|all --steps 4|ratio|cpu"
   "bench_logps_memory.py|--repeats 2|ratio|cpu"
+  "bench_t2v.py|--clips 3|ratio|cpu"
   "gpu_run.sh||\"(tokens_per_s|mfu|peak_mem)[a-z_]*\"|cuda"
 )
 # Scripts in bench/ that are not benchmarks of their own, and why.
