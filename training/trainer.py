@@ -17,24 +17,27 @@ import contextlib
 import copy
 import math
 import random
-import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import yaml
 
+from training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
-from training.data import Example, load_examples, materialise, micro_batches
+from training.data import Augmenters, Example, TrainSeq, load_examples, materialise, micro_batches
 from training.logps import FlatBatch, PromptCache, encode, flatten, forward_logps
 from training.losses import hdpo
 from training.refcache import RefCache, model_id
 
-STATE_FILE = "trainer_state.pt"
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from engine.models import LoadedModel
 
 
 @dataclass
@@ -65,8 +68,54 @@ def freeze_vision_encoder(model: Any) -> int:
     return frozen
 
 
+@dataclass
+class DataBundle:
+    """The materialised examples and the step arithmetic they imply (built by `_setup_data`)."""
+
+    examples: list[Example]
+    frames_dir: Path
+    """<data>/frames: the content-addressed frame arrays the examples' sequences name."""
+    prompt_cache: PromptCache
+    accum: int
+    """Micro-batches per optimizer step on this process (gradient accumulation)."""
+    steps_per_epoch: int
+    total_steps: int
+
+
+@dataclass
+class ModelBundle:
+    """The policy and what it was loaded from (built by `_setup_model`)."""
+
+    lm: LoadedModel
+    """Processor, tokenizer and the base model object (engine.models)."""
+    model: Any
+    """The policy: the base model, PEFT-wrapped with LoRA; accelerate-prepared after `_setup_optimizer`."""
+    ref_model_id: str
+    """Identity of the reference weights (the reference cache's key)."""
+
+
+@dataclass
+class Reference:
+    """Where reference log-probs come from (built by `_setup_reference`)."""
+
+    cache: RefCache | None = None
+    """run.reference=cached: every sequence's log pi_ref, filled once before step 0."""
+    model: Any = None
+    """run.reference=resident with full FT: a frozen copy; None with LoRA (the policy, adapters off)."""
+
+
+@dataclass
+class Optim:
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+
+
 class Trainer:
-    """One run. `Trainer(cfg, run_dir, export_path).train()`; a test can call it with a tiny model."""
+    """One run. `Trainer(cfg, run_dir, export_path).train()`; a test can call it with a tiny model.
+
+    After `setup()`: accelerator, data (DataBundle), models (ModelBundle), reference (Reference),
+    optim (Optim), sink (MetricsSink); the loop's state is step, history, ref_forwards, stop_signal.
+    """
 
     def __init__(
         self,
@@ -76,7 +125,7 @@ class Trainer:
         db_url: str | None = None,
         run_id: int | None = None,
         resume: bool = False,
-        augmenters: Any = None,
+        augmenters: Augmenters | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -87,18 +136,17 @@ class Trainer:
         self.ref_forwards = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self._saved_at = -1
 
     # ------------------------------------------------------------------ setup
 
-    def _setup_accelerator(self) -> None:
+    def _setup_accelerator(self) -> Accelerator:
         from accelerate import Accelerator
 
         mc = self.cfg.model
         cuda = torch.cuda.is_available() and (mc.device or "cuda").startswith("cuda")
         mixed = "bf16" if (mc.precision == "bf16" or (mc.precision == "auto" and cuda)) else "no"
-        self.accelerator = Accelerator(mixed_precision=mixed, cpu=not cuda)
-        self.device = self.accelerator.device
-        self.is_main = self.accelerator.is_main_process
+        return Accelerator(mixed_precision=mixed, cpu=not cuda)
 
     def _seed(self, offset: int = 0) -> None:
         seed = self.cfg.run.seed + offset
@@ -106,47 +154,49 @@ class Trainer:
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
 
-    def _setup_data(self) -> None:
+    def _setup_data(self, acc: Accelerator) -> DataBundle:
         if not self.export_path:
             raise ValueError("no training data: set data.path to an annotations export, or pass --db to export one")
         data_dir = self.run_dir / "data"
         if Path(self.export_path).name == "examples.jsonl":  # already materialised (frames/ beside it)
             data_dir = Path(self.export_path).parent
-        elif self.is_main:
+        elif acc.is_main_process:
             materialise(self.export_path, data_dir, self.cfg.data, self.cfg.loss, self.cfg.run.seed, self.augmenters)
-        self.accelerator.wait_for_everyone()
-        self.frames_dir = data_dir / "frames"
-        self.prompt_cache = PromptCache(max_items=self.cfg.data.prompt_cache_items)
-        self.examples: list[Example] = load_examples(data_dir / "examples.jsonl", self.cfg.data.tasks)
-        if not self.examples:
+        acc.wait_for_everyone()
+        examples = load_examples(data_dir / "examples.jsonl", self.cfg.data.tasks)
+        if not examples:
             raise ValueError(f"no examples for tasks {self.cfg.data.tasks}")
         o = self.cfg.optim
-        world = self.accelerator.num_processes
-        self.accum = max(1, o.batch_size // (o.micro_batch_size * world))
-        n_micro = len(micro_batches(len(self.examples), o.micro_batch_size, self.cfg.run.seed, 0, 0, world))
-        self.steps_per_epoch = math.ceil(n_micro / self.accum)
-        total = self.steps_per_epoch * o.epochs
-        self.total_steps = min(total, o.max_steps) if o.max_steps else total
+        world = acc.num_processes
+        accum = max(1, o.batch_size // (o.micro_batch_size * world))
+        n_micro = len(micro_batches(len(examples), o.micro_batch_size, self.cfg.run.seed, 0, 0, world))
+        steps_per_epoch = math.ceil(n_micro / accum)
+        total = steps_per_epoch * o.epochs
+        return DataBundle(
+            examples=examples,
+            frames_dir=data_dir / "frames",
+            prompt_cache=PromptCache(max_items=self.cfg.data.prompt_cache_items),
+            accum=accum,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=min(total, o.max_steps) if o.max_steps else total,
+        )
 
-    def _setup_model(self) -> None:
+    def _setup_model(self, device: torch.device) -> ModelBundle:
         from engine.models import load_model
 
         mc = self.cfg.model
         # fp32 master weights everywhere; bf16 comes from autocast (lr 1e-6 updates vanish in bf16 weights).
-        self.lm = load_model(
-            mc.name, device=str(self.device), dtype="float32", attn_implementation=mc.attn_implementation
-        )
-        model = self.lm.model
-        cuda = self.device.type == "cuda"
-        if mc.gradient_checkpointing == "on" or (mc.gradient_checkpointing == "auto" and cuda):
+        lm = load_model(mc.name, device=str(device), dtype="float32", attn_implementation=mc.attn_implementation)
+        model = lm.model
+        if mc.gradient_checkpointing == "on" or (mc.gradient_checkpointing == "auto" and device.type == "cuda"):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
         if mc.freeze_vision:
             freeze_vision_encoder(model)
-        self.ref_model_id = model_id(model, self.lm.source, torch.float32)
+        ref_model_id = model_id(model, lm.source, torch.float32)
         if mc.lora:
             model = self._wrap_lora(model)
-        self.model = model
+        return ModelBundle(lm, model, ref_model_id)
 
     def _wrap_lora(self, model: Any) -> Any:
         from peft import LoraConfig, get_peft_model
@@ -158,114 +208,97 @@ class Trainer:
         )
         return get_peft_model(model, config)
 
-    def _reference_context(self):
-        """The reference is the policy before training; with LoRA, the base with adapters off."""
-        if self.cfg.model.lora:
-            return self.model.disable_adapter()
-        return contextlib.nullcontext()
+    def _setup_reference(self, acc: Accelerator, data: DataBundle, models: ModelBundle) -> Reference:
+        """cached: fill the cache now, with the policy before it moves; resident: keep a frozen copy."""
+        if self.cfg.run.reference == "cached":
+            return Reference(cache=self._fill_ref_cache(acc, data, models))
+        if self.cfg.model.lora:  # the same model with adapters off
+            return Reference()
+        return Reference(model=copy.deepcopy(models.model).eval().requires_grad_(False))
 
-    def _fill_ref_cache(self) -> None:
+    def _fill_ref_cache(self, acc: Accelerator, data: DataBundle, models: ModelBundle) -> RefCache:
         """One no-grad pass over every sequence not yet cached (sharded over processes)."""
         root = Path(self.cfg.run.ref_cache_dir or Path(self.cfg.run.output_dir) / "ref-cache")
-        self.ref_cache = RefCache(root, self.ref_model_id)
-        keys, seqs = self._all_sequences()
-        todo = [i for i, k in enumerate(keys) if k not in self.ref_cache.values]
-        mine = todo[self.accelerator.process_index :: self.accelerator.num_processes]
-        values = self._ref_pass([seqs[i] for i in mine], [keys[i] for i in mine])
-        gathered = self._gather_dicts(values)
-        self.ref_cache.update(gathered)
-        if self.is_main and gathered:
-            self.ref_cache.save()
-        self.accelerator.wait_for_everyone()
-
-    def _all_sequences(self):
-        unique: dict[str, Any] = {}
-        for example in self.examples:
-            for seq in example.seqs:
-                unique.setdefault(seq.key(), seq)
-        return list(unique), list(unique.values())
+        cache = RefCache(root, models.ref_model_id)
+        unique = {seq.key(): seq for example in data.examples for seq in example.seqs}
+        todo = [k for k in unique if k not in cache.values]
+        mine = todo[acc.process_index :: acc.num_processes]
+        values = self._ref_pass(acc, data, models, [unique[k] for k in mine], mine)
+        gathered = _gather_dicts(acc, values)
+        cache.update(gathered)
+        if acc.is_main_process and gathered:
+            cache.save()
+        acc.wait_for_everyone()
+        return cache
 
     @torch.no_grad()
-    def _ref_pass(self, seqs: list, keys: list[str]) -> dict[str, float]:
-        self.model.eval()
+    def _ref_pass(
+        self, acc: Accelerator, data: DataBundle, models: ModelBundle, seqs: list[TrainSeq], keys: list[str]
+    ) -> dict[str, float]:
+        """log pi_ref of `seqs`: the policy before any step (with LoRA: adapters off), in chunks."""
+        model = models.model.eval()
         out: dict[str, float] = {}
         chunk = max(1, self.cfg.optim.micro_batch_size * 4)
-        with self._reference_context(), self.accelerator.autocast():
+        reference = model.disable_adapter() if self.cfg.model.lora else contextlib.nullcontext()
+        with reference, acc.autocast():
             for i in range(0, len(seqs), chunk):
-                batch = encode(self.lm, seqs[i : i + chunk], self.frames_dir, cache=self.prompt_cache)
-                logps = forward_logps(self.model, batch, self.device).float().cpu().tolist()
+                batch = encode(models.lm, seqs[i : i + chunk], data.frames_dir, cache=data.prompt_cache)
+                logps = forward_logps(model, batch, acc.device).float().cpu().tolist()
                 out.update(zip(keys[i : i + chunk], logps, strict=True))
                 self.ref_forwards += 1
         return out
 
-    def _gather_dicts(self, values: dict[str, float]) -> dict[str, float]:
-        if self.accelerator.num_processes == 1:
-            return values
-        from accelerate.utils import gather_object
-
-        merged: dict[str, float] = {}
-        for part in gather_object([values]):
-            merged.update(part)
-        return merged
-
-    def _setup_resident_reference(self) -> None:
-        self.ref_model = None
-        if not self.cfg.model.lora:  # full FT: a frozen copy; LoRA: the same model, adapters off
-            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-
-    def _setup_optimizer(self) -> None:
+    def _setup_optimizer(self, acc: Accelerator, model: Any, total_steps: int) -> tuple[Any, Optim]:
+        """AdamW + schedule over the trainable parameters; returns (the prepared model, the optimizer)."""
         from transformers import get_scheduler
 
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        warmup = int(o.warmup_ratio * self.total_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         name = "constant_with_warmup" if o.scheduler == "constant" else o.scheduler
-        self.scheduler = get_scheduler(
-            name, self.optimizer, num_warmup_steps=warmup, num_training_steps=self.total_steps
+        scheduler = get_scheduler(
+            name, optimizer, num_warmup_steps=int(o.warmup_ratio * total_steps), num_training_steps=total_steps
         )
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
-            self.model, self.optimizer, self.scheduler
-        )
+        model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+        return model, Optim(optimizer, scheduler)
 
     def setup(self) -> None:
-        self._setup_accelerator()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.is_main:
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
-        self._seed()
-        self._setup_data()
-        self._setup_model()
-        if self.cfg.run.reference == "cached":
-            self._fill_ref_cache()
-        else:
-            self._setup_resident_reference()
-        self._setup_optimizer()
-        if self.resume:
-            self._load_latest()
         from training.metrics import MetricsSink
 
-        self.sink = MetricsSink(self.run_dir, self.cfg, self.db_url, self.run_id, enabled=self.is_main)
+        self.accelerator = acc = self._setup_accelerator()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        self._seed()
+        self.data = self._setup_data(acc)
+        models = self._setup_model(acc.device)
+        self.reference = self._setup_reference(acc, self.data, models)
+        prepared, self.optim = self._setup_optimizer(acc, models.model, self.data.total_steps)
+        self.models = replace(models, model=prepared)
+        if self.resume:
+            self._load_latest()
+        self.sink = MetricsSink(self.run_dir, self.cfg, self.db_url, self.run_id, enabled=acc.is_main_process)
 
     # ------------------------------------------------------------------ the loop
 
     def _ref_logps(self, flat: FlatBatch, batch: dict[str, Any]) -> torch.Tensor:
-        if self.cfg.run.reference == "cached":
-            return self.ref_cache.lookup(flat.keys).to(self.device)
+        if self.reference.cache is not None:
+            return self.reference.cache.lookup(flat.keys).to(self.accelerator.device)
         self.ref_forwards += 1
         with torch.no_grad():
-            if self.ref_model is not None:
-                return forward_logps(self.ref_model, batch, self.device)
-            with self.accelerator.unwrap_model(self.model).disable_adapter():
-                return forward_logps(self.model, batch, self.device)
+            if self.reference.model is not None:
+                return forward_logps(self.reference.model, batch, self.accelerator.device)
+            with self.accelerator.unwrap_model(self.models.model).disable_adapter():
+                return forward_logps(self.models.model, batch, self.accelerator.device)
 
-    def _micro_step(self, examples: list[Example], n_step_examples: int) -> dict[str, torch.Tensor]:
+    def _micro_step(self, examples: list[Example], n_step_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+        """Forward + backward of one micro-batch; returns its metrics and how many sequences it scored."""
         flat = flatten(examples)
-        batch = encode(self.lm, flat.seqs, self.frames_dir, cache=self.prompt_cache)
+        batch = encode(self.models.lm, flat.seqs, self.data.frames_dir, cache=self.data.prompt_cache)
         lc = self.cfg.loss
         with self.accelerator.autocast():
             ref = self._ref_logps(flat, batch)
-            policy = forward_logps(self.model, batch, self.device)  # (S,) one forward, all sequences
+            policy = forward_logps(self.models.model, batch, self.accelerator.device)  # (S,) one forward
         out = hdpo(
             policy,
             ref,
@@ -280,50 +313,51 @@ class Trainer:
         )
         # Sum / examples-in-step: the accumulated gradient is that of the step's mean example loss.
         self.accelerator.backward(out.losses.sum() / n_step_examples)
-        self._step_sequences += len(flat.seqs)
-        return out.metrics
+        return out.metrics, len(flat.seqs)
 
     def _step_batches(self, step: int) -> list[list[int]]:
         """The micro-batches (example indices) of global optimizer step `step` on this process."""
-        o = self.cfg.optim
-        epoch, k = divmod(step, self.steps_per_epoch)
+        o, d = self.cfg.optim, self.data
+        epoch, k = divmod(step, d.steps_per_epoch)
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        chunks = micro_batches(len(self.examples), o.micro_batch_size, self.cfg.run.seed, epoch, rank, world)
-        return chunks[k * self.accum : (k + 1) * self.accum]
+        chunks = micro_batches(len(d.examples), o.micro_batch_size, self.cfg.run.seed, epoch, rank, world)
+        return chunks[k * d.accum : (k + 1) * d.accum]
 
     def _optimizer_step(self, step: int) -> dict[str, float]:
-        self.model.train()
+        model, optim = self.models.model, self.optim
+        model.train()
         t0 = time.perf_counter()
         chunks = self._step_batches(step)
         n = sum(len(c) for c in chunks)
         sums: dict[str, torch.Tensor] = {}
         weights: dict[str, int] = {}
-        self._step_sequences = 0
+        n_seqs = 0
         for i, chunk in enumerate(chunks):
             sync = i == len(chunks) - 1
-            ctx = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model)
+            ctx = contextlib.nullcontext() if sync else self.accelerator.no_sync(model)
             with ctx:
-                metrics = self._micro_step([self.examples[j] for j in chunk], n)
+                metrics, seqs = self._micro_step([self.data.examples[j] for j in chunk], n)
+            n_seqs += seqs
             for k, v in metrics.items():  # example-weighted mean over the micro-batches that have the term
                 sums[k] = sums.get(k, 0.0) + v.detach().float() * len(chunk)
                 weights[k] = weights.get(k, 0) + len(chunk)
         grad_norm = self._clip()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optim.optimizer.step()
+        optim.scheduler.step()
+        optim.optimizer.zero_grad(set_to_none=True)
         # One device sync for all metrics of the step.
         means = torch.stack([sums[k] / weights[k] for k in sums]).cpu().tolist() if sums else []
         values = dict(zip(sums, means, strict=True))
-        values["sequences"] = float(self._step_sequences)
-        values.update(lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm, step_time=time.perf_counter() - t0)
-        values["epoch"] = (step + 1) / self.steps_per_epoch
+        values["sequences"] = float(n_seqs)
+        values.update(lr=optim.scheduler.get_last_lr()[0], grad_norm=grad_norm, step_time=time.perf_counter() - t0)
+        values["epoch"] = (step + 1) / self.data.steps_per_epoch
         return values
 
     def _clip(self) -> float:
         max_norm = self.cfg.optim.max_grad_norm
         if max_norm is None:
             return float("nan")
-        return float(self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm))
+        return float(self.accelerator.clip_grad_norm_(self.models.model.parameters(), max_norm))
 
     def _install_signals(self) -> dict:
         def handler(signum, _frame):
@@ -348,21 +382,22 @@ class Trainer:
                 self.sink.close()
 
     def _loop(self) -> TrainResult:
-        self.sink.started(self.total_steps)
+        total = self.data.total_steps
+        self.sink.started(total)
         bar = self._progress_bar()
         checkpoint = None
-        while self.step < self.total_steps:
+        while self.step < total:
             if self.stop_signal:  # asked to stop during setup or a checkpoint
                 return self._result("cancelled", self.save_checkpoint())
             values = self._optimizer_step(self.step)
             self.step += 1
             self.history.append(values)
-            if self.step % self.cfg.run.log_every == 0 or self.step == self.total_steps:
-                self.sink.log(self.step, values, self.total_steps)
+            if self.step % self.cfg.run.log_every == 0 or self.step == total:
+                self.sink.log(self.step, values, total)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
-            if self.step % self.cfg.run.checkpoint_every == 0 or self.step == self.total_steps:
+            if self.step % self.cfg.run.checkpoint_every == 0 or self.step == total:
                 checkpoint = self.save_checkpoint()
             if self.stop_signal:
                 checkpoint = checkpoint if self._saved_at == self.step else self.save_checkpoint()
@@ -370,11 +405,11 @@ class Trainer:
         return self._result("finished", checkpoint or self.save_checkpoint())
 
     def _progress_bar(self):
-        if not (self.is_main and self.cfg.run.progress_bar):
+        if not (self.accelerator.is_main_process and self.cfg.run.progress_bar):
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.total_steps, initial=self.step, desc="hdpo", dynamic_ncols=True)
+        return tqdm(total=self.data.total_steps, initial=self.step, desc="hdpo", dynamic_ncols=True)
 
     def _result(self, status: str, checkpoint: Path | None) -> TrainResult:
         self.sink.finished(status, self.step, str(checkpoint) if checkpoint else None)
@@ -389,39 +424,37 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    _saved_at = -1
+    def _train_state(self) -> TrainState:
+        model = self.accelerator.unwrap_model(self.models.model)
+        return TrainState(model, self.optim.optimizer, self.optim.scheduler, self.models.lm.processor)
 
     def save_checkpoint(self) -> Path:
-        from training.checkpoint import save_checkpoint
-
-        path = save_checkpoint(self, self.run_dir / "checkpoints", self.step)
+        info = {
+            "total_steps": self.data.total_steps,
+            "config_fingerprint": self.cfg.fingerprint(),
+            "lora": self.cfg.model.lora,
+            "base_model": self.cfg.model.name,
+        }
+        folder = self.run_dir / "checkpoints"
+        path = save_checkpoint(
+            folder, self.step, self._train_state(), self.accelerator, info, self.cfg.run.keep_checkpoints
+        )
         self._saved_at = self.step
         return path
 
     def _load_latest(self) -> None:
-        from training.checkpoint import latest_checkpoint, load_checkpoint
-
         path = latest_checkpoint(self.run_dir / "checkpoints")
         if path is not None:
-            load_checkpoint(self, path)
+            self.step = load_checkpoint(path, self._train_state(), self.accelerator.process_index)
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def _gather_dicts(acc: Accelerator, values: dict[str, float]) -> dict[str, float]:
+    """Every process's dict merged (on every process)."""
+    if acc.num_processes == 1:
+        return values
+    from accelerate.utils import gather_object
 
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def prune(folder: Path, keep: int) -> None:
-    steps = sorted(p for p in folder.glob("step-*") if p.is_dir())
-    for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    merged: dict[str, float] = {}
+    for part in gather_object([values]):
+        merged.update(part)
+    return merged

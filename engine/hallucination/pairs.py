@@ -230,12 +230,13 @@ def _response_hallucination(b: _Build) -> None:
 
 
 def _perturbs(b: _Build) -> tuple[bool, bool]:
-    """(video?, prompt?) that input hallucination perturbs for this task (paper: x^(t) + H^(t))."""
-    if b.task == Task.DESCRIBE_VIDEO:
-        return True, False
-    if b.task == Task.BEAUTIFY:
-        return False, True
-    return b.config.task2_input in ("video", "both"), b.config.task2_input in ("prompt", "both")
+    """(video?, prompt?) that input hallucination perturbs (paper: x^(t) + H^(t)): the inputs the task
+    has; Task 2 has both and perturbs what task2_input says."""
+    task, choice = b.task, b.config.task2_input
+    both = task.needs_video and task.needs_prompt
+    video = task.needs_video and (not both or choice in ("video", "both"))
+    prompt = task.needs_prompt and (not both or choice in ("prompt", "both"))
+    return video, prompt
 
 
 def _input_hallucination(b: _Build) -> None:

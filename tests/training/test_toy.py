@@ -67,7 +67,7 @@ def test_reward_accuracy_rises_above_chance_on_held_out_pairs(tmp_path):
     chosen = [TrainSeq(3, f"a red {n} {v}", "a thing moves") for n, v in held]
     rejected = [TrainSeq(3, f"a blue {n} {v}", "a thing moves") for n, v in held]
     with torch.no_grad():
-        pol = sequence_logps(trainer.model, trainer.lm, chosen + rejected, tmp_path, "cpu")
+        pol = sequence_logps(trainer.models.model, trainer.models.lm, chosen + rejected, tmp_path, "cpu")
         base = sequence_logps(ref.model, ref, chosen + rejected, tmp_path, "cpu")
     reward = pol - base  # beta * this is the implicit reward; the sign is what matters
     accuracy = (reward[: len(held)] > reward[len(held) :]).float().mean().item()

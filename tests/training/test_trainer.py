@@ -103,10 +103,10 @@ def test_reference_cache_filled_once_then_hit(tiny_export, tmp_path):
     cfg = _cfg(tiny_export, tmp_path, **{"optim.epochs": 2, "optim.max_steps": None, "run.checkpoint_every": 100})
     first = Trainer(cfg, tmp_path / "d", augmenters=FAKES)
     result = first.train()
-    n_seqs = len({s.key() for e in first.examples for s in e.seqs})
-    assert result.step == 2 * first.steps_per_epoch  # two epochs ran
-    assert first.ref_forwards >= 1 and first.ref_cache.misses == 0
-    assert first.ref_cache.hits >= 2 * n_seqs  # every sequence looked up in both epochs
+    n_seqs = len({s.key() for e in first.data.examples for s in e.seqs})
+    assert result.step == 2 * first.data.steps_per_epoch  # two epochs ran
+    assert first.ref_forwards >= 1 and first.reference.cache.misses == 0
+    assert first.reference.cache.hits >= 2 * n_seqs  # every sequence looked up in both epochs
     second = Trainer(cfg, tmp_path / "e", augmenters=FAKES)
     second.train()
     assert second.ref_forwards == 0  # same model, same sequences: all from disk
@@ -120,7 +120,7 @@ def test_lora_and_resident_reference(tiny_export, tmp_path):
     )
     trainer = Trainer(cfg, tmp_path / "f", augmenters=FAKES)
     result = trainer.train()
-    assert result.status == "finished" and trainer.ref_forwards == 2 * trainer.accum
+    assert result.status == "finished" and trainer.ref_forwards == 2 * trainer.data.accum
     assert (Path(result.checkpoint) / "model" / "adapter_config.json").exists()
 
 
