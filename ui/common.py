@@ -171,11 +171,6 @@ def model_note(studio: Studio, name: str | None) -> str:
     return f"⛔ **{name}** cannot load here: {message}"
 
 
-def evaluator_note(studio: Any, name: str) -> tuple[bool, str]:
-    """(usable?, message) for one evaluator preset. Never loads weights."""
-    return studio.evaluator_status(name)
-
-
 # -- media --------------------------------------------------------------------------------------
 
 
