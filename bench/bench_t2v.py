@@ -37,21 +37,12 @@ def _interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[f
 
 
 def _bare_call(pipeline, request: ClipRequest) -> Callable[[], object]:
-    """The diffusers pipeline called directly, with the arguments our backend passes."""
+    """The diffusers pipeline called directly, with the arguments our backend passes (no checks, no callback,
+    no uint8 conversion, no file)."""
 
     def run() -> object:
         with torch.inference_mode():
-            return pipeline.pipe(
-                prompt=request.prompt,
-                num_frames=request.frames,
-                height=request.height,
-                width=request.width,
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance,
-                generator=torch.Generator("cpu").manual_seed(request.seed),
-                output_type="np",
-                max_sequence_length=pipeline.max_tokens,
-            )
+            return pipeline.pipe(**pipeline.call_kwargs(request))
 
     return run
 

@@ -249,9 +249,8 @@ def check_shape(preset: T2VPreset, request: ClipRequest, size_multiple: int | No
 def _check_frames(name: str, frames: int | None, step: int) -> None:
     if frames is None or (frames - 1) % step == 0:
         return
-    lower = (frames - 1) // step * step + 1
-    options = f"{lower} or {lower + step}" if lower >= 1 else f"{lower + step}"
-    raise InputError(f"{frames} frames: {name} makes clips of {step}k+1 frames; ask for {options}")
+    lower = (frames - 1) // step * step + 1  # >= 1, as frames >= 1
+    raise InputError(f"{frames} frames: {name} makes clips of {step}k+1 frames; ask for {lower} or {lower + step}")
 
 
 def _check_side(name: str, side: str, value: int | None, multiple: int) -> None:
