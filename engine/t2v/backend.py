@@ -129,9 +129,13 @@ _DEVICE_LOCKS_GUARD = threading.Lock()
 
 
 def device_lock(device: str) -> threading.Lock:
-    """The lock that lets one generation at a time run on `device` (a T2V run fills a GPU on its own)."""
+    """The lock that lets one generation at a time run on `device` (a T2V run fills a GPU on its own).
+    "cuda" and "cuda:N" of the current GPU share one lock."""
+    key = str(torch.device(device))
+    if key == "cuda" and torch.cuda.is_available():
+        key = f"cuda:{torch.cuda.current_device()}"
     with _DEVICE_LOCKS_GUARD:
-        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+        return _DEVICE_LOCKS.setdefault(key, threading.Lock())
 
 
 class T2VPipeline:

@@ -29,3 +29,10 @@ def test_cpu_offload_modes_generate(offload, tmp_path):
     cog = load_t2v("tiny-random-cogvideox", device="cuda", offload=offload, vae_tiling=True)
     clip = generate_clip(cog, ClipRequest("a dog runs", steps=2), tmp_path / "clip.mp4")
     assert clip.frames.shape == (9, 32, 32, 3) and clip.path.stat().st_size > 0
+
+
+def test_cuda_and_cuda_index_share_one_generation_lock():
+    from engine.t2v.backend import device_lock
+
+    assert device_lock("cuda") is device_lock(f"cuda:{torch.cuda.current_device()}")
+    assert device_lock("cuda") is not device_lock("cpu")
