@@ -44,6 +44,13 @@ class ModelConfig:
     """Freeze the vision encoder (patch embedding + blocks; the merger/projector still trains): saves
     its gradients and optimizer state (~2 GiB at 2.3B); no faster on an H100, where the step is
     launch-bound (docs/benchmarks.md)."""
+    vision_attention: str = "blocks"
+    """blocks: each vision-tower layer attends in one kernel call over all its windows / frames
+    (training.attention; Qwen2-VL family, where the tower is not on flash_attention_* already); stock:
+    transformers' dispatch, one SDPA call per window (~12.6k per 8-video step on an H100)."""
+    logps: str = "chunked"
+    """chunked: label log-probs in tiles, forward and backward, never the (S, R, V) logits
+    (training.logps.label_logps; ~0.22 of the log-prob step's peak memory); full: the logits path."""
     lora: bool = False
     """Train LoRA adapters instead of all weights; the reference is then the base with adapters off."""
     lora_r: int = 16
@@ -58,6 +65,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_in("model.precision", self.precision, ("auto", "fp32", "bf16"))
         _check_in("model.gradient_checkpointing", self.gradient_checkpointing, ("auto", "on", "off"))
+        _check_in("model.vision_attention", self.vision_attention, ("blocks", "stock"))
+        _check_in("model.logps", self.logps, ("chunked", "full"))
         _check("model.lora_r", self.lora_r >= 1, "must be >= 1")
         _check("model.lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
 

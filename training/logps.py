@@ -9,12 +9,15 @@ every row right so all responses start at one column P:
     input_ids (S, L) = [pad ... | prompt_i | response_i | <eos> | pad ...],  L = P + R_max
 so the LM head only runs on the last R_max + 1 positions (`logits_to_keep`): logits (S, R_max+1, V)
 instead of (S, L, V) - a video prompt is hundreds of tokens, a response tens to hundreds, and the
-vocabulary 150k wide. Summed response log-probs (S,) come from engine.encoding.gather_logps; the
-PairIndex of each term then points into those S entries. Identical sequences are scored once.
+vocabulary 150k wide. Summed response log-probs (S,) come from `label_logps` (default): the LM head's
+inputs (S, R_max+1, Hd) are scored in tiles of positions x vocabulary, forward and backward, so not even
+the (S, R_max+1, V) logits exist (engine.encoding.gather_logps on the logits is the chunked=False path).
+The PairIndex of each term then points into those S entries. Identical sequences are scored once.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -160,15 +163,27 @@ def align_responses(batch: dict[str, torch.Tensor], pad_id: int) -> tuple[dict[s
     return out, resp_max + 1
 
 
-def forward_logps(model: Any, batch: dict[str, torch.Tensor], device: torch.device | str) -> torch.Tensor:
+def forward_logps(
+    model: Any, batch: dict[str, torch.Tensor], device: torch.device | str, chunked: bool = True
+) -> torch.Tensor:
     """One forward over an encoded batch -> summed response log-probs (S,), float32.
 
-    With a `keep` entry (from align_responses) only the last `keep` positions get logits.
+    With a `keep` entry (from align_responses) only the last `keep` positions reach the LM head.
+    chunked=True: the LM head's log-probs come from `label_logps` (tile by tile, no (S, keep, V) logits in
+    forward or backward); a model whose head is not a plain bias-free linear map takes the logits path.
     Differentiable unless called under torch.no_grad / inference_mode.
     """
     batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     labels = batch.pop("labels")
     keep = batch.pop("keep", None)
+    head = output_head(model) if chunked else None
+    if head is not None:
+        with _lm_head_inputs(head) as seen:
+            model(**batch, use_cache=False, logits_to_keep=int(keep or 0))  # logits (S, keep, 0): not computed
+        if len(seen) != 1:
+            raise RuntimeError(f"the LM head ran {len(seen)} times in one forward; use chunked=False for this model")
+        hidden = seen[0]  # (S, keep, Hd), or (S, L, Hd) without keep
+        return label_logps(hidden, head.weight, labels[:, -hidden.shape[1] :])
     if keep is None:
         return gather_logps(model(**batch, use_cache=False).logits, labels)  # logits (S, L, V)
     logits = model(**batch, use_cache=False, logits_to_keep=int(keep)).logits  # (S, keep, V)
@@ -178,3 +193,136 @@ def forward_logps(model: Any, batch: dict[str, torch.Tensor], device: torch.devi
 def sequence_logps(model: Any, lm: LoadedModel, seqs: list[TrainSeq], frames_dir: Path, device) -> torch.Tensor:
     """Encode + forward in one go: (S,)."""
     return forward_logps(model, encode(lm, seqs, frames_dir), device)
+
+
+# ------------------------------------------------------------- log-probs without the (S, keep, V) logits
+
+#: Tile of the chunked log-prob kernel: label positions x vocabulary columns. Its fp32 logits (64 MiB at
+#: these sizes) are the largest temporary; the (S, keep, V) tensor of the logits path never exists.
+CHUNK_ROWS = 2048
+CHUNK_VOCAB = 8192
+
+
+def _unwrap(model: Any) -> Any:
+    """The transformers model inside DDP / accelerate (`.module`) and PEFT (`get_base_model`) wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def output_head(model: Any) -> torch.nn.Linear | None:
+    """The LM head if its output is the logits as they are: a plain bias-free nn.Linear (not a LoRA layer),
+    no final soft-capping or logit scale in the config. Otherwise None: take the logits path."""
+    inner = _unwrap(model)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    for cfg in (inner.config, getattr(inner.config, "text_config", None)):
+        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
+            return None
+    return head
+
+
+@contextlib.contextmanager
+def _lm_head_inputs(head: torch.nn.Module):
+    """Keep what the LM head is given and hand it an empty slice instead: the model's forward runs as
+    usual up to the head, which then returns (S, 0, V) logits. A hook, not a patched forward, so DDP,
+    accelerate and PEFT wrappers around the model see an ordinary call."""
+    seen: list[torch.Tensor] = []
+
+    def hook(_module, args):
+        seen.append(args[0])  # (S, keep, Hd)
+        return (args[0][..., :0, :],)
+
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def label_logps(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int = CHUNK_ROWS, cols: int = CHUNK_VOCAB
+) -> torch.Tensor:
+    """gather_logps(hidden @ weight.T, labels) without the logits: summed label log-probs (S,), float32.
+
+    hidden (S, K, Hd) LM-head inputs, weight (V, Hd), labels (S, K) with IGNORE_INDEX off the response.
+    Position t predicts label t+1. Only the N positions that predict a label are scored, in tiles of
+    rows x cols logits, in forward and again in backward (recomputed: nothing of size N x V is saved).
+    Under autocast the tiles run in the autocast dtype, as the LM head would.
+    """
+    labels = labels[:, 1:]
+    mask = labels != IGNORE_INDEX  # (S, K-1)
+    x = hidden[:, :-1][mask]  # (N, Hd)
+    owner = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[mask]  # (N,) its row
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+    token = _LabelLogps.apply(x, weight, labels[mask], dtype, rows, cols)  # (N,)
+    return torch.zeros(labels.shape[0], dtype=torch.float32, device=hidden.device).index_add(0, owner, token)
+
+
+def _spans(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _label_logit(z: torch.Tensor, labels: torch.Tensor, start: int) -> torch.Tensor:
+    """z (n, c) logits of vocabulary columns [start, start + c) -> (n,) the label's logit, 0 if not there."""
+    inside = (labels >= start) & (labels < start + z.shape[1])
+    col = (labels - start).clamp(0, z.shape[1] - 1)
+    return torch.where(inside, z.gather(1, col[:, None]).squeeze(1), 0.0)
+
+
+def _add_matmul(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """out += a @ b, the product in a's dtype (the autocast dtype), accumulated in out's."""
+    if a.dtype == out.dtype:
+        out.addmm_(a, b)
+    else:
+        out.add_(a @ b)
+
+
+class _LabelLogps(torch.autograd.Function):
+    """log_softmax(x @ weight.T)[label] per row, tile by tile; backward recomputes each tile's logits."""
+
+    @staticmethod
+    def forward(ctx, x, weight, labels, dtype, rows, cols):
+        # x (N, Hd), weight (V, Hd), labels (N,) in [0, V) -> (N,) float32
+        n, vocab = x.shape[0], weight.shape[0]
+        lse = torch.empty(n, dtype=torch.float32, device=x.device)  # (N,) logsumexp of each row's logits
+        picked = torch.zeros(n, dtype=torch.float32, device=x.device)  # (N,) the label's logit
+        with torch.autocast(x.device.type, enabled=False):
+            for r in _spans(n, rows):
+                xr, yr = x[r].to(dtype), labels[r]
+                lse_r = torch.full((xr.shape[0],), -torch.inf, device=x.device)
+                for c in _spans(vocab, cols):
+                    z = (xr @ weight[c].to(dtype).T).float()  # (rows, cols): the one large temporary
+                    lse_r = torch.logaddexp(lse_r, torch.logsumexp(z, dim=1))
+                    picked[r] += _label_logit(z, yr, c.start)
+                lse[r] = lse_r
+        ctx.save_for_backward(x, weight, labels, lse)
+        ctx.dtype, ctx.rows, ctx.cols = dtype, rows, cols
+        return picked - lse
+
+    @staticmethod
+    def backward(ctx, grad):
+        # grad (N,) dL/dlogp. d logp / d z = onehot(label) - softmax(z): per tile
+        # g = grad * (onehot - softmax), then dx += g @ W_c and dW_c += g.T @ x_r.
+        x, weight, labels, lse = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        dx = torch.zeros(x.shape, dtype=torch.float32, device=x.device) if need_x else None
+        dw = torch.zeros_like(weight) if need_w else None  # row chunks accumulate in the weights' dtype
+        with torch.autocast(x.device.type, enabled=False):
+            for r in _spans(x.shape[0], ctx.rows):
+                xr, yr, gr = x[r].to(ctx.dtype), labels[r], grad[r].float()
+                for c in _spans(weight.shape[0], ctx.cols):
+                    wc = weight[c].to(ctx.dtype)
+                    g = (xr @ wc.T).float()  # (rows, cols) logits again
+                    g.sub_(lse[r][:, None]).exp_().mul_(-gr[:, None])  # -grad * softmax
+                    inside = (yr >= c.start) & (yr < c.stop)
+                    col = (yr - c.start).clamp(0, g.shape[1] - 1)
+                    g.scatter_add_(1, col[:, None], torch.where(inside, gr, 0.0)[:, None])  # + grad at the label
+                    g = g.to(ctx.dtype)
+                    if need_x:
+                        _add_matmul(dx[r], g, wc)
+                    if need_w:
+                        _add_matmul(dw[c], g.T, xr)
+        return (dx.to(x.dtype) if need_x else None), dw, None, None, None, None
