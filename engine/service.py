@@ -24,6 +24,8 @@ from engine.models import DEFAULT_TEXT_MODEL, DEFAULT_VIDEO_MODEL, ModelPreset, 
 from engine.types import Candidate, GenerationParams, Task
 
 if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
+    from sqlalchemy import Engine
+
     from engine.backends.base import Backend
     from engine.evaluate import EvalConfig, EvalResult
     from engine.evaluators.ensemble import Ensemble
@@ -340,13 +342,13 @@ class Studio:
         return self.judge_many([text], model, params)[0]
 
     # -- workflows on the verbs above -----------------------------------------------------------
-    def mine(self, db: Any, config: MiningConfig, progress: bool = True) -> MiningReport:
+    def mine(self, db: Engine, config: MiningConfig, progress: bool = True) -> MiningReport:
         """Mine preference pairs into an annotations DB engine (paper sections 3.4 and 4.1)."""
         from engine.mining import Miner
 
         return Miner(self, db, config).run(progress=progress)
 
-    def evaluate(self, db: Any, config: EvalConfig, progress: bool = True) -> EvalResult:
+    def evaluate(self, db: Engine, config: EvalConfig, progress: bool = True) -> EvalResult:
         """Table 1 for the config's models on a split; writes its files into config.out_dir."""
         from engine.evaluate import evaluate
 

@@ -41,19 +41,16 @@ def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def download_weights(preset: EvaluatorPreset) -> str:
-    """The preset's weights file from the hub (only reached when downloads are allowed)."""
+def weights_path(preset: EvaluatorPreset, weights: str) -> str:
+    """`weights` as resolved by the registry: a file path, or "download" (the registry allowed it: fetch now)."""
+    if weights != "download":
+        return weights
     from huggingface_hub import hf_hub_download
 
     try:
         return hf_hub_download(preset.hub_id, preset.filename)
     except Exception as exc:
         raise ModelLoadError(f"evaluator {preset.name!r}: download failed: {first_line(exc)}") from exc
-
-
-def weights_path(preset: EvaluatorPreset, weights: str) -> str:
-    """`weights` as resolved by the registry: a file path, or "download" (fetch it now)."""
-    return download_weights(preset) if weights == "download" else weights
 
 
 def stretch_positional_embedding(pe: torch.Tensor, keep: int = LONG_CLIP_KEEP, ratio: int = 4) -> torch.Tensor:
