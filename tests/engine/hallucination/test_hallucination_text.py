@@ -370,3 +370,36 @@ def test_glasses_worn_and_glasses_of_wine_get_their_own_kind():
     clothing = {T._inflect(w, "NNS", "noun") for g in lx.NOUNS["clothing"] for w in g}
     objects = {T._inflect(w, "NNS", "noun") for g in lx.NOUNS["object"] for w in g}
     assert worn in clothing and held in objects
+
+
+@pytest.mark.slow
+def test_misread_verbs_are_what_the_tagger_misreads(nlp):
+    """Re-measure lx.MISREAD_VERBS: a verb form is misread when the tagger gives it another POS or tag
+    in at least 2 of 6 plain caption frames."""
+    from lemminflect import getInflection
+
+    subjects = {"VBZ": ["A woman", "The old man", "A small dog", "The girl", "She", "The farmer"],
+                "VBP": ["Two women", "The children", "They", "The dogs", "Three men", "We"]}  # fmt: skip
+    rest = ["on a wooden bench.", "near the window.", "across the lawn.", "and smiles.", "in the kitchen.",
+            "beside the fence."]  # fmt: skip
+    lemmas = [w for groups in lx.VERBS.values() for group in groups for w in group]
+    for tag, subs in subjects.items():
+        forms = {w: w if tag == "VBP" else getInflection(w, tag=tag)[0] for w in lemmas}
+        sents = [f"{s} {forms[w]} {r}" for w in lemmas for s, r in zip(subs, rest, strict=True)]
+        docs = iter(nlp.pipe(sents, disable=["ner"]))
+        misread = set()
+        for w in lemmas:
+            misses = 0
+            for _ in subs:
+                tok = next(t for t in next(docs) if t.text == forms[w])
+                misses += tok.pos_ != "VERB" or tok.tag_ != tag
+            if misses >= 2:
+                misread.add(w)
+        assert misread == lx.MISREAD_VERBS[tag], tag
+
+
+def test_replacement_verbs_avoid_forms_the_tagger_misreads():
+    for seed in range(40):
+        for e in hallucinate_text("A woman sits on a bench.", TextHallucinationConfig(1, 1, ("verb",)), seed).edits:
+            lemma = T.get_nlp()(f"She {e.replacement}.")[1].lemma_
+            assert lemma not in lx.MISREAD_VERBS["VBZ"], e
