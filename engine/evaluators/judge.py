@@ -1,8 +1,9 @@
 """The Task-3 LLM judge: the paper's evaluation prompt (section 4.2) and a strict `Score:` parser.
 
 The prompt is the paper's, word for word; its seven factors are numbered lines (the paper's PDF
-text renders them as a list). The parser never invents a number: a missing score, a score outside
-0-10, or several different scores give `parsed=False` and `score=None`, with the reason.
+text renders them as a list). The parser takes the final overall score and never invents a number:
+a missing score, only per-factor scores, a score outside 0-10, on another scale or as a range give
+`parsed=False` and `score=None`, with the reason.
 """
 
 from __future__ import annotations
@@ -37,12 +38,35 @@ JUDGE_TEMPLATE = (
 
 MAX_JUDGED_CHARS = 16_000
 
-# "Score: 8", "**Score:** 7.5", "score = 9/10", "Overall score: 6 out of 10". The number must follow the
-# colon (markdown emphasis allowed); "/N" is kept so that "8/100" is refused rather than read as 8.
+# "Score: 8", "**Score:** 7.5", "score = 9/10", "Score (0-10): 8", "Score: 6 out of 10". The number must follow
+# the colon (markdown emphasis allowed); "/N" and "out of N" are kept so that "8/100" is refused rather than
+# read as 8, and a range ("7-8") is kept so that it is refused rather than read as 7.
 _SCORE_RE = re.compile(
-    r"\bscore\**\s*[:=]\s*\**\s*(?P<value>[-+]?\d+(?:\.\d+)?)\s*\**\s*(?:/\s*(?P<den>\d+(?:\.\d+)?))?",
+    r"\bscore\**\s*(?:\((?:out\s+of\s+10|0\s*(?:-|to)\s*10|/\s*10)\)\s*)?\**\s*[:=]\s*\**\s*"
+    r"(?P<value>[-+]?\d+(?:\.\d+)?)[ \t]*\**"
+    r"(?:[ \t]*(?:/|out[ \t]+of)[ \t]*(?P<den>\d+(?:\.\d+)?))?"
+    r"(?P<range>[ \t]*(?:-|\u2013|to)[ \t]*\d)?",
     re.IGNORECASE,
 )
+# Words before "score" in its clause that name the overall verdict ("Overall score:", "Final answer - Score:").
+_OVERALL = frozenset({"overall", "final", "total"})
+# Word stems that name one of the seven factors (or a factor in general): "Detail score:", "Camera: ..., score:".
+_FACTOR_RE = re.compile(
+    r"\b(detail|subject|action|movement|motion|background|location|weather|camera|shot|angle|style|visual|artistic|"
+    r"photograph|coheren|natural|repetit|redundan|length|frame|factor|criteri|clarity|accura|relevan|complete|"
+    r"fluen|grammar|sentence)",
+    re.IGNORECASE,
+)
+# "Score: 7 for detail" / "(in terms of style)": a factor named after the number, unless it is the whole text.
+_FACTOR_AFTER_RE = re.compile(
+    r"^\s*\)?\s*(?:points?\s+)?\(?(?:for|on|in\s+terms\s+of)\s+"
+    r"(?!(?:this|it|that|overall|total|the\s+(?:description|caption|video|prompt|text|response|whole))\b)\w",
+    re.IGNORECASE,
+)
+# A list item ("1.", "2)", "- ", "* ", "Factor 3") or a line indented under one.
+_ITEM_LINE_RE = re.compile(r"^(?:\s*(?:\d+[.)]|[-*\u2022+]\s|factor\s+\d)|[ \t]{2,}\S)", re.IGNORECASE)
+# "Detail: ...", "**Camera movement**: ..." at the start of a line (up to five words before the colon).
+_LABEL_RE = re.compile(r"^[\s*#>_-]*((?:[\w'-]+\s*){1,5})\**\s*:")
 _EVIDENCE_RE = re.compile(r"evaluation\s+evidence\**\s*[:：]\s*\**", re.IGNORECASE)
 
 
@@ -80,25 +104,62 @@ def _evidence(raw: str, score_start: int | None) -> str:
     return body.strip().strip("*").strip()
 
 
+def _score_kind(raw: str, m: re.Match) -> str:
+    """Kind of score match m: "overall" (labelled so), "factor" (names a factor), "item" (on a list line), "plain"."""
+    line_start = raw.rfind("\n", 0, m.start()) + 1
+    line_end = raw.find("\n", m.end())
+    before, after = raw[line_start : m.start()], raw[m.end() : None if line_end < 0 else line_end]
+    words = re.findall(r"[A-Za-z]+", re.split(r"[.!?;,(:]", before)[-1])  # "score"'s clause, up to it
+    if _OVERALL & {w.lower() for w in words}:
+        return "overall"
+    # A label is the few words right before "score" ("Camera movement score:", "Detail Score:"); a capital
+    # "Score" after a lower-case word starts a new unit ("... no camera movement Score: 6").
+    new_unit = m.group(0).startswith("S") and words and words[-1][:1].islower()
+    label_words = " ".join([] if new_unit else words[-3:])
+    line_label = _LABEL_RE.match(before)
+    if _FACTOR_RE.search(label_words) or _FACTOR_AFTER_RE.match(after):
+        return "factor"
+    if line_label and _FACTOR_RE.search(line_label.group(1)):
+        return "factor"
+    return "item" if _ITEM_LINE_RE.match(before) else "plain"
+
+
+def _pick_score(raw: str, matches: list[re.Match]) -> re.Match | None:
+    """The overall score: the last one labelled overall / final / total, else the last plain `Score:`,
+    else a lone score on a list line. Per-factor scores are never taken for the overall one."""
+    kinds = [_score_kind(raw, m) for m in matches]
+    for wanted in ("overall", "plain"):
+        picked = [m for m, k in zip(matches, kinds, strict=True) if k == wanted]
+        if picked:
+            return picked[-1]
+    return matches[0] if kinds == ["item"] else None
+
+
 def parse_judgement(raw: str) -> JudgeResult:
-    """Read `Score: <0-10>` from a judge's output; anything ambiguous is `parsed=False`, never a guess."""
+    """Read the overall `Score: <0-10>` from a judge's output; anything ambiguous is `parsed=False`, never a guess.
+
+    Small judges often score each factor first ("1. Detail: ..., score: 9") and the whole text last
+    ("Score: 8", "Overall score: 7.5", "**Final Score:** 6/10"): the final overall score is taken. Refused,
+    with the reason: no score, only per-factor scores, a score outside 0-10, on another scale ("8/100",
+    "8 out of 100") or given as a range ("7-8").
+    """
     raw = raw or ""
     matches = list(_SCORE_RE.finditer(raw))
     if not matches:
         return JudgeResult(None, _evidence(raw, None), raw, False, "no 'Score: <number>' in the output")
-    values = []
-    for m in matches:
-        den = m.group("den")
-        if den is not None and float(den) != 10:
-            return JudgeResult(None, _evidence(raw, m.start()), raw, False, f"score given out of {den}, not 10")
-        values.append(float(m.group("value")))
-    if len(set(values)) > 1:
-        shown = ", ".join(f"{v:g}" for v in values)
-        return JudgeResult(None, _evidence(raw, matches[0].start()), raw, False, f"several different scores: {shown}")
-    value = values[0]
+    m = _pick_score(raw, matches)
+    if m is None:
+        shown = ", ".join(x.group("value") for x in matches)
+        reason = f"only per-factor scores ({shown}), no overall score"
+        return JudgeResult(None, _evidence(raw, matches[0].start()), raw, False, reason)
+    evidence, value, den = _evidence(raw, m.start()), float(m.group("value")), m.group("den")
+    if den is not None and float(den) != 10:
+        return JudgeResult(None, evidence, raw, False, f"score given out of {den}, not 10")
+    if m.group("range"):
+        return JudgeResult(None, evidence, raw, False, f"score given as a range ({m.group(0).split(':')[-1].strip()})")
     if not 0.0 <= value <= 10.0:
-        return JudgeResult(None, _evidence(raw, matches[0].start()), raw, False, f"score {value:g} is outside 0-10")
-    return JudgeResult(value, _evidence(raw, matches[-1].start()), raw, True)
+        return JudgeResult(None, evidence, raw, False, f"score {value:g} is outside 0-10")
+    return JudgeResult(value, evidence, raw, True)
 
 
 @dataclass

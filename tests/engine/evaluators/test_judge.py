@@ -31,6 +31,69 @@ CASES = [
 ]
 
 
+# What small judges really write (issue 12 item 9): per-factor scores, then the overall one.
+PER_FACTOR = (
+    "Evaluation evidence:\n"
+    "1. Detail: more than three sentences, score: 9\n"
+    "2. Subjects and actions: clear, score: 8\n"
+    "3. Background: brief, score: 6\n"
+    "4. Camera: not mentioned, score: 3\n"
+    "5. Style: score: 7\n"
+    "6. Coherence: natural, score: 9\n"
+    "7. Repetition: none, score: 9\n"
+    "Score: 8"
+)
+INDENTED = (
+    "1. Detailed description:\n   Score: 9\n2. Camera movement:\n   Score: 4\n\n"
+    "Evaluation evidence: Rich subject detail, little camera language.\nScore: 7"
+)
+SMALL_MODEL_CASES = [
+    (PER_FACTOR, 8.0),
+    (INDENTED, 7.0),
+    ("- Detail score: 9\n- Style score: 5\n\nOverall score: 7.5", 7.5),
+    ("Detail: good, score: 9\nStyle: weak, score: 4\n**Final Score: 6/10**", 6.0),
+    ("Evaluation evidence: Vivid.\nScore: 8/10", 8.0),
+    ("Evaluation evidence: Vivid.\n**Score:** 8", 8.0),
+    ("Evaluation evidence: Vivid.\nOverall score: 7.5", 7.5),
+    ("Evaluation evidence: Vivid. Score: 8. The camera language could be richer.", 8.0),
+    ("Evaluation evidence: Vivid. Score: 8 (very good)", 8.0),
+    ("Evaluation evidence: Vivid. Score: 8 out of 10", 8.0),
+    ("Evaluation evidence: Vivid. Score (0-10): 9", 9.0),
+    ("Evaluation evidence: ok. Score: 8\n\nScore: 6", 6.0),  # the final one counts
+    ("Score: 8. (Detail score: 9, style score: 6)", 8.0),
+    ("Evaluation evidence: good detail but no camera movement Score: 6", 6.0),  # no full stop before it
+    ("Camera Movement Score: 3\nScore: 7", 7.0),
+    ("Evaluation evidence: Vivid.\nScore: 8\n- 2 small issues remain.", 8.0),  # a list after it is no range
+    # refused: only per-factor scores, an out-of-range or off-scale final score, a range
+    ("1. Detail: rich, score: 9\n2. Style: plain, score: 5", None),
+    ("Detail: good, score: 9\nScore: 12", None),
+    ("Evaluation evidence: Vivid. Score: 8 out of 100", None),
+    ("Evaluation evidence: Between good and very good. Score: 7-8", None),
+    ("Evaluation evidence: Vivid. Score: eight", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), SMALL_MODEL_CASES)
+def test_parse_what_small_models_write(raw, expected):
+    result = parse_judgement(raw)
+    assert (result.score, result.parsed) == (expected, expected is not None)
+    if not result.parsed:
+        assert result.reason
+
+
+def test_refusals_say_why():
+    assert "per-factor" in parse_judgement("1. Detail: rich, score: 9\n2. Style: plain, score: 5").reason
+    assert "outside 0-10" in parse_judgement("Detail: good, score: 9\nScore: 12").reason
+    assert "out of 100" in parse_judgement("Score: 8 out of 100").reason
+    assert "range" in parse_judgement("Score: 7-8").reason
+
+
+def test_evidence_stops_at_the_overall_score():
+    result = parse_judgement(PER_FACTOR)
+    assert result.evidence.startswith("1. Detail: more than three sentences, score: 9")
+    assert result.evidence.endswith("7. Repetition: none, score: 9")
+
+
 @pytest.mark.parametrize(("raw", "expected"), CASES)
 def test_parse_table(raw, expected):
     result = parse_judgement(raw)
