@@ -3,25 +3,22 @@
     python -m engine generate-video --prompt TEXT [--model PRESET] [--seed S] [--frames N] [--fps F]
         [--steps K] [--guidance G] [--height H --width W] --out clip.mp4 [--json]
 
-engine.cli registers it with `add_t2v_parser(subparsers)`; `python -m engine.t2v generate-video ...` runs the
-same parser on its own. Bad input exits 2 with one line on stderr and writes nothing.
+engine.cli registers it with `add_t2v_parser(subparsers)`. Bad input exits 2 with one line on stderr and
+writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from typing import Any
 
-from engine.errors import StudioError
 from engine.t2v.presets import DEFAULT_T2V_MODEL, RANDOM_WEIGHTS_LABEL, T2V_PRESETS, resolve_t2v
 
 
 def add_t2v_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `generate-video` to a subparsers object. Sets `func` (args -> JSON-able dict; raises StudioError),
-    `render` (dict -> text) and `run` (args -> exit code, printing included)."""
+    """Add `generate-video` to engine.cli's subparsers. Sets `func` (args -> JSON-able dict; raises StudioError)
+    and `render` (dict -> text); engine.cli.main prints, and turns errors into one line and exit 2."""
     p = subparsers.add_parser("generate-video", help="prompt -> mp4 clip with a text-to-video model (diffusers)")
     p.add_argument("--prompt", required=True, help="the text to turn into a video")
     p.add_argument(
@@ -44,9 +41,7 @@ def add_t2v_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "--offload", choices=("none", "model", "sequential"), default="none", help="CPU offload on small GPUs"
     )
     p.add_argument("--vae-tiling", action="store_true", help="decode in tiles: less GPU memory for large frames")
-    # SUPPRESS: a default here would overwrite `python -m engine --json generate-video ...`'s top-level flag.
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
-    p.set_defaults(func=generate_video_payload, render=render_generate_video, run=run_generate_video)
+    p.set_defaults(func=generate_video_payload, render=render_generate_video)
     return p
 
 
@@ -89,26 +84,3 @@ def render_generate_video(payload: dict[str, Any]) -> str:
         f"{payload['prompt_tokens']}/{payload['max_tokens']} prompt tokens) in {payload['seconds']:.1f} s "
         f"on {payload['device']}"
     )
-
-
-def run_generate_video(args: argparse.Namespace) -> int:
-    """The whole verb: 0 and the result on stdout, or 2 (130 on Ctrl-C) and one line on stderr."""
-    try:
-        payload = generate_video_payload(args)
-    except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    print(json.dumps(payload, ensure_ascii=False) if getattr(args, "json", False) else render_generate_video(payload))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.t2v generate-video ...`."""
-    parser = argparse.ArgumentParser(prog="python -m engine.t2v", description="text-to-video generation")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_t2v_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)

@@ -84,6 +84,7 @@ def test_every_verb_is_registered_in_one_parser():
         "mine-pairs",
         "evaluate",
         "record-instructions",
+        "generate-video",
     }
 
 

@@ -1,8 +1,7 @@
-"""`generate-video` through add_t2v_parser / run_generate_video, as engine.cli would, and `python -m engine.t2v`."""
+"""`python -m engine generate-video`: through engine.cli.main in process and as a subprocess."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -10,17 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from engine.t2v.cli import add_t2v_parser, main, run_generate_video
+from engine.cli import build_parser, main
 
 TINY = ["--model", "tiny-random-cogvideox"]
-
-
-def _engine_style_parser() -> argparse.ArgumentParser:
-    """The shape of engine.cli's parser: a top-level --json and subcommands."""
-    parser = argparse.ArgumentParser(prog="python -m engine")
-    parser.add_argument("--json", action="store_true")
-    add_t2v_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
 
 
 def test_json_output_and_the_written_clip(tmp_path, capsys):
@@ -36,11 +27,9 @@ def test_json_output_and_the_written_clip(tmp_path, capsys):
 
 
 def test_top_level_json_flag_survives_the_subcommand(tmp_path, capsys):
-    args = _engine_style_parser().parse_args(
-        ["--json", "generate-video", "--prompt", "a cat", *TINY, "--steps", "1", "--out", str(tmp_path / "c.mp4")]
-    )
-    assert args.json is True and args.run is run_generate_video
-    assert args.run(args) == 0
+    argv = ["--json", "generate-video", "--prompt", "a cat", *TINY, "--steps", "1", "--out", str(tmp_path / "c.mp4")]
+    assert build_parser().parse_args(argv).json is True
+    assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 1
 
 
@@ -93,9 +82,9 @@ def test_wrong_output_suffix(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_python_dash_m_engine_t2v(tmp_path):
+def test_python_dash_m_engine(tmp_path):
     out = tmp_path / "clip.mp4"
-    cmd = [sys.executable, "-m", "engine.t2v", "--json", "generate-video", "--prompt", "a dog", *TINY]
+    cmd = [sys.executable, "-m", "engine", "--json", "generate-video", "--prompt", "a dog", *TINY]
     done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["out"] == str(out) and out.stat().st_size > 0
