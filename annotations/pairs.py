@@ -1,13 +1,18 @@
-"""Preference pairs, stored in mined orientation (a = preferred, b = rejected), and the miners' look-ups."""
+"""Preference pairs, stored in mined orientation (a = preferred, b = rejected), and the miners' look-ups.
+
+Adding a pair is idempotent: the same question (sample, task, both responses, origin, HDPO term and
+the rejected side's conditioning) asked again returns the stored pair's id, so pressing "Send to
+labelling queue" twice, or a resumed miner, never makes annotators judge a duplicate.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, and_, or_
+from sqlmodel import Session, col, select
 
 from annotations.common import check_in, check_task, get_row
 from annotations.db import read_session, write_session
@@ -55,10 +60,14 @@ def add_pair(
     check_task(task)
     check_in(origin, ORIGINS, "origin")
     check_in(hdpo_term, HDPO_TERMS, "hdpo_term")
-    with write_session(engine) as session:
+    rejected = (rejected_video, rejected_short_prompt, rejected_task)
+    with write_session(engine) as session:  # the only writer: the look-up and the insert are one step
         a = get_row(session, Response, response_a_id, "response")
         b = get_row(session, Response, response_b_id, "response")
-        _validate_pair(a, b, sample_id, task, hdpo_term, (rejected_video, rejected_short_prompt, rejected_task))
+        _validate_pair(a, b, sample_id, task, hdpo_term, rejected)
+        existing = _same_pair(session, sample_id, task, (response_a_id, response_b_id), origin, hdpo_term, rejected)
+        if existing is not None:
+            return existing
         row = Pair(
             sample_id=sample_id,
             task=task,
@@ -74,6 +83,49 @@ def add_pair(
         session.add(row)
         session.flush()
         return int(row.id)  # type: ignore[arg-type]
+
+
+def _same_pair(
+    session: Session,
+    sample_id: int,
+    task: int,
+    sides: tuple[int, int],
+    origin: str,
+    hdpo_term: str,
+    rejected: tuple[Any, Any, Any],
+) -> int | None:
+    """Id of a stored pair asking the same question, or None. Human-queue pairs are unordered (annotators
+    see the sides in random order); every other origin's order means "a is preferred"."""
+    orders = [sides, sides[::-1]] if origin == "human_queue" else [sides]
+    same_sides = or_(*(and_(Pair.response_a_id == a, Pair.response_b_id == b) for a, b in orders))
+    query = select(Pair.id).where(
+        Pair.sample_id == sample_id,
+        Pair.task == task,
+        Pair.origin == origin,
+        Pair.hdpo_term == hdpo_term,
+        same_sides,
+        _equals(Pair.rejected_video, rejected[0]),
+        _equals(Pair.rejected_short_prompt, rejected[1]),
+        _equals(Pair.rejected_task, rejected[2]),
+    )
+    found = session.exec(query.order_by(Pair.id).limit(1)).first()
+    return None if found is None else int(found)
+
+
+def _equals(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def pair_sides(engine: Engine, pair_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """pair id -> (response_a_id, response_b_id), the stored (mined) orientation; unknown ids are left out.
+
+    With a judgement's ``shown_left_response_id`` this turns a stored choice back into the one the
+    annotator clicked (``queue.normalise_choice`` is its own inverse)."""
+    if not pair_ids:
+        return {}
+    query = select(Pair.id, Pair.response_a_id, Pair.response_b_id).where(col(Pair.id).in_(list(pair_ids)))
+    with read_session(engine) as session:
+        return {int(pid): (int(a), int(b)) for pid, a, b in session.exec(query)}
 
 
 def pair_exists(engine: Engine, sample_id: int, task: int, origin: str, hdpo_term: str | None = None) -> bool:
