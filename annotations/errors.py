@@ -24,3 +24,7 @@ class ImportRejected(StoreError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class LeaseLost(StoreError):
+    """A vote on a pair the voter does not hold (any more): its lease expired and it went to someone else."""

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from annotations import queue_sqlite
 from annotations.common import check_in, get_row, row_dict
 from annotations.db import read_session, uses_raw_sqlite, write_connection, write_session
-from annotations.errors import NotFoundError, StoreError
+from annotations.errors import LeaseLost, NotFoundError, StoreError
 from annotations.models import (
     CHOICES,
     ROLES,
@@ -33,7 +33,7 @@ from annotations.models import (
     Sample,
     utcnow,
 )
-from annotations.queue_sqlite import Head, Side
+from annotations.queue_sqlite import Head, Side, lease_lost_message
 from annotations.samples import scores_for
 
 # Pairs a human is asked about by default: hallucination pairs are correct by construction.
@@ -269,8 +269,15 @@ def record_judgement(
     choice: str,
     shown_left_response_id: int,
     seconds_taken: float | None = None,
+    require_lease: bool = True,
 ) -> int:
     """Record a vote; returns the judgement id.
+
+    A first vote on a pair is accepted only from the annotator holding its lease (``next_pair`` or
+    ``undo_last`` gave it to them): once a lease has expired and the pair went to someone else, the
+    late vote raises LeaseLost ("reassigned ... press Next pair") and nothing is written, so one pair
+    never gets two votes from a single overlap slot. ``require_lease=False`` is for seeding judgements
+    that were not cast in this queue (tests, imports of labels made elsewhere).
 
     ``choice`` is relative to the SHOWN sides: ``a_better`` = the left response (labelled A)
     is better, ``b_better`` = the right one. It is stored normalised to the pair's mined
@@ -285,7 +292,9 @@ def record_judgement(
     stored = normalise_choice(choice, shown_left_response_id, a_id)
     counts = int(stored != "skip")
     if uses_raw_sqlite(engine):
-        return queue_sqlite.record(engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken)
+        return queue_sqlite.record(
+            engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken, require_lease
+        )
     j = Judgement.__table__  # type: ignore[attr-defined]
     with write_connection(engine) as conn:
         row = conn.execute(
@@ -293,6 +302,8 @@ def record_judgement(
                 j.c.pair_id == pair_id, j.c.annotator_id == me
             )
         ).first()
+        if row is None and require_lease and not _holds_lease(conn, pair_id, me):
+            raise LeaseLost(lease_lost_message(pair_id))
         conn.execute(delete(_LEASE).where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id == me))
         now = utcnow()
         if row is None:
@@ -315,6 +326,13 @@ def record_judgement(
             )
             _bump(conn, pair_id, counts - int(row.choice != "skip"))
         return int(row.id)
+
+
+def _holds_lease(conn: Connection, pair_id: int, annotator_id: int) -> bool:
+    """A lease row of this annotator on the pair: live, or expired and not yet swept by any next_pair
+    (which sweeps before handing a pair out, so the pair has gone to no one else)."""
+    query = select(_LEASE.c.id).where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id == annotator_id)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def _pair_sides(engine: Engine, pair_id: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from annotations.db import raw_read, raw_write
-from annotations.errors import NotFoundError
+from annotations.errors import LeaseLost, NotFoundError
 from annotations.models import utcnow
 
 # Values are always bound (``?``); the origins list is bound as one JSON array and unpacked by
@@ -42,6 +42,9 @@ _SQL_PICK_PAIR = (
     " ORDER BY p.n_judgements, p.id LIMIT 1"
 )
 _SQL_DELETE_LEASE = "DELETE FROM pair_lease WHERE pair_id = ? AND annotator_id = ?"
+# Any lease row of the voter: a live one, or an expired one nobody has swept yet (every next_pair sweeps
+# expired leases before it hands a pair out, so an unswept row means the pair went to no one else).
+_SQL_HOLDS_LEASE = "SELECT 1 FROM pair_lease WHERE pair_id = ? AND annotator_id = ?"
 _SQL_INSERT_LEASE = "INSERT INTO pair_lease (pair_id, annotator_id, expires_at) VALUES (?, ?, ?)"
 _SQL_PAIR_VIEW = (
     "SELECT p.task, p.origin, p.sample_id, s.video, s.short_prompt,"
@@ -70,6 +73,11 @@ _SQL_DELETE_JUDGEMENT = "DELETE FROM judgement WHERE id = ?"
 Head = tuple[int, str, int, str | None, str | None]
 #: (response id, text, source, model) of one side.
 Side = tuple[int, str, str, str | None]
+
+
+def lease_lost_message(pair_id: int) -> str:
+    """The one line a voter gets for a pair they do not hold: both vote paths say it."""
+    return f"pair {pair_id} was reassigned to someone else (your lease on it expired); press Next pair"
 
 
 def sqlite_ts(value: datetime) -> str:
@@ -118,12 +126,22 @@ def pair_sides(engine: Engine, pair_id: int) -> tuple[int, int] | None:
 
 
 def record(
-    engine: Engine, pair_id: int, me: int, stored: str, counts: int, shown_left: int, seconds: float | None
+    engine: Engine,
+    pair_id: int,
+    me: int,
+    stored: str,
+    counts: int,
+    shown_left: int,
+    seconds: float | None,
+    require_lease: bool = True,
 ) -> int:
-    """record_judgement's write: insert, or update a changed mind; keeps pair.n_judgements in step."""
+    """record_judgement's write: insert, or update a changed mind; keeps pair.n_judgements in step.
+    A first vote needs the voter's lease on the pair (LeaseLost otherwise, nothing written)."""
     seconds = float(seconds) if seconds is not None else None
     with raw_write(engine) as conn:
         row = conn.execute(_SQL_FIND_JUDGEMENT, (pair_id, me)).fetchone()
+        if row is None and require_lease and conn.execute(_SQL_HOLDS_LEASE, (pair_id, me)).fetchone() is None:
+            raise LeaseLost(lease_lost_message(pair_id))
         conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
         now_s = sqlite_ts(utcnow())
         if row is None:

@@ -76,7 +76,7 @@ def test_bad_file_imports_nothing_and_reports_every_bad_line(
         {"video": str(videos[0]), "short_prompt": "good one"},  # 6 duplicate of 1
         {"video": str(videos[1]), "short_prompt": "  "},  # 7 missing short prompt
         "{not json",  # 8
-        {"short_prompt": "no video"},  # 9
+        {"short_prompt": "no video", "detailed_prompt_task1": "x"},  # 9 text-only: Task 3 alone
         {"video": str(videos[2]), "short_prompt": "good two"},  # 10
     ]
     path = _jsonl(tmp_path / "bad.jsonl", rows)
@@ -99,7 +99,9 @@ def _labelled_db(engine: Engine, video: Path, make_pairs) -> dict[str, int]:  # 
         with Session(engine) as session:
             a = session.get(Pair, pair_id).response_a_id
         for i, choice in enumerate(choices):
-            store.record_judgement(engine, pair_id, f"h{i}", choice, a)  # a shown left: shown == normalised
+            store.record_judgement(
+                engine, pair_id, f"h{i}", choice, a, require_lease=False
+            )  # a shown left: shown == normalised
     return {"keep": keep, "flip": flip, "skipped": skipped, "unjudged": unjudged}
 
 

@@ -43,8 +43,8 @@ def test_compute_stats_on_a_database(engine: Engine, video: Path, make_pairs) ->
     for pair_id, first, second in zip(pair_ids, FIRST, SECOND, strict=True):
         with Session(engine) as session:
             a = session.get(Pair, pair_id).response_a_id
-        store.record_judgement(engine, pair_id, "ann", first, a, 2.0)
-        store.record_judgement(engine, pair_id, "bea", second, a, 4.0 if pair_id % 2 else 6.0)
+        store.record_judgement(engine, pair_id, "ann", first, a, 2.0, require_lease=False)
+        store.record_judgement(engine, pair_id, "bea", second, a, 4.0 if pair_id % 2 else 6.0, require_lease=False)
     view = store.next_pair(engine, "cid", overlap=3)
     store.record_judgement(engine, view.pair_id, "cid", "skip", view.left_response_id)  # an abstention
     stats = compute_stats(engine)
