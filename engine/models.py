@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -146,6 +147,65 @@ class LoadedModel:
     """A model ready to run: torch module, its processor or tokenizer, and where it came from."""
 
     preset: ModelPreset
+#: Folders under these roots (os.pathsep-separated) may be loaded by name from the app, besides the presets.
+MODEL_ROOTS_ENV = "VIDPROMPTER_MODEL_ROOTS"
+#: Longest model name looked at: a path longer than PATH_MAX is no folder anyway.
+MAX_MODEL_NAME = 4096
+
+
+def env_model_roots() -> tuple[str, ...]:
+    """The model roots named by $VIDPROMPTER_MODEL_ROOTS (os.pathsep-separated; empty parts skipped)."""
+    return tuple(part for part in os.environ.get(MODEL_ROOTS_ENV, "").split(os.pathsep) if part.strip())
+
+
+def refusal(name: str) -> ModelLoadError:
+    """The ONE refusal for a model name the app will not load: the same words whether the folder is
+    absent, outside every model root or not yet admitted, so the text tells nothing about the server's
+    folders."""
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    return ModelLoadError(
+        f"model {shown!r} is not available here: pick a preset ({', '.join(PRESETS)}) or a checkpoint folder "
+        "that an admin has loaded from a model root (python app.py --model-root DIR)"
+    )
+
+
+def folder_key(name: str) -> str | None:
+    """A folder name's canonical form (its resolved real path), or None when `name` is no folder.
+
+    P, P/, P/., /./P and P/../<name of P> are one key, so the model cache holds one copy of P.
+    """
+    if not name or len(name) > MAX_MODEL_NAME or "\0" in name:
+        return None
+    try:
+        real = Path(os.path.realpath(Path(name).expanduser()))
+        return str(real) if real.is_dir() else None
+    except (OSError, ValueError, RuntimeError):  # unreadable parent, bad bytes, a symlink loop
+        return None
+
+
+def canonical_model(name: str, roots: Sequence[str | os.PathLike[str]] | None) -> str:
+    """The cache key of a model name: a preset as it is, a folder as its real path.
+
+    roots None: any folder (the CLIs, run by the operator). Otherwise a folder must lie inside one of
+    `roots` (their real paths); anything else raises `refusal(name)`, the same for every reason.
+    """
+    if name in PRESETS:
+        return name
+    key = folder_key(name)
+    if key is None:
+        if roots is None:
+            resolve(name)  # raises the CLI's "unknown model" message
+        raise refusal(name)
+    if roots is not None and not any(_inside(Path(key), root) for root in roots):
+        raise refusal(name)
+    return key
+
+
+def _inside(path: Path, root: str | os.PathLike[str]) -> bool:
+    real_root = Path(os.path.realpath(Path(root).expanduser()))
+    return path == real_root or real_root in path.parents
+
+
     model: Any
     processor: Any
     """AutoProcessor for video LMs, tokenizer for text LMs."""

@@ -11,8 +11,15 @@ inference (torch modules are not safe to run concurrently on CPU with shared gen
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +27,18 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import InputError, ModelLoadError
 from engine.evaluators.registry import PAPER_EVALUATORS, evaluator_status
 from engine.evaluators.scores import ScoreReport
-from engine.models import DEFAULT_TEXT_MODEL, DEFAULT_VIDEO_MODEL, ModelPreset, list_presets, model_source, resolve
+from engine.models import (
+    DEFAULT_TEXT_MODEL,
+    DEFAULT_VIDEO_MODEL,
+    PRESETS,
+    ModelPreset,
+    canonical_model,
+    folder_key,
+    list_presets,
+    model_source,
+    refusal,
+    resolve,
+)
 from engine.types import Candidate, GenerationParams, Task
 
 if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
@@ -54,19 +72,39 @@ class StudioConfig:
     """Model for the Task-3 LLM judge (None: the text model)."""
     backend_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra backend settings (e.g. tensor_parallel_size for vLLM)."""
+    model_roots: tuple[str, ...] | None = None
+    """None: any checkpoint folder loads (the CLIs: the operator types the name). A tuple (the app):
+    folders only under these roots, and a folder not loaded before only inside `Studio.admin_access()`."""
+    max_models: int = 2
+    """Generation models kept loaded; the least recently used one is dropped (freed) beyond this."""
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
             raise ValueError("num_frames must be >= 1")
+        if self.max_models < 1:
+            raise ValueError("max_models must be >= 1")
+
+
+#: True inside `Studio.admin_access()`: this call may load a folder under a model root not loaded before.
+_ADMIN_CALLER: ContextVar[bool] = ContextVar("vidprompter_admin_caller", default=False)
 
 
 class Studio:
     """Load-on-first-use model cache plus the verbs the app and CLIs need."""
 
     def __init__(self, config: StudioConfig | None = None, backends: Mapping[str, Backend] | None = None) -> None:
-        """backends: models already loaded, by model name (a remote judge, a test double); the rest load lazily."""
+        """backends: models already loaded, by model name (a remote judge, a test double): kept for good;
+        the rest load lazily, keyed by canonical name (engine.models.canonical_model), at most
+        `config.max_models` at a time (least recently used dropped first)."""
         self.config = config or StudioConfig()
-        self._backends: dict[str, Backend] = dict(backends or {})
+        self._pinned: dict[str, Backend] = dict(backends or {})
+        self._backends: OrderedDict[str, Backend] = OrderedDict()  # canonical name -> backend, LRU first
+        # Folders a caller without admin access may name: loaded before, or the operator's defaults.
+        self._admitted: set[str] = set()
+        for default in (self.config.text_model, self.config.video_model, self.config.judge_model):
+            key = folder_key(default) if default and default not in self._pinned | PRESETS.keys() else None
+            if key is not None:
+                self._admitted.add(key)
         self._ensemble: Ensemble | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
@@ -79,17 +117,47 @@ class Studio:
         with self._registry_lock:
             return self._locks.setdefault(key, threading.Lock())
 
+    @contextmanager
+    def admin_access(self) -> Iterator[None]:
+        """Calls made inside may load a folder under a model root that nobody loaded before (the UI
+        wraps an admin's handler in this; everyone else gets `engine.models.refusal`)."""
+        token = _ADMIN_CALLER.set(True)
+        try:
+            yield
+        finally:
+            _ADMIN_CALLER.reset(token)
+
+    def model_key(self, name: str) -> str:
+        """The cache key of a model name, or `refusal(name)`: a preset as it is, a folder as its real
+        path, allowed only under `config.model_roots` (when set) and, without admin access, only once loaded."""
+        if name in self._pinned:
+            return name
+        key = canonical_model(name, self.config.model_roots)
+        if self.config.model_roots is None or key in PRESETS or key in self._admitted or _ADMIN_CALLER.get():
+            return key
+        raise refusal(name)
+
     def _backend(self, model: str | None = None, task: Task | int | None = None) -> Backend:
         """The backend for a model (default: by task), loaded once. Raises ModelLoadError clearly."""
-        name = model or self.default_model(task)
-        with self._lock_for(f"model:{name}"):
-            if name not in self._backends:
-                from engine.backends import load_backend
+        key = self.model_key(model or self.default_model(task))
+        if key in self._pinned:
+            return self._pinned[key]
+        with self._lock_for(f"model:{key}"):
+            with self._registry_lock:
+                if key in self._backends:
+                    self._backends.move_to_end(key)
+                    return self._backends[key]
+            from engine.backends import load_backend
 
-                self._backends[name] = load_backend(
-                    self.config.backend, name, device=self.config.device, **self.config.backend_kwargs
-                )
-            return self._backends[name]
+            backend = load_backend(self.config.backend, key, device=self.config.device, **self.config.backend_kwargs)
+            with self._registry_lock:
+                self._backends[key] = backend
+                self._admitted.add(key)
+                evicted = [
+                    self._backends.popitem(last=False)[1] for _ in range(len(self._backends) - self.config.max_models)
+                ]
+            _free(evicted)
+            return backend
 
     def default_model(self, task: Task | int | None) -> str:
         if task is not None and Task.parse(task).needs_video:
@@ -97,12 +165,13 @@ class Studio:
         return self.config.text_model
 
     def loaded_models(self) -> list[str]:
-        return list(self._backends)
+        with self._registry_lock:
+            return [*self._pinned, *self._backends]
 
     def model_status(self, model: str) -> tuple[bool, str]:
         """(loadable?, message) without loading weights: for the UI's model picker."""
         try:
-            preset = resolve(model)
+            preset = resolve(self.model_key(model))
             model_source(preset)
         except ModelLoadError as exc:
             return False, str(exc)
@@ -180,17 +249,18 @@ class Studio:
         "ops": [...]}.
         """
         from engine.hallucination import VideoHallucinationConfig, hallucinate_frames
-        from engine.video import sampled_fps, write_video
+        from engine.video import sampled_fps
 
         frames, meta = self.load_frames(video, num_frames)
         config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
         perturbed, ops = hallucinate_frames(frames, config, seed=seed)
-        out = Path(out_dir)
-        stem = f"{Path(video).stem}-s{seed}"
+        # One new folder per call: two users' clip.mp4 at the same seed must never share (or tear) a file.
+        out = Path(out_dir) / uuid.uuid4().hex
+        stem = f"{Path(video).stem[:64]}-s{seed}"
         fps = sampled_fps(len(frames), meta)
         return {
-            "original": str(write_video(frames, out / f"{stem}-original.mp4", fps=fps)),
-            "perturbed": str(write_video(perturbed, out / f"{stem}-perturbed.mp4", fps=fps)),
+            "original": str(_write_video_atomic(frames, out / f"{stem}-original.mp4", fps)),
+            "perturbed": str(_write_video_atomic(perturbed, out / f"{stem}-perturbed.mp4", fps)),
             "frames": frames,
             "perturbed_frames": perturbed,
             "ops": ops,
@@ -353,3 +423,29 @@ class Studio:
         from engine.evaluate import evaluate
 
         return evaluate(self, db, config, progress=progress)
+
+
+def _free(backends: list[Any]) -> None:
+    """Drop evicted backends: their own close() where they have one, then the memory they held."""
+    for backend in backends:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+    backends.clear()
+    gc.collect()  # the weights are in reference cycles (modules <-> hooks): free them now, not later
+    torch = sys.modules.get("torch")  # only if something already imported it: never import torch here
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _write_video_atomic(frames: Any, path: Path, fps: float) -> Path:
+    """write_video to a temp name beside `path`, then rename: a reader sees no file or the whole file."""
+    from engine.video import write_video
+
+    tmp = path.with_name(f".{uuid.uuid4().hex}.part.mp4")  # .mp4: PyAV picks the container by suffix
+    try:
+        write_video(frames, tmp, fps=fps)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
