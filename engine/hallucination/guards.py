@@ -57,6 +57,9 @@ def _sentence_break(tok) -> bool:
 
 
 def is_camera_noun(tok) -> bool:
+    """A camera noun in noun use: the verb "cut" (a chef cut the bread) is no film cut."""
+    if tok.pos_ in ("VERB", "AUX"):
+        return False
     return tok.lower_ in CAMERA_NOUNS or (tok.pos_ == "NOUN" and tok.lemma_.lower() in CAMERA_NOUNS)
 
 

@@ -269,6 +269,8 @@ CAMERA_CASES = [
     ("A drone shot glides over the forest while the camera slowly rotates clockwise.", [("forest", "noun")]),
     ("The depth of field is shallow, and the rack focus shifts from the cup to the field of view.",
      [("cup", "noun")]),
+    ("A chef cut the bread while the camera stays still.",  # the verb "cut" is no film cut
+     [("chef", "noun"), ("cut", "verb"), ("bread", "noun")]),
 ]  # fmt: skip
 
 
