@@ -112,6 +112,25 @@ def _same_pair(
     return None if found is None else int(found)
 
 
+def find_pair(
+    engine: Engine,
+    sample_id: int,
+    task: int,
+    response_a_id: int,
+    response_b_id: int,
+    origin: str = "mined",
+    hdpo_term: str = "dpo",
+    *,
+    rejected_video: str | None = None,
+    rejected_short_prompt: str | None = None,
+    rejected_task: int | None = None,
+) -> int | None:
+    """Id of the stored pair that `add_pair` with these arguments would return, or None if it would add one."""
+    rejected = (rejected_video, rejected_short_prompt, rejected_task)
+    with read_session(engine) as session:
+        return _same_pair(session, sample_id, task, (response_a_id, response_b_id), origin, hdpo_term, rejected)
+
+
 def _equals(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
 

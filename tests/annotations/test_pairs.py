@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from annotations import store
 from annotations.models import Pair
-from annotations.pairs import pair_sides
+from annotations.pairs import find_pair, pair_sides
 
 
 def _pair_count(engine: Engine) -> int:
@@ -33,7 +33,10 @@ def test_the_same_pair_twice_is_one_pair(engine: Engine) -> None:
 def test_a_human_queue_pair_is_the_same_pair_in_either_order(engine: Engine) -> None:
     """Sides are shown in random order to annotators, so (a, b) and (b, a) ask the same question."""
     sample, first, second = _sample_with_two(engine)
+    assert find_pair(engine, sample, 3, second, first, origin="human_queue") is None
     pid = store.add_pair(engine, sample, 3, first, second, origin="human_queue")
+    assert find_pair(engine, sample, 3, second, first, origin="human_queue") == pid
+    assert find_pair(engine, sample, 3, second, first, origin="mined") is None
     assert store.add_pair(engine, sample, 3, second, first, origin="human_queue") == pid
     assert _pair_count(engine) == 1
 
