@@ -26,9 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         return p
 
-    p = command("import", "import samples from a JSONL / CSV file")
+    p = command("import", "import samples from a JSONL / CSV file, or a .zip of one plus its clips")
     p.add_argument("file")
     p.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
+    p.add_argument("--media-root", help="folder relative video paths resolve against (default: the file's folder)")
+    p.add_argument("--extract-to", help="where a .zip is extracted (default: the zip's folder)")
     p = command("export", "export preference pairs (TRL columns) and a dataset card")
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     p.add_argument("--out", required=True)
@@ -49,15 +51,16 @@ def _import(args: argparse.Namespace) -> None:
 
     engine = open_db(args.db)
     try:
-        report = import_rows(engine, args.file, skip_bad=args.skip_bad)
+        report = import_rows(
+            engine, args.file, skip_bad=args.skip_bad, media_root=args.media_root, extract_to=args.extract_to
+        )
     except ImportRejected as exc:
         for bad in exc.report.bad:  # type: ignore[attr-defined]
             print(f"{args.file}:{bad.line}: {bad.reason}", file=sys.stderr)
         raise
     for bad in report.bad:
         print(f"{args.file}:{bad.line}: skipped: {bad.reason}", file=sys.stderr)
-    text = f"imported {report.imported} new sample(s), {report.existing} already present, {len(report.bad)} skipped"
-    _emit(args, report.to_dict(), text)
+    _emit(args, report.to_dict(), f"{report.summary()}\nnext: {report.next_step}")
 
 
 def _export(args: argparse.Namespace) -> None:

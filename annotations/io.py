@@ -1,10 +1,6 @@
-"""Import sample rows (JSONL / CSV) and export preference pairs (TRL columns, JSONL / Parquet).
+"""Export preference pairs (TRL columns, JSONL / Parquet); sample import lives in annotations.importer.
 
-Import reading of the paper: a row's ``detailed_prompt`` is the teacher response. The paper
-uses VILA-34B captions as the chosen responses of Tasks 1-2 and Llama-3-70B prompts for Task 3;
-one import row carries one detailed prompt, so it becomes the ``teacher`` response of all
-three tasks. Optional ``detailed_prompt_task1`` / ``_task2`` / ``_task3`` columns override it per
-task, for datasets that do have a separate Task-3 teacher.
+Import (re-exported here: ``import_rows``, ``ImportReport``, ...): see :mod:`annotations.importer`.
 
 Export orientation: pairs are stored chosen-first (a = preferred). Human votes override that:
 skips are abstentions and do not count; among the remaining votes the plurality decides:
@@ -19,13 +15,11 @@ whose pairs name a task without a recorded instruction fails before writing anyt
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +27,33 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from annotations.db import describe_url, read_session, write_session
-from annotations.errors import ImportRejected, StoreError
+from annotations.db import describe_url, read_session
+from annotations.errors import StoreError
+from annotations.importer import (  # re-exported: callers import sample rows through annotations.io
+    BadRow,
+    ImportInterrupted,
+    ImportReport,
+    import_rows,
+    validate_rows,
+    video_problem,
+)
 from annotations.instructions import build_prompt, instructions, require_instructions
-from annotations.models import TASKS, Judgement, Pair, Response, Sample
-from annotations.samples import hash_file, scores_for, upsert_sample_in
+from annotations.models import Judgement, Pair, Response, Sample
+from annotations.samples import scores_for
 
-IMPORT_CHUNK = 500  # rows per write transaction: a big import must not stall annotators' votes
+__all__ = [
+    "COLUMNS",
+    "BadRow",
+    "ExportReport",
+    "ImportInterrupted",
+    "ImportReport",
+    "export_pairs",
+    "human_verdict",
+    "import_rows",
+    "validate_rows",
+    "video_problem",
+]
+
 CARD_MARKER = "<!-- written by python -m annotations export -->"
 
 # Container signatures for when PyAV is not importable: (offset, bytes).
@@ -51,171 +65,6 @@ _MAGIC = [
     (0, b"\x00\x00\x01\xba"),  # mpeg-ps
     (0, b"FLV"),
 ]
-
-
-# --------------------------------------------------------------------------- import
-
-
-@dataclass
-class BadRow:
-    line: int
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    path: str
-    rows: int = 0
-    imported: int = 0  # new samples
-    existing: int = 0  # rows whose sample was already in the DB (re-import is idempotent)
-    bad: list[BadRow] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Row:
-    line: int
-    video: str
-    video_hash: str
-    short_prompt: str
-    split: str
-    detailed_prompt: str | None
-    teacher_by_task: dict[int, str]
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                yield number, f"not valid JSON ({exc.msg})"
-                continue
-            yield number, record if isinstance(record, dict) else "not a JSON object"
-
-
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        start = 2  # line 1 is the header
-        for record in reader:
-            yield start, {k: v for k, v in record.items() if k is not None}
-            start = reader.line_num + 1  # a quoted field may span lines
-
-
-def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return _read_jsonl(path)
-    if suffix in (".csv", ".tsv"):
-        return _read_csv(path)
-    raise StoreError(f"{path}: unknown format {suffix!r}; use .jsonl or .csv")
-
-
-def video_problem(path: Path) -> str | None:
-    """Why ``path`` is not a readable video, or None. Cheap: no frame is decoded."""
-    if not path.is_file():
-        return f"missing video {path}"
-    if path.stat().st_size == 0:
-        return f"unreadable video {path} (empty file)"
-    try:
-        import av  # optional: a container check that understands every format FFmpeg does
-    except ImportError:
-        return _magic_problem(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return f"unreadable video {path} (no video stream)"
-    except Exception as exc:  # PyAV raises many error types; all mean "not a video"
-        return f"unreadable video {path} ({type(exc).__name__})"
-    return None
-
-
-def _magic_problem(path: Path) -> str | None:
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if any(head[off : off + len(sig)] == sig for off, sig in _MAGIC) or head[:1] == b"\x47":
-        return None
-    return f"unreadable video {path} (not a known video container)"
-
-
-def _text(record: dict[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
-
-
-def _check_row(record: dict[str, Any], base: Path, line: int) -> _Row | str:
-    video = _text(record, "video")
-    if video is None:
-        return "missing 'video'"
-    short_prompt = _text(record, "short_prompt")
-    if short_prompt is None:
-        return "missing 'short_prompt'"
-    path = Path(video) if Path(video).is_absolute() else base / video
-    problem = video_problem(path)
-    if problem:
-        return problem
-    teachers = {t: v for t in TASKS if (v := _text(record, f"detailed_prompt_task{t}"))}
-    return _Row(
-        line=line,
-        video=str(path.resolve()),
-        video_hash=hash_file(path),
-        short_prompt=short_prompt,
-        split=_text(record, "split") or "train",
-        detailed_prompt=_text(record, "detailed_prompt"),
-        teacher_by_task=teachers,
-    )
-
-
-def validate_rows(path: str | os.PathLike[str]) -> tuple[list[_Row], ImportReport]:
-    """Check every row (relative video paths resolve against the file's folder)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: no such file")
-    report, good, seen = ImportReport(path=str(path)), [], {}
-    for line, record in _read_rows(path):
-        report.rows += 1
-        row = record if isinstance(record, str) else _check_row(record, path.parent, line)
-        if isinstance(row, str):
-            report.bad.append(BadRow(line, row))
-            continue
-        key = (row.video_hash, row.short_prompt)
-        if key in seen:
-            report.bad.append(BadRow(line, f"duplicate of line {seen[key]} (same video content and short_prompt)"))
-            continue
-        seen[key] = line
-        good.append(row)
-    return good, report
-
-
-def import_rows(engine: Engine, path: str | os.PathLike[str], skip_bad: bool = False) -> ImportReport:
-    """Validate all rows, then import them; raises ImportRejected (nothing imported) if any row is
-    bad and ``skip_bad`` is off. Rows whose sample exists already are counted, not duplicated."""
-    good, report = validate_rows(path)
-    if report.bad and not skip_bad:
-        raise ImportRejected(f"{path}: {len(report.bad)} bad row(s) of {report.rows}; nothing imported", report)
-    for start in range(0, len(good), IMPORT_CHUNK):
-        with write_session(engine) as session:
-            for row in good[start : start + IMPORT_CHUNK]:
-                _, created = upsert_sample_in(
-                    session,
-                    row.video,
-                    row.short_prompt,
-                    row.split,
-                    row.detailed_prompt,
-                    video_hash=row.video_hash,
-                    teacher_by_task=row.teacher_by_task,
-                )
-                report.imported += int(created)
-                report.existing += int(not created)
-    return report
 
 
 # --------------------------------------------------------------------------- export

@@ -1,0 +1,413 @@
+"""Import sample rows (JSONL / CSV, or a ``.zip`` of one such file plus its clips) into the store.
+
+Columns: ``short_prompt`` (required); ``video`` (a clip; absent, null or empty makes a text-only
+sample, which has Task 3 only); ``detailed_prompt`` (the teacher response); optional
+``detailed_prompt_task1`` / ``_task2`` / ``_task3`` overriding it per task; ``split`` (default train).
+
+Reading of the paper: the paper uses VILA-34B captions as the chosen responses of Tasks 1-2 and
+Llama-3-70B prompts for Task 3; one row carries one detailed prompt, so it becomes the ``teacher``
+response of every task the sample has, unless a per-task column overrides it.
+
+Paths: a relative video path resolves against the rows file's folder, or against ``media_root`` when
+one is given (the app's media folder, ``--media-root`` on the command line). With a media root, and for
+an archive, every clip must lie inside that folder. Each distinct clip is probed and hashed once,
+however many rows name it.
+
+All rows are read and checked before anything is written; a bad row rejects the file (ImportRejected,
+nothing written) unless ``skip_bad``. Writes go in chunks of IMPORT_CHUNK rows, one transaction each,
+so a long import never stalls annotators' votes; when a write fails (disk full, read-only database)
+ImportInterrupted names the rows already in. Import is idempotent, so running it again continues.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
+
+from annotations.archive import extract_archive, rows_file
+from annotations.db import describe_url, read_session, write_session
+from annotations.errors import ImportRejected, StoreError
+from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response
+from annotations.samples import hash_file, upsert_sample_in
+
+IMPORT_CHUNK = 500  # rows per write transaction: a big import must not stall annotators' votes
+_ID_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
+
+# Container signatures for when PyAV is not importable: (offset, bytes).
+_MAGIC = [
+    (4, b"ftyp"),  # mp4 / mov / m4v / 3gp
+    (0, b"\x1a\x45\xdf\xa3"),  # matroska / webm
+    (0, b"RIFF"),  # avi
+    (0, b"GIF8"),
+    (0, b"\x00\x00\x01\xba"),  # mpeg-ps
+    (0, b"FLV"),
+]
+
+
+class ImportInterrupted(StoreError):
+    """A write failed part-way (disk full, read-only database); ``report`` names what is already in."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did, as plain data (the CLI prints it, the Data tab shows it)."""
+
+    path: str
+    rows: int = 0
+    imported: int = 0  # new samples
+    existing: int = 0  # rows whose sample was already in the DB (re-import is idempotent)
+    bad: list[BadRow] = field(default_factory=list)
+    text_only: int = 0  # good rows without a video (Task 3 only)
+    videos: int = 0  # distinct clip files the good rows name
+    lacking_teacher: int = 0  # samples of this file missing a teacher response for a task they have
+    lacking_pairs: int = 0  # samples of this file with no preference pair yet
+    written_lines: list[int] = field(default_factory=list)  # [first, last] line written (when interrupted)
+    stopped: str | None = None  # why writing stopped early, if it did
+    extracted_to: str | None = None  # an archive's folder
+    next_step: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: what was imported."""
+        return (
+            f"{self.imported} sample(s) imported, {self.existing} already present, {len(self.bad)} bad row(s) "
+            f"skipped ({self.videos} video file(s), {self.text_only} text-only row(s))"
+        )
+
+
+@dataclass
+class _Row:
+    line: int
+    video: str | None
+    video_hash: str
+    short_prompt: str
+    split: str
+    detailed_prompt: str | None
+    teacher_by_task: dict[int, str]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _decode(path: Path) -> str:
+    """The file as text; a non-UTF-8 byte is one StoreError naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise StoreError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8 and import again"
+        ) from None
+
+
+def _read_jsonl(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            yield number, f"not valid JSON ({exc.msg})"
+            continue
+        yield number, record if isinstance(record, dict) else "not a JSON object"
+
+
+def _read_csv(text: str, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 2  # line 1 is the header
+    for record in reader:
+        yield start, {k: v for k, v in record.items() if k is not None}
+        start = reader.line_num + 1  # a quoted field may span lines
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".ndjson", ".csv", ".tsv"):
+        raise StoreError(f"{path}: unknown format {suffix!r}; use .jsonl, .csv or a .zip of one plus its clips")
+    text = _decode(path)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(text, "\t" if suffix == ".tsv" else ",")
+    return _read_jsonl(text)
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def video_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable video, or None. Cheap: no frame is decoded."""
+    if not path.is_file():
+        return f"missing video {path}"
+    if path.stat().st_size == 0:
+        return f"unreadable video {path} (empty file)"
+    try:
+        import av  # optional: a container check that understands every format FFmpeg does
+    except ImportError:
+        return _magic_problem(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return f"unreadable video {path} (no video stream)"
+    except Exception as exc:  # PyAV raises many error types; all mean "not a video"
+        return f"unreadable video {path} ({type(exc).__name__})"
+    return None
+
+
+def _magic_problem(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if any(head[off : off + len(sig)] == sig for off, sig in _MAGIC) or head[:1] == b"\x47":
+        return None
+    return f"unreadable video {path} (not a known video container)"
+
+
+class VideoChecks:
+    """Resolves a row's video path and probes + hashes each distinct file once.
+
+    base: where relative paths resolve; confine: a folder every clip must lie inside (None: anywhere).
+    """
+
+    def __init__(self, base: Path, confine: Path | None = None) -> None:
+        self.base = base
+        self.confine = Path(os.path.realpath(confine)) if confine is not None else None
+        self._seen: dict[str, tuple[str | None, str]] = {}  # real path -> (problem, content hash)
+        self.probes = 0
+
+    def check(self, value: str) -> tuple[str, str] | str:
+        """(absolute path, content hash) of a readable clip, or the reason it is not one."""
+        given = Path(value).expanduser()
+        path = given if given.is_absolute() else self.base / given
+        real = os.path.realpath(path)
+        if self.confine is not None and not _inside(Path(real), self.confine):
+            return f"video {value} is outside the media folder {self.confine}"
+        if real not in self._seen:
+            self.probes += 1
+            problem = video_problem(Path(real))
+            self._seen[real] = (problem, "" if problem else hash_file(real))
+        problem, digest = self._seen[real]
+        return problem if problem else (os.path.abspath(path), digest)
+
+    @property
+    def distinct(self) -> int:
+        return sum(problem is None for problem, _ in self._seen.values())
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _text(record: dict[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _check_row(record: dict[str, Any], videos: VideoChecks, line: int) -> _Row | str:
+    short_prompt = _text(record, "short_prompt")
+    if short_prompt is None:
+        return "missing 'short_prompt'"
+    teachers = {t: v for t in TASKS if (v := _text(record, f"detailed_prompt_task{t}"))}
+    value = _text(record, "video")
+    video, digest = None, NO_VIDEO_HASH
+    if value is None:  # text-only: Task 3 alone
+        video_only = sorted(set(teachers) - set(TEXT_ONLY_TASKS))
+        if video_only:
+            return f"detailed_prompt_task{video_only[0]} needs a video (this row has none: a text-only sample)"
+    else:
+        checked = videos.check(value)
+        if isinstance(checked, str):
+            return checked
+        video, digest = checked
+    return _Row(
+        line=line,
+        video=video,
+        video_hash=digest,
+        short_prompt=short_prompt,
+        split=_text(record, "split") or "train",
+        detailed_prompt=_text(record, "detailed_prompt"),
+        teacher_by_task=teachers,
+    )
+
+
+def validate_rows(
+    path: str | os.PathLike[str],
+    media_root: str | os.PathLike[str] | None = None,
+    confine_to: str | os.PathLike[str] | None = None,
+) -> tuple[list[_Row], ImportReport]:
+    """Check every row; relative clips resolve against media_root, else the file's folder.
+
+    Every clip must lie inside confine_to (an archive's folder) or the media root, when given.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such file")
+    base = Path(media_root) if media_root is not None else path.parent
+    if media_root is not None and not base.is_dir():
+        raise StoreError(f"media folder {base} does not exist")
+    confine = Path(confine_to) if confine_to is not None else (base if media_root is not None else None)
+    videos = VideoChecks(base, confine)
+    report, good, seen = ImportReport(path=str(path)), [], {}
+    for line, record in _read_rows(path):
+        report.rows += 1
+        row = record if isinstance(record, str) else _check_row(record, videos, line)
+        if isinstance(row, str):
+            report.bad.append(BadRow(line, row))
+            continue
+        key = (row.video_hash, row.short_prompt)
+        if key in seen:
+            report.bad.append(BadRow(line, f"duplicate of line {seen[key]} (same video content and short_prompt)"))
+            continue
+        seen[key] = line
+        good.append(row)
+        report.text_only += row.video is None
+    report.videos = videos.distinct
+    return good, report
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _why(exc: BaseException) -> str:
+    """A write failure in a few words."""
+    text = str(getattr(exc, "orig", None) or exc)
+    if "disk is full" in text or getattr(exc, "errno", None) == 28 or "No space left" in text:
+        return "disk full"
+    if "readonly" in text.replace("-", "").replace(" ", "") or "read-only" in text:
+        return "the database is read-only"
+    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+
+
+def _write(engine: Engine, good: list[_Row], report: ImportReport) -> list[int]:
+    """Upsert the rows chunk by chunk; returns the sample ids. ImportInterrupted if a chunk fails."""
+    ids: list[int] = []
+    for start in range(0, len(good), IMPORT_CHUNK):
+        chunk = good[start : start + IMPORT_CHUNK]
+        try:
+            with write_session(engine) as session:
+                results = [
+                    upsert_sample_in(
+                        session,
+                        row.video,
+                        row.short_prompt,
+                        row.split,
+                        row.detailed_prompt,
+                        video_hash=row.video_hash,
+                        teacher_by_task=row.teacher_by_task,
+                    )
+                    for row in chunk
+                ]
+        except (SQLAlchemyError, OSError) as exc:
+            report.stopped = _why(exc)
+            done = good[:start]
+            report.written_lines = [done[0].line, done[-1].line] if done else []
+            where = f"lines {done[0].line}-{done[-1].line} are in" if done else "nothing was written"
+            raise ImportInterrupted(
+                f"{report.path}: {report.stopped} after {len(done)} of {len(good)} rows ({where}); "
+                "fix that and run the same import again: it skips what is already in",
+                report,
+            ) from None
+        for sample_id, created in results:
+            ids.append(sample_id)
+            report.imported += int(created)
+            report.existing += int(not created)
+    return ids
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), _ID_CHUNK):
+        yield list(ids[i : i + _ID_CHUNK])
+
+
+def _coverage(engine: Engine, ids: list[int], rows: list[_Row]) -> tuple[int, int]:
+    """(samples missing a teacher response for one of their tasks, samples with no pair)."""
+    wanted = {sid: set(TASKS if row.video else TEXT_ONLY_TASKS) for sid, row in zip(ids, rows, strict=True)}
+    teachers: dict[int, set[int]] = {}
+    paired: set[int] = set()
+    with read_session(engine) as session:
+        for chunk in _chunks(sorted(wanted)):
+            query = select(Response.sample_id, Response.task).where(
+                Response.source == "teacher", col(Response.sample_id).in_(chunk)
+            )
+            for sample_id, task in session.exec(query):
+                teachers.setdefault(sample_id, set()).add(task)
+            paired.update(session.exec(select(Pair.sample_id).where(col(Pair.sample_id).in_(chunk)).distinct()))
+    lacking_teacher = sum(not tasks <= teachers.get(sid, set()) for sid, tasks in wanted.items())
+    return lacking_teacher, sum(sid not in paired for sid in wanted)
+
+
+def next_step(report: ImportReport, db: str) -> str:
+    """What to do after this import, in one line, with the commands."""
+    n = report.imported + report.existing
+    mine = f"run mining (python -m engine mine-pairs --db {db}, or the Admin tab's Mine button)"
+    if n == 0:
+        return "nothing imported: fix the rows listed above and import again"
+    if report.lacking_teacher:
+        return (
+            f"{report.lacking_teacher} of {n} samples lack a teacher response: run the teacher step "
+            f"(python -m engine teacher --db {db} --model PRESET), then {mine}"
+        )
+    if report.lacking_pairs == n:
+        return f"{n} samples in; none has pairs yet: {mine}"
+    if report.lacking_pairs:
+        return f"{report.lacking_pairs} of {n} samples have no pairs yet: {mine}"
+    return f"every sample has pairs: label them in the Label tab, or train (python -m training --db {db} --config ...)"
+
+
+def import_rows(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    skip_bad: bool = False,
+    *,
+    media_root: str | os.PathLike[str] | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
+) -> ImportReport:
+    """Import a JSONL / CSV file, or a .zip holding one plus its clips (extracted safely into
+    ``extract_to``, default the zip's folder, then imported with every clip confined to it).
+
+    Raises ImportRejected (nothing imported) if any row is bad and ``skip_bad`` is off, and
+    ImportInterrupted when a write fails part-way. Rows whose sample exists already are counted, not
+    duplicated. The report says what to do next.
+    """
+    path = Path(path)
+    extracted = None
+    if path.suffix.lower() == ".zip":
+        if media_root is not None:
+            raise StoreError("a .zip carries its own clips: drop the media folder, or import the unzipped rows file")
+        extracted = extract_archive(path, extract_to if extract_to is not None else path.parent)
+        good, report = validate_rows(rows_file(extracted), confine_to=extracted)
+        report.extracted_to = str(extracted)
+    else:
+        good, report = validate_rows(path, media_root)
+    if report.bad and not skip_bad:
+        raise ImportRejected(f"{path}: {len(report.bad)} bad row(s) of {report.rows}; nothing imported", report)
+    ids = _write(engine, good, report)
+    report.lacking_teacher, report.lacking_pairs = _coverage(engine, ids, good)
+    report.next_step = next_step(report, describe_url(engine))
+    return report
