@@ -255,6 +255,37 @@ def _render_record(payload: dict[str, Any]) -> str:
     return f"recorded the instructions of tasks {', '.join(map(str, payload['tasks']))} in {payload['db']}"
 
 
+def _shard(args: argparse.Namespace) -> Any:
+    """This process's shard (--shard i/n, else the launcher's RANK/WORLD_SIZE); its GPU unless --device."""
+    from engine.shards import resolve_shard
+
+    shard = resolve_shard(args.shard)
+    args.device = args.device or shard.device()
+    return shard
+
+
+def _teacher(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.teacher import TeacherConfig, write_teacher_responses
+
+    config = TeacherConfig(
+        model=args.model,
+        text_model=args.text_model,
+        tasks=tuple(args.task or TASKS),
+        split=None if args.split == "all" else args.split,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        shard=_shard(args),
+    )
+    db = _open_store(args.db)
+    return write_teacher_responses(_studio(args), db, config, progress=not args.no_progress).as_dict()
+
+
+def _render_teacher(payload: dict[str, Any]) -> str:
+    keys = ("items", "written", "skipped_done", "skipped_unusable", "empty")
+    head = f"{payload['shard']}: teacher {', '.join(payload['models']) or '(no model needed)'}"
+    return "\n".join([head] + [f"{k:20s} {payload[k]}" for k in keys] + payload["notes"][:20])
+
+
 # -- the parser -------------------------------------------------------------------------------------
 DB_HELP = "annotations database URL (default: $VIDPROMPTER_DB or sqlite:///data/studio.db)"
 
@@ -345,6 +376,19 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", default="test")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=_evaluate, render=_render_evaluate)
+
+    t = sub.add_parser("teacher", help="write teacher responses for samples that lack one (paper section 3.4)")
+    t.add_argument("--db", help=DB_HELP)
+    t.add_argument("--task", type=int, choices=TASKS, action="append", help="repeatable (default: all)")
+    t.add_argument("--limit", type=int, help="at most this many samples")
+    t.add_argument("--max-new-tokens", type=int, default=512, help="budget per response (default 512)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _model_flags(t)
+    t.add_argument("--model", help="teacher for every task (default: per task, see `generate`)")
+    t.add_argument("--text-model", help="teacher for task 3 when set (the paper: Llama-3-70B beside VILA-34B)")
+    t.add_argument("--split", default="all", help="sample split, or 'all' (default)")
+    t.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")
+    t.set_defaults(func=_teacher, render=_render_teacher)
 
     r = sub.add_parser("record-instructions", help="store Figure 3's task instructions in the annotations DB")
     r.add_argument("--db", help=DB_HELP)

@@ -168,6 +168,20 @@ class Studio:
         with self._registry_lock:
             return [*self._pinned, *self._backends]
 
+    def load(self, model: str | None = None, task: Task | int | None = None) -> str:
+        """Load a model now (default: by task) and return its name: long jobs fail before their first item."""
+        return self._backend(model, task).model_name
+
+    def count_tokens(
+        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
+    ) -> list[int]:
+        """Tokens per text under a model's own tokenizer (no special tokens): generation budgets, length checks."""
+        backend = self._backend(model, task)
+        tokenizer = getattr(backend, "tokenizer", None) or getattr(getattr(backend, "lm", None), "tokenizer", None)
+        if tokenizer is None:
+            raise InputError(f"{backend.model_name} exposes no tokenizer to count tokens with")
+        return [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
     def model_status(self, model: str) -> tuple[bool, str]:
         """(loadable?, message) without loading weights: for the UI's model picker."""
         try:

@@ -1,0 +1,126 @@
+"""The teacher step: writes what is missing, resumes, shards without doing a sample twice, fails in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import select
+
+from annotations.db import open_db, read_session
+from annotations.models import Response
+from annotations.store import add_response, upsert_sample
+from engine.errors import InputError
+from engine.service import Studio
+from engine.shards import Shard, resolve_shard
+from engine.teacher import TeacherConfig, write_teacher_responses
+from tests.engine.conftest import ScriptedJudge
+
+
+@pytest.fixture
+def db(tmp_path, sample_video):
+    engine = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    first = upsert_sample(engine, str(sample_video), "a rabbit in a meadow", "train")
+    upsert_sample(engine, str(sample_video), "a big bunny wakes up", "test")
+    upsert_sample(engine, None, "a cat naps on a sofa", "train")  # text-only: Task 3 alone
+    add_response(engine, first, 1, "An existing VILA caption.", "teacher")
+    return engine
+
+
+def teacher_rows(engine) -> list[tuple[int, int, str]]:
+    with read_session(engine) as session:
+        rows = session.exec(select(Response).where(Response.source == "teacher"))
+        return sorted((r.sample_id, r.task, r.text) for r in rows)
+
+
+class Counter(ScriptedJudge):
+    """A teacher double: a numbered caption per request; raises after `stop_after` requests."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        super().__init__(self.reply, model_name="double")
+        self.calls, self.stop_after = 0, stop_after
+
+    def reply(self, prompts: list[str]) -> list[str]:
+        self.calls += 1
+        if self.stop_after is not None and self.calls > self.stop_after:
+            raise KeyboardInterrupt  # a kill between two items
+        return [f"A detailed caption number {self.calls}." for _ in prompts]
+
+
+def test_teacher_writes_what_is_missing_and_a_rerun_writes_nothing(db):
+    studio = Studio(backends={"double": Counter()})
+    report = write_teacher_responses(studio, db, TeacherConfig(model="double"), progress=False)
+    # sample 1: tasks 2, 3 (task 1 had one); sample 2: tasks 1-3; text-only sample 3: task 3 only
+    assert (report.written, report.skipped_done, report.skipped_unusable) == (6, 1, 2)
+    assert report.models == ["double"]
+    rows = teacher_rows(db)
+    assert [(s, t) for s, t, _ in rows] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (3, 3)]
+    assert (1, 1, "An existing VILA caption.") in rows
+    again = write_teacher_responses(studio, db, TeacherConfig(model="double"), progress=False)
+    assert (again.written, again.skipped_done) == (0, 7) and teacher_rows(db) == rows
+
+
+def test_a_killed_run_resumes_without_duplicates(db):
+    with pytest.raises(KeyboardInterrupt):
+        write_teacher_responses(Studio(backends={"double": Counter(stop_after=2)}), db, TeacherConfig(model="double"))
+    assert len(teacher_rows(db)) == 1 + 2  # the existing one and the two written before the kill
+    report = write_teacher_responses(Studio(backends={"double": Counter()}), db, TeacherConfig(model="double"))
+    assert report.written == 4 and len(teacher_rows(db)) == 7
+    assert len({(s, t) for s, t, _ in teacher_rows(db)}) == 7  # one per (sample, task)
+
+
+def test_shards_split_the_samples_and_together_do_each_once(db):
+    reports = [
+        write_teacher_responses(
+            Studio(backends={"double": Counter()}), db, TeacherConfig(model="double", shard=Shard(i, 2)), False
+        )
+        for i in (0, 1)
+    ]
+    assert [r.shard for r in reports] == ["shard 0/2", "shard 1/2"]
+    assert [r.written for r in reports] == [3, 3]  # sample 2 (tasks 1-3) | samples 1 (tasks 2, 3) and 3 (task 3)
+    rows = teacher_rows(db)
+    assert len(rows) == 7 and len({(s, t) for s, t, _ in rows}) == 7
+
+
+def test_the_real_path_with_a_tiny_model_and_a_task3_teacher(db):
+    config = TeacherConfig(model="tiny-random-vlm", text_model="tiny-random-lm", max_new_tokens=6, split="train")
+    report = write_teacher_responses(Studio(), db, config, progress=False)
+    assert report.written == 3 and sorted(report.models) == ["tiny-random-lm", "tiny-random-vlm"]
+    with read_session(db) as session:
+        models = {
+            (r.sample_id, r.task): r.model
+            for r in session.exec(select(Response).where(Response.source == "teacher", Response.model.is_not(None)))
+        }
+    assert models == {(1, 2): "tiny-random-vlm", (1, 3): "tiny-random-lm", (3, 3): "tiny-random-lm"}
+
+
+def test_cli_teacher_sharded_json_and_a_model_that_cannot_load(db, capsys, monkeypatch, tmp_path):
+    from engine.cli import main
+
+    url = str(db.url)
+    argv = ["teacher", "--db", url, "--model", "tiny-random-vlm", "--max-new-tokens", "4", "--no-progress"]
+    assert main([*argv, "--shard", "1/2", "--task", "3", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["shard"], payload["written"]) == ("shard 1/2", 2)  # samples 1 and 3, task 3
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.delenv("VIDPROMPTER_MODEL_QWEN2_5_VL_7B", raising=False)
+    before = teacher_rows(db)
+    assert main(["teacher", "--db", url, "--model", "qwen2.5-vl-7b", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: model 'qwen2.5-vl-7b' cannot load")
+    assert "VIDPROMPTER_MODEL_QWEN2_5_VL_7B" in err[0] and teacher_rows(db) == before  # nothing written
+    assert main([*argv, "--shard", "2/2"]) == 2
+    assert "shard must be i/n with 0 <= i < n, got 2/2" in capsys.readouterr().err
+
+
+def test_the_shard_comes_from_the_launcher_environment(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_shard(None) == Shard(3, 4, local_rank=1)
+    assert resolve_shard("0/2") == Shard(0, 2)  # an explicit --shard wins
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert resolve_shard(None) == Shard(0, 1)
+    with pytest.raises(InputError, match="must look like i/n"):
+        Shard.parse("half")
+    assert [s for s in range(10) if Shard(1, 3).owns(s)] == [1, 4, 7]
