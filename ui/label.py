@@ -1,6 +1,9 @@
 """Label tab: one preference pair at a time, sides randomised, sources hidden until the vote.
 
-Keyboard: 1 = A better, 2 = B better, 0 = tie, 9 = both bad, s = skip (ui.layout.SHORTCUTS_JS).
+Keyboard: 1 = A better, 2 = B better, 0 = tie, 9 = both bad, s = skip (ui.layout.shortcuts_head).
+With the queue empty the vote buttons are off and the tab says what brings new pairs. Responses are
+HighlightedText (text only, the words where A and B differ marked); the short prompt and the reveal's
+model names are escaped Markdown (ui.render.md_text): one annotator's text never becomes markup for another.
 A double click cannot record twice: the buttons' events run once at a time (trigger_mode "once"),
 every vote names the pair it was cast on (the state, not whatever pair is on screen next),
 annotations.store.record_judgement is idempotent for the same (pair, annotator, choice), and a
@@ -11,11 +14,13 @@ double click that outlived the first round trip must not judge the next pair uns
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
 
 from ui.common import AppContext, bind, stage_media
+from ui.render import DIFF_COLORS, md_text, word_diff
 
 CHOICES = {
     "a_better": "A is better",
@@ -44,11 +49,18 @@ GUIDELINES = """
 """
 #: Button/key votes sooner than this after a pair appears are treated as the tail of a double click.
 MIN_SECONDS_ON_PAIR = 0.3
+#: Components a pair fills: header, video, A, B, progress, the vote buttons, state.
+SHOWN_OUTPUTS = 6 + len(BUTTONS)
 TASK_NAMES = {1: "Task 1 · describe the video", 2: "Task 2 · video + caption", 3: "Task 3 · beautify the prompt"}
 
 # -- handlers -------------------------------------------------------------------------------------
 
-PairOutputs = tuple[str, str | None, str, str, str, dict]
+#: (input header, video, response A, response B, progress, 5 vote-button updates, state): what a pair shows.
+PairOutputs = tuple[Any, ...]
+EMPTY_NEXT_STEPS = (
+    "New pairs arrive when someone presses **Send to labelling queue** under a task tab's candidates, or when "
+    "an admin mines pairs (Admin tab). Press **Next pair** to look again."
+)
 
 
 def _store() -> Any:
@@ -59,17 +71,45 @@ def _store() -> Any:
 
 def progress_text(ctx: AppContext, user: str) -> str:
     done, total = _store().progress(ctx.db, user)
-    return f"**{user}**: {done} / {total} judged"
+    return f"**{md_text(user)}**: {done} / {total} judged"
+
+
+def votes_today(ctx: AppContext, user: str) -> int:
+    """The caller's votes since midnight UTC (a vote changed today counts as today's)."""
+    today = datetime.now(UTC).date()
+    rows = _store().recent_judgements(ctx.db, 10_000, annotator=user)
+    return sum(_utc(r["updated_at"]).date() == today for r in rows)
+
+
+def _utc(moment: datetime | str) -> datetime:
+    """The store's ISO timestamps (aware UTC; naive read as UTC) as aware datetimes."""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _buttons(on: bool) -> list[gr.Button]:
+    return [gr.Button(interactive=on) for _ in BUTTONS]
+
+
+def empty_queue(ctx: AppContext, user: str) -> PairOutputs:
+    """Nothing left for `user`: say so, count today's votes, say what brings new pairs; vote buttons off."""
+    today = votes_today(ctx, user)
+    votes = f"{today} vote{'s' * (today != 1)} today"
+    header = f"✅ **All done — {votes}.** Nothing is waiting for you.\n\n{EMPTY_NEXT_STEPS}"
+    hidden = gr.Video(value=None, visible=False)
+    return (header, hidden, [], [], progress_text(ctx, user), *_buttons(False), {})
 
 
 def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
-    """The next pair leased to the caller: (input, video, response A, response B, progress, state)."""
+    """The next pair leased to the caller: (input, video, response A, response B, progress, buttons, state).
+
+    A and B come as HighlightedText segments with the words where they differ marked; a text-only pair
+    has no video box; user and model text are shown as text (ui.render)."""
     user = ctx.user(request)
     _store().get_or_create_annotator(ctx.db, user.name, user.role)
     view = _store().next_pair(ctx.db, user.name)
-    progress = progress_text(ctx, user.name)
     if view is None:
-        return "🎉 **Queue empty** — nothing left for you to label.", None, "", "", progress, {}
+        return empty_queue(ctx, user.name)
     state = {
         "pair_id": view.pair_id,
         "left_id": view.left_response_id,
@@ -81,20 +121,25 @@ def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
         "right_source": _source_label(view.right_source, view.right_model),
         "shown_at": time.time(),
     }
-    prompt = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
+    video = stage_media(view.video, ctx.work_dir) if view.video else None
+    header = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
+    if view.video and video is None:
+        header += " · ⚠️ its video file is missing on the server"
     if view.short_prompt:
-        prompt += f"\n\n> {view.short_prompt}"
-    video = stage_media(view.video, ctx.work_dir)
-    return prompt, video, view.left_text, view.right_text, progress, state
+        header += f"\n\n> {md_text(view.short_prompt)}"
+    left, right = word_diff(view.left_text, view.right_text)
+    player = gr.Video(value=video, visible=video is not None)
+    return (header, player, left, right, progress_text(ctx, user.name), *_buttons(True), state)
 
 
 def reveal_text(choice: str, state: dict, sources: dict[int, str]) -> str:
-    """What the evaluators thought and where the responses came from, shown after the vote."""
+    """What the evaluators thought and where the responses came from, shown after the vote (as text: a
+    model name is whatever the operator or a queued run called it)."""
     left, right = state["left_id"], state["right_id"]
     lines = [
         f"**Your vote on pair #{state['pair_id']}: {CHOICES[choice]}**",
-        f"- A: {_scores(state['left_scores'])} · source: {sources.get(left, '?')}",
-        f"- B: {_scores(state['right_scores'])} · source: {sources.get(right, '?')}",
+        f"- A: {md_text(_scores(state['left_scores']))} · source: {md_text(sources.get(left, '?'))}",
+        f"- B: {md_text(_scores(state['right_scores']))} · source: {md_text(sources.get(right, '?'))}",
     ]
     verdict = _evaluator_verdict(state["left_scores"], state["right_scores"])
     if verdict:
@@ -143,7 +188,7 @@ def vote_click(ctx: AppContext, choice: str, state: dict | None, request: gr.Req
     shown_at = float((state or {}).get("shown_at", 0.0))
     if state and time.time() - shown_at < MIN_SECONDS_ON_PAIR:
         gr.Warning("Vote ignored: this pair only just appeared (double click?). Read it, then vote.")
-        return tuple(gr.skip() for _ in range(7))
+        return tuple(gr.skip() for _ in range(1 + SHOWN_OUTPUTS))
     return vote(ctx, choice, state, request)
 
 
@@ -163,6 +208,20 @@ def _legend() -> str:
     return f"Keyboard: {keys} (when no text box has focus)"
 
 
+def _response_box(label: str, elem_id: str) -> gr.HighlightedText:
+    """A response as text, the words where A and B differ highlighted (no category tags, no legend)."""
+    return gr.HighlightedText(
+        label=label,
+        color_map=DIFF_COLORS,
+        show_legend=False,
+        show_inline_category=False,
+        combine_adjacent=True,
+        interactive=False,
+        elem_id=elem_id,
+        elem_classes=["label-response"],
+    )
+
+
 def build_label_tab(ctx: AppContext) -> gr.Tab:
     with gr.Tab("Label", id="label") as tab:
         with gr.Accordion("Guidelines", open=False):
@@ -172,10 +231,11 @@ def build_label_tab(ctx: AppContext) -> gr.Tab:
             next_btn = gr.Button("Next pair", size="sm", scale=0)
             undo_btn = gr.Button("Undo last vote", size="sm", scale=0, elem_id="label-undo")
         prompt = gr.Markdown(elem_id="label-input")
-        video = gr.Video(label="Input video", interactive=False, height=260)
+        video = gr.Video(label="Input video", interactive=False, height=260, visible=False, elem_id="label-video")
         with gr.Row(equal_height=True):
-            left = gr.Textbox(label="Response A", lines=8, interactive=False, elem_id="label-left")
-            right = gr.Textbox(label="Response B", lines=8, interactive=False, elem_id="label-right")
+            left = _response_box("Response A", "label-left")
+            right = _response_box("Response B", "label-right")
+        gr.Markdown("Highlighted: the words where A and B differ.", elem_classes=["shortcut-legend"])
         state = gr.State({})
         with gr.Row():
             buttons = {c: gr.Button(f"{CHOICES[c]} [{k}]", elem_id=e, variant="secondary") for c, k, e in BUTTONS}
@@ -183,7 +243,7 @@ def build_label_tab(ctx: AppContext) -> gr.Tab:
         reveal = gr.Markdown(elem_id="label-reveal")
         api_choice = gr.Textbox(visible=False, label="choice")
         api_vote = gr.Button(visible=False)
-        shown = [prompt, video, left, right, progress, state]
+        shown = [prompt, video, left, right, progress, *buttons.values(), state]
 
         next_btn.click(bind(next_pair, ctx), None, shown, api_name="next_pair", concurrency_limit=8)
         tab.select(bind(next_pair, ctx), None, shown, api_visibility="private")

@@ -10,7 +10,9 @@ from ui.admin import build_admin_tab
 from ui.common import AppContext, bind
 from ui.data import build_data_tab
 from ui.label import BUTTONS, build_label_tab
-from ui.tasks import build_beautify_tab, build_caption_tab, build_describe_tab, update_model_note
+from ui.render import md_text
+from ui.task_tabs import build_beautify_tab, build_caption_tab, build_describe_tab
+from ui.tasks import update_evaluator_note, update_model_note
 from ui.viewer import build_viewer_tab
 
 TITLE = "VidPrompter Studio"
@@ -19,15 +21,47 @@ MAX_FILE_SIZE = "200mb"
 CSS = """
 .shortcut-legend { font-size: 0.9em; opacity: 0.8; }
 .shortcut-legend kbd { border: 1px solid #999; border-radius: 3px; padding: 0 4px; font-family: monospace; }
-#label-left textarea, #label-right textarea { font-size: 0.95em; }
+.cand-list { display: flex; flex-direction: column; gap: 8px; max-width: 100%; }
+.cand-card { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px 10px; min-width: 0; }
+.cand-head { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: baseline; font-size: 0.88em; }
+.cand-rank { font-weight: 700; }
+.cand-scores { font-family: monospace; }
+.cand-label { opacity: 0.75; flex: 1 1 12em; }
+.cand-copy { margin-left: auto; font-size: 0.85em; padding: 1px 8px; border: 1px solid var(--border-color-primary);
+  border-radius: 4px; background: var(--button-secondary-background-fill); cursor: pointer; }
+.cand-text { white-space: pre-wrap; overflow-wrap: anywhere; margin-top: 4px; line-height: 1.45; }
+.cand-cursor { animation: cand-blink 1s steps(2) infinite; }
+@keyframes cand-blink { 50% { opacity: 0; } }
+.label-response { overflow-wrap: anywhere; }
+.label-response .textfield { line-height: 1.5; }
+"""
+
+COPY_JS = """
+  document.addEventListener("click", async (ev) => {
+    const button = ev.target.closest ? ev.target.closest(".cand-copy") : null;
+    if (!button) return;
+    const text = button.closest(".cand-card").querySelector(".cand-text").innerText;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (err) {  // no clipboard API (plain http on another host): the old way
+      const area = Object.assign(document.createElement("textarea"), { value: text });
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  });
 """
 
 
 def shortcuts_head() -> str:
-    """<script> for launch(head=...): label-tab keys click the vote buttons.
+    """<script> for launch(head=...): label-tab keys click the vote buttons; candidate cards' copy buttons.
 
-    Ignored while typing in an editable field, for held-down keys (auto-repeat) and with modifiers;
-    only buttons that are on screen (the Label tab is open) are clicked. No key is destructive.
+    Keys are ignored while typing in an editable field, for held-down keys (auto-repeat) and with
+    modifiers; only buttons that are on screen (the Label tab is open) and enabled are clicked. No key is
+    destructive.
     """
     keys = {key: elem_id for _, key, elem_id in BUTTONS}
     entries = ", ".join(f'"{k}": "{v}"' for k, v in keys.items())
@@ -47,35 +81,48 @@ def shortcuts_head() -> str:
     ev.preventDefault();
     button.click();
   }});
+{COPY_JS}
 }})();
 </script>"""
 
 
-def whoami(ctx: AppContext, request: gr.Request) -> tuple[str, gr.Tab]:
-    """Header line for the caller, and the admin tab shown to admins only (handlers check again)."""
+def header(ctx: AppContext, request: gr.Request) -> str:
+    """The page header: who is signed in and which models are loaded now (refreshed after every run)."""
     user = ctx.user(request)
     mode = (
         "single-user local mode (no auth file): everyone is **local**, with the admin role"
         if ctx.local_mode
-        else f"signed in as **{user.name}** ({user.role})"
+        else f"signed in as **{md_text(user.name)}** ({md_text(user.role)})"
     )
-    loaded = ", ".join(ctx.studio.loaded_models()) or "none yet (models load on first use)"
-    return f"# {TITLE}\n{mode} · models loaded: {loaded}", gr.Tab(visible=user.is_admin)
+    loaded = ", ".join(md_text(m) for m in ctx.studio.loaded_models()) or "none yet (models load on first use)"
+    return f"# {TITLE}\n{mode} · models loaded: {loaded}"
+
+
+def whoami(ctx: AppContext, request: gr.Request) -> tuple[str, gr.Tab]:
+    """Header line for the caller, and the admin tab shown to admins only (handlers check again)."""
+    return header(ctx, request), gr.Tab(visible=ctx.user(request).is_admin)
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     """Lay out every tab and wire its events; nothing loads a model here."""
     with gr.Blocks(title=TITLE) as demo:
-        header = gr.Markdown(f"# {TITLE}", elem_id="header")
-        with gr.Tabs():
+        top = gr.Markdown(f"# {TITLE}", elem_id="header")
+        # "wrap": at 800 px every tab stays one click away (the default hides the last ones in a "…" menu).
+        with gr.Tabs(overflow_behavior="wrap"):
             pickers = [build_beautify_tab(ctx), build_describe_tab(ctx), build_caption_tab(ctx)]
             build_viewer_tab(ctx)
             build_label_tab(ctx)
             build_data_tab(ctx)
             admin_tab = build_admin_tab(ctx)
-        demo.load(bind(whoami, ctx), None, [header, admin_tab], api_visibility="private")
+        demo.load(bind(whoami, ctx), None, [top, admin_tab], api_visibility="private")
         for picker in pickers:  # say at once whether each tab's default model can load, and why not
-            demo.load(bind(update_model_note, ctx), picker["model"], picker["note"], api_visibility="private")
+            note_outs = [picker["note"], picker["run"]]
+            demo.load(bind(update_model_note, ctx), picker["model"], note_outs, api_visibility="private")
+            if "evals" in picker:
+                load_evals = bind(update_evaluator_note, ctx)
+                demo.load(load_evals, picker["evals"], picker["eval_note"], api_visibility="private")
+            for done in picker["done"]:  # the header's model list follows what the runs loaded
+                done.then(bind(header, ctx), None, top, api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
 

@@ -1,11 +1,19 @@
-"""The three task tabs: Beautify a prompt (Task 3), Describe a video (Task 1), Video + caption (Task 2).
+"""Handlers of the three task tabs: Beautify a prompt (Task 3), Describe a video (Task 1), Video + caption
+(Task 2). Plain functions of an AppContext; `ui.task_tabs` lays the tabs out and wires them.
 
-Handlers first (plain functions of an AppContext), then `build_task_tabs` lays out and wires them.
+In the page a run streams: `stream_*` yield (status, candidate cards, state) as the model writes, through
+`Studio.stream_task`; a Stop button ends it early (the per-session event in `StopEvents`). The contract
+API names (/beautify, /describe_video, /describe_video_with_caption) answer (status, candidates table)
+in one go through `Studio.run_task`.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,33 +22,19 @@ import gradio as gr
 import pandas as pd
 
 from engine.errors import StudioError
-from engine.evaluators.registry import PAPER_EVALUATORS, TINY_EVALUATORS
 from engine.types import Candidate, GenerationParams, Task
-from ui.common import (
-    RANDOM_WEIGHTS_LABEL,
-    SAMPLES_DIR,
-    AppContext,
-    bind,
-    model_choices,
-    model_note,
-    on_model_event,
-)
+from ui.common import RANDOM_WEIGHTS_LABEL, AppContext, is_random_model
+from ui.render import candidate_cards, format_scores, md_text
 
 CANDIDATE_COLUMNS = ["#", "candidate", "scores", "label"]
-TINY_EVALUATOR = TINY_EVALUATORS[0]
-EVALUATOR_HINT = (
-    f"The paper's evaluators ({', '.join(PAPER_EVALUATORS)}) need their weights (hub cache or a local file); "
-    "each one's status is checked when you change the selection or run. "
-    f"**{TINY_EVALUATOR}** is {RANDOM_WEIGHTS_LABEL}."
+#: Seconds between two streamed page updates (the first token goes out at once).
+STREAM_INTERVAL = 0.15
+QUEUE_NEEDS_TWO = (
+    "A labelling pair needs two different candidates. Set **Candidates** to 2 or more under Generation settings "
+    "(with temperature > 0, or with as many beams) and run again."
 )
-CAPTION_EXAMPLES = [("bunny.mp4", "A big rabbit in a meadow."), ("bikes.mp4", "People ride bikes down a street.")]
-BEAUTIFY_EXAMPLES = [
-    ["A dog runs on the beach."],
-    ["A woman is walking."],
-    ["Two cars race through a city at night."],
-]
 
-# -- handlers -------------------------------------------------------------------------------------
+# -- generation settings and scoring --------------------------------------------------------------------
 
 
 def make_params(num_beams: float, num_return: float, temperature: float, max_new_tokens: float) -> GenerationParams:
@@ -55,11 +49,29 @@ def make_params(num_beams: float, num_return: float, temperature: float, max_new
     )
 
 
+def short_reason(message: str) -> str:
+    """One short clause of a load refusal: its head and the setting to change, not the whole paragraph.
+
+    "no local weights: timm/… is not in the cache; set VIDPROMPTER_X=/path (or …)" -> "no local weights —
+    set VIDPROMPTER_X"."""
+    message = re.sub(r"^model '[^']*' cannot load:\s*", "", " ".join(message.split()))
+    head = re.split(r"[:;]\s", message, maxsplit=1)[0]
+    head = head if len(head) <= 90 else head[:89].rstrip() + "…"
+    env = re.search(r"\bset ([A-Z][A-Z0-9_]{3,})=", message)
+    return f"{head} — set {env.group(1)}" if env and env.group(1) not in head else head
+
+
+def short_note(note: str) -> str:
+    """'<evaluator> not used: <long reason>' -> the same with the short reason; other notes unchanged."""
+    name, sep, reason = note.partition(" not used: ")
+    return f"{name} not used: {short_reason(reason)}" if sep else note
+
+
 def score_with_evaluators(ctx: AppContext, video: str, cands: list[Candidate], names: list[str]) -> list[str]:
     """Score the candidates with the chosen evaluators in one Studio call; returns the notes to show.
 
     Fills each Candidate.scores with the members' scores and their "mean" (the Studio's), and its notes
-    with the texts an evaluator read only in part. Evaluators that cannot load get one line each.
+    with the texts an evaluator read only in part. Evaluators that cannot load get one short line each.
     """
     scorable = [c for c in cands if c.text.strip()]
     notes = [f"{len(cands) - len(scorable)} empty candidate(s) not scored"] if len(scorable) < len(cands) else []
@@ -72,23 +84,29 @@ def score_with_evaluators(ctx: AppContext, video: str, cands: list[Candidate], n
     for cand, row in zip(scorable, report.rows, strict=True):
         cand.scores.update(row.as_dict())
         cand.notes += row.notes()
-    notes += report.notes
+    notes += [short_note(n) for n in report.notes]
     if report.random_weights:
         notes.append(f"evaluator scores: {RANDOM_WEIGHTS_LABEL}")
     return notes
 
 
 def score_with_judge(ctx: AppContext, cands: list[Candidate]) -> list[str]:
-    """The paper's Task-3 LLM judge (0-10) on the candidates, in one batched call."""
+    """The paper's Task-3 LLM judge (0-10) on the candidates, in one batched call.
+
+    A reply with no readable score is marked on its candidate and counted in a note for the status line."""
     scorable = [c for c in cands if c.text.strip()]
     notes = [f"{len(cands) - len(scorable)} empty candidate(s) not judged"] if len(scorable) < len(cands) else []
     if not scorable:
         return notes
+    unparsed = 0
     for cand, result in zip(scorable, ctx.studio.judge_many([c.text for c in scorable]), strict=True):
         if result.score is not None:
             cand.scores["judge"] = float(result.score)
         else:
             cand.notes.append("judge reply unparsed")
+            unparsed += 1
+    if unparsed:
+        notes.append(f"⚠️ judge failed on {unparsed} of {len(scorable)}: no 0-10 score in its reply")
     return notes
 
 
@@ -99,32 +117,186 @@ def best_first(scores: dict[str, float], rank: int) -> tuple[bool, float, int]:
     return score is None, -(score or 0.0), rank
 
 
-def candidate_frame(cands: list[Candidate]) -> pd.DataFrame:
-    rows = [
-        [c.rank + 1, c.text, _format_scores(c.scores), _label(c)]
-        for c in sorted(cands, key=lambda c: best_first(c.scores, c.rank))
-    ]
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+def ranked(cands: list[Candidate]) -> list[Candidate]:
+    return sorted(cands, key=lambda c: best_first(c.scores, c.rank))
 
 
-def _format_scores(scores: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) or "—"
-
-
-def _label(cand: Candidate) -> str:
+def label_of(cand: Candidate) -> str:
     parts = [f"model {cand.model}"]
     if cand.random_weights:
         parts.append(RANDOM_WEIGHTS_LABEL)
     return "; ".join(parts + cand.notes)
 
 
-def status_markdown(task: Task, cands: list[Candidate], notes: list[str]) -> str:
-    model = cands[0].model if cands else "?"
+def candidate_frame(cands: list[Candidate]) -> pd.DataFrame:
+    """The API's candidates table, best first."""
+    rows = [[c.rank + 1, c.text, format_scores(c.scores), label_of(c)] for c in ranked(cands)]
+    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+
+
+def cards_html(cands: list[Candidate], streaming: bool = False) -> str:
+    """The page's candidate cards: best first once scored, beam order while streaming."""
+    shown = cands if streaming else ranked(cands)
+    return candidate_cards(shown, [label_of(c) for c in shown], streaming)
+
+
+def status_markdown(task: Task, cands: list[Candidate], notes: list[str], stopped: bool = False) -> str:
+    """One line of what ran, then one line per note (random weights, unused evaluators, judge failures)."""
+    model = md_text(cands[0].model) if cands else "?"
     lines = [f"**Task {int(task)}** · {len(cands)} candidate(s) from **{model}**"]
+    if stopped:
+        lines[0] += " · ⏹ stopped early: the texts end where you stopped them"
     if any(c.random_weights for c in cands):
         lines.append(f"⚠️ **{RANDOM_WEIGHTS_LABEL}** — this text is not a model's answer.")
-    lines += [f"- {n}" for n in notes]
+    lines += [f"- {md_text(n)}" for n in notes]
     return "\n\n".join(lines)
+
+
+def generation_state(task: Task, video: str | None, prompt: str | None, cands: list[Candidate]) -> dict[str, Any]:
+    return {"task": int(task), "video": video, "prompt": prompt, "candidates": [asdict(c) for c in cands]}
+
+
+# -- streaming runs (the page) --------------------------------------------------------------------------
+
+
+class StopEvents:
+    """One stop event per browser session: the Stop button sets the one its session's run reads.
+
+    `begin` runs when the Run button is pressed (before the run is queued), so a Stop pressed while the run
+    still waits for the model is not lost."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, key: str) -> threading.Event:
+        with self._lock:
+            self._events[key] = event = threading.Event()
+            return event
+
+    def get(self, key: str) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(key, threading.Event())
+
+    def stop(self, key: str) -> None:
+        self.get(key).set()
+
+
+def session_key(ctx: AppContext, request: gr.Request | None) -> str:
+    """The caller's browser session (and name, so two users never share one)."""
+    return f"{ctx.user(request).name}:{getattr(request, 'session_hash', None) or 'default'}"
+
+
+def stream_candidates(
+    ctx: AppContext,
+    task: Task,
+    video: str | None,
+    prompt: str | None,
+    model: str | None,
+    params: GenerationParams,
+    stop: threading.Event,
+) -> Iterator[list[Candidate]]:
+    """Candidates as they grow (one list per streamed step; the last is final). Ends early once `stop` is set."""
+    name = model or ctx.studio.default_model(task)
+    random_weights = is_random_model(ctx.studio, name)
+    for texts in ctx.studio.stream_task(task, video=video, short_prompt=prompt, model=model, params=params, stop=stop):
+        yield [Candidate(text=t, rank=i, model=name, random_weights=random_weights) for i, t in enumerate(texts)]
+
+
+def streamed_run(
+    ctx: AppContext,
+    stop: threading.Event,
+    task: Task,
+    inputs: tuple[str | None, str | None, str | None],
+    params: GenerationParams,
+    score: Any,
+) -> Iterator[tuple[str, str, Any]]:
+    """(status, cards, state) while generating (throttled to STREAM_INTERVAL), then once scored.
+
+    inputs: (video, short prompt, model); score(cands) -> notes fills their scores."""
+    video, prompt, model = inputs
+    yield f"⏳ **Task {int(task)}**: waiting for the model…", cards_html([]), gr.skip()
+    cands: list[Candidate] = []
+    last = 0.0
+    for cands in stream_candidates(ctx, task, video, prompt, model, params, stop):
+        now = time.monotonic()
+        if now - last >= STREAM_INTERVAL:
+            words = max((len(c.text.split()) for c in cands), default=0)
+            yield f"⏳ **Task {int(task)}**: writing… {words} words so far", cards_html(cands, True), gr.skip()
+            last = now
+    stopped = stop.is_set()
+    if cands:
+        yield "⏳ scoring the candidates…", cards_html(cands, True), gr.skip()
+    notes = score(cands) if cands else []
+    state = generation_state(task, video, prompt, cands)
+    yield status_markdown(task, cands, notes, stopped), cards_html(cands), state
+
+
+def _stop_for(ctx: AppContext, stops: StopEvents, request: gr.Request | None) -> threading.Event:
+    return stops.get(session_key(ctx, request))
+
+
+def stream_beautify(
+    ctx: AppContext,
+    stops: StopEvents,
+    prompt: str,
+    model: str,
+    beams: float,
+    n: float,
+    temp: float,
+    max_tokens: float,
+    judge: bool,
+    request: gr.Request,
+) -> Iterator[tuple[str, str, Any]]:
+    """Task 3 in the page: short prompt -> detailed prompts as they are written, optionally judged."""
+    prompt = _require_prompt(prompt)
+    params = make_params(beams, n, temp, max_tokens)
+
+    def score(cands: list[Candidate]) -> list[str]:
+        return score_with_judge(ctx, cands) if judge else []
+
+    stop = _stop_for(ctx, stops, request)
+    yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score)
+
+
+def stream_describe(
+    ctx: AppContext,
+    stops: StopEvents,
+    video: str | None,
+    caption: str | None,
+    model: str,
+    beams: float,
+    n: float,
+    temp: float,
+    max_tokens: float,
+    evals: list,
+    request: gr.Request,
+) -> Iterator[tuple[str, str, Any]]:
+    """Tasks 1 and 2 in the page (Task 2 when `caption` is not None), scored by the chosen evaluators."""
+    task = Task.DESCRIBE_VIDEO if caption is None else Task.VIDEO_WITH_CAPTION
+    video = _require_video(task, video)
+    params = make_params(beams, n, temp, max_tokens)
+
+    def score(cands: list[Candidate]) -> list[str]:
+        return score_with_evaluators(ctx, video, cands, list(evals or []))
+
+    stop = _stop_for(ctx, stops, request)
+    yield from streamed_run(ctx, stop, task, (video, caption, model or None), params, score)
+
+
+def _require_prompt(prompt: str | None) -> str:
+    if not (prompt or "").strip():
+        raise gr.Error("the short prompt is empty: type a sentence such as 'A dog runs on the beach.'")
+    return str(prompt)
+
+
+def _require_video(task: Task, video: str | None) -> str:
+    if not video:
+        raise gr.Error(f"task {int(task)} needs a video: upload one or pick a sample clip")
+    return video
+
+
+# -- the contract API (one answer, no streaming) ----------------------------------------------------------
 
 
 def run_generation(
@@ -133,13 +305,9 @@ def run_generation(
     return ctx.studio.run_task(task, video=video or None, short_prompt=prompt, model=model or None, params=params)
 
 
-def generation_state(task: Task, video: str | None, prompt: str | None, cands: list[Candidate]) -> dict[str, Any]:
-    return {"task": int(task), "video": video, "prompt": prompt, "candidates": [asdict(c) for c in cands]}
-
-
 def describe_video(
     ctx: AppContext, video: str | None, model: str, beams: float, n: float, temp: float, max_tokens: float, evals: list
-) -> tuple[str, pd.DataFrame, dict]:
+) -> tuple[str, pd.DataFrame]:
     """Task 1: video -> detailed prompts, scored by the chosen evaluators."""
     return _video_task(ctx, Task.DESCRIBE_VIDEO, video, None, model, make_params(beams, n, temp, max_tokens), evals)
 
@@ -154,7 +322,7 @@ def describe_video_with_caption(
     temp: float,
     max_tokens: float,
     evals: list,
-) -> tuple[str, pd.DataFrame, dict]:
+) -> tuple[str, pd.DataFrame]:
     """Task 2: video + short caption -> detailed prompts."""
     params = make_params(beams, n, temp, max_tokens)
     return _video_task(ctx, Task.VIDEO_WITH_CAPTION, video, caption, model, params, evals)
@@ -162,50 +330,71 @@ def describe_video_with_caption(
 
 def _video_task(
     ctx: AppContext, task: Task, video: str | None, caption: str | None, model: str, params: GenerationParams, evals
-) -> tuple[str, pd.DataFrame, dict]:
-    if not video:
-        raise gr.Error(f"task {int(task)} needs a video: upload one or pick an example")
+) -> tuple[str, pd.DataFrame]:
+    video = _require_video(task, video)
     cands = run_generation(ctx, task, video, caption, model, params)
     notes = score_with_evaluators(ctx, video, cands, list(evals or []))
-    return status_markdown(task, cands, notes), candidate_frame(cands), generation_state(task, video, caption, cands)
+    return status_markdown(task, cands, notes), candidate_frame(cands)
 
 
 def beautify(
     ctx: AppContext, prompt: str, model: str, beams: float, n: float, temp: float, max_tokens: float, judge: bool
-) -> tuple[str, pd.DataFrame, dict]:
+) -> tuple[str, pd.DataFrame]:
     """Task 3: short prompt -> detailed prompts, optionally judged 0-10 by the LLM judge."""
-    if not (prompt or "").strip():
-        raise gr.Error("the short prompt is empty: type a sentence such as 'A dog runs on the beach.'")
-    params = make_params(beams, n, temp, max_tokens)
-    cands = run_generation(ctx, Task.BEAUTIFY, None, prompt, model, params)
+    prompt = _require_prompt(prompt)
+    cands = run_generation(ctx, Task.BEAUTIFY, None, prompt, model, make_params(beams, n, temp, max_tokens))
     notes = score_with_judge(ctx, cands) if judge else []
-    state = generation_state(Task.BEAUTIFY, None, prompt, cands)
-    return status_markdown(Task.BEAUTIFY, cands, notes), candidate_frame(cands), state
+    return status_markdown(Task.BEAUTIFY, cands, notes), candidate_frame(cands)
+
+
+# -- the labelling queue -----------------------------------------------------------------------------------
+
+
+def distinct_candidates(state: dict | None) -> list[dict]:
+    """The state's non-empty candidates, best first, one per text (sampling can repeat a text)."""
+    seen: dict[str, dict] = {}
+    for cand in sorted((state or {}).get("candidates") or [], key=lambda c: best_first(c["scores"], c["rank"])):
+        if cand["text"].strip():
+            seen.setdefault(cand["text"].strip(), cand)
+    return list(seen.values())
+
+
+def queue_hint(state: dict | None) -> tuple[gr.Button, str]:
+    """The queue button and the line beside it after a run: off, with what to do, below two candidates."""
+    count = len(distinct_candidates(state))
+    if count >= 2:
+        return gr.Button(interactive=True), f"{count} different candidates: the best is paired with each other one."
+    if not state:
+        return gr.Button(interactive=False), ""
+    return gr.Button(interactive=False), QUEUE_NEEDS_TWO
 
 
 def send_to_queue(ctx: AppContext, state: dict | None, request: gr.Request) -> str:
-    """Store the input and its candidates and queue best-vs-each-other pairs for human labelling."""
+    """Store the input and its candidates and queue best-vs-each-other pairs for human labelling.
+
+    Idempotent: the same input and candidates queued again add nothing (annotations.pairs.add_pair), and
+    the message says so. Fewer than two different candidates: a message on what to do, no error."""
     from annotations import store
+    from annotations.pairs import find_pair
 
     user = ctx.user(request)
-    cands = (state or {}).get("candidates") or []
+    cands = distinct_candidates(state)
     if len(cands) < 2:
-        raise gr.Error("the labelling queue needs at least two candidates: raise 'candidates' and generate again")
+        return f"ℹ️ {QUEUE_NEEDS_TWO}"
+    assert state is not None
     task, prompt = int(state["task"]), state.get("prompt")
     video, video_hash = _persist_video(ctx, state.get("video"))
     sample_id = store.upsert_sample(ctx.db, video, prompt, video_hash=video_hash)
-    ids = [_store_candidate(ctx, sample_id, task, c, user.name) for c in _by_score(cands)]
-    pairs = [
+    ids = list(dict.fromkeys(_store_candidate(ctx, sample_id, task, c, user.name) for c in cands))
+    new = 0
+    for other in ids[1:]:
+        new += find_pair(ctx.db, sample_id, task, ids[0], other, origin="human_queue") is None
         store.add_pair(ctx.db, sample_id, task, ids[0], other, origin="human_queue", meta={"queued_by": user.name})
-        for other in ids[1:]
-        if other != ids[0]
-    ]
     warning = f" ⚠️ {RANDOM_WEIGHTS_LABEL}: these pairs only check the pipeline." if cands[0]["random_weights"] else ""
-    return f"Queued {len(pairs)} pair(s) for labelling (sample #{sample_id}, task {task}).{warning}"
-
-
-def _by_score(cands: list[dict]) -> list[dict]:
-    return sorted(cands, key=lambda c: best_first(c["scores"], c["rank"]))
+    where = f"(sample #{sample_id}, task {task})"
+    if not new:
+        return f"Already queued: these {len(ids) - 1} pair(s) are in the labelling queue {where}; nothing added."
+    return f"Queued {new} pair(s) for labelling {where}. Open the **Label** tab to judge them.{warning}"
 
 
 def _store_candidate(ctx: AppContext, sample_id: int, task: int, cand: dict, user: str) -> int:
@@ -237,127 +426,37 @@ def _persist_video(ctx: AppContext, video: str | None) -> tuple[str | None, str 
     return str(dest), digest
 
 
-def update_model_note(ctx: AppContext, model: str) -> str:
-    return model_note(ctx.studio, model)
+# -- model and evaluator notes -------------------------------------------------------------------------------
+
+
+def model_loads(ctx: AppContext, name: str | None) -> bool:
+    """Can the picked model load here? Never loads weights (random presets are built in code: yes)."""
+    return bool(name) and (is_random_model(ctx.studio, str(name)) or ctx.studio.model_status(str(name))[0])
+
+
+def model_line(ctx: AppContext, name: str | None) -> str:
+    """One line on whether `name` can load, and why not (said once, not twice)."""
+    if not name:
+        return "Pick a model."
+    shown = f"**{md_text(name)}**"
+    if is_random_model(ctx.studio, name):
+        return f"⚠️ {shown}: {RANDOM_WEIGHTS_LABEL}. Its output is not a model's answer."
+    ok, message = ctx.studio.model_status(name)
+    if ok:
+        return f"✅ {shown}: {md_text(message)} (loads on first use)."
+    return f"⛔ {shown} cannot load here: {md_text(short_reason(message))}"
+
+
+def update_model_note(ctx: AppContext, model: str) -> tuple[str, gr.Button]:
+    """The model's one-line note, and the Run button switched off while the model cannot load."""
+    return model_line(ctx, model), gr.Button(interactive=model_loads(ctx, model))
 
 
 def update_evaluator_note(ctx: AppContext, names: list[str]) -> str:
+    """One short line per chosen evaluator: usable, or why not."""
     lines = []
     for name in names or []:
         ok, message = ctx.studio.evaluator_status(name)
-        lines.append(f"{'✅' if ok else '⛔'} **{name}**: {message}")
-    return "\n\n".join(lines) or "No evaluator chosen: candidates will not be scored."
-
-
-# -- layout ---------------------------------------------------------------------------------------
-
-
-def _settings(default_beams: int = 1) -> list[gr.components.Component]:
-    with gr.Accordion("Generation settings", open=False):
-        beams = gr.Slider(1, 8, value=default_beams, step=1, label="Beams")
-        n = gr.Slider(1, 8, value=default_beams, step=1, label="Candidates (≤ beams unless sampling)")
-        temp = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label="Temperature (0 = beam search / greedy)")
-        max_tokens = gr.Slider(8, 512, value=128, step=8, label="Max new tokens")
-    return [beams, n, temp, max_tokens]
-
-
-def _model_picker(ctx: AppContext, video_only: bool, default: str, prefix: str) -> tuple[gr.Dropdown, gr.Markdown]:
-    model = gr.Dropdown(
-        model_choices(ctx.studio, video_only),
-        value=default,
-        label="Model",
-        allow_custom_value=True,
-        info="A preset, or a local checkpoint folder. tiny-random-* are random weights: pipeline check only.",
-        elem_id=f"{prefix}-model",
-    )
-    note = gr.Markdown(elem_classes=["model-note"], elem_id=f"{prefix}-model-note")
-    model.change(bind(update_model_note, ctx), model, note, api_visibility="private")
-    return model, note
-
-
-def _evaluator_picker(ctx: AppContext) -> tuple[gr.Dropdown, gr.Markdown]:
-    names = list(ctx.studio.config.evaluators)
-    evals = gr.Dropdown(
-        [*names, TINY_EVALUATOR],
-        value=names,
-        multiselect=True,
-        label="Evaluators (video-text similarity)",
-        info=f"{TINY_EVALUATOR} is random weights: pipeline check only.",
-    )
-    note = gr.Markdown(EVALUATOR_HINT)
-    evals.change(bind(update_evaluator_note, ctx), evals, note, api_visibility="private")
-    return evals, note
-
-
-def _results(ctx: AppContext, prefix: str) -> tuple[gr.Markdown, gr.Dataframe, gr.State]:
-    status = gr.Markdown(elem_classes=["task-status"])
-    table = gr.Dataframe(
-        headers=CANDIDATE_COLUMNS, wrap=True, interactive=False, label="Candidates", elem_id=f"{prefix}-results"
-    )
-    state = gr.State({})
-    with gr.Row():
-        queue_btn = gr.Button("Send input + candidates to the labelling queue", size="sm")
-    queue_status = gr.Markdown()
-    queue_btn.click(bind(send_to_queue, ctx), state, queue_status, api_visibility="private")
-    return status, table, state
-
-
-def _sample_videos() -> list[str]:
-    return [str(p) for p in sorted(SAMPLES_DIR.glob("*.mp4"))]
-
-
-def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
-    with gr.Tab("Beautify a prompt", id="beautify"):
-        gr.Markdown("Task 3: a short prompt → a detailed text-to-video prompt.")
-        prompt = gr.Textbox(label="Short prompt", lines=2, max_lines=6, elem_id="beautify-prompt")
-        model, note = _model_picker(ctx, False, ctx.studio.config.text_model, "beautify")
-        settings = _settings()
-        judge = gr.Checkbox(value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)")
-        run = gr.Button("Beautify", variant="primary", elem_id="beautify-run")
-        status, table, state = _results(ctx, "beautify")
-        gr.Examples(BEAUTIFY_EXAMPLES, inputs=[prompt], label="Examples (run offline on the embedded default)")
-
-        handler = bind(beautify, ctx)
-
-        ins = [prompt, model, *settings, judge]
-        on_model_event(run.click, handler, ins, [status, table, state], api_name="beautify")
-        on_model_event(prompt.submit, handler, ins, [status, table, state], api_visibility="private")
-    return {"model": model, "note": note}
-
-
-def build_describe_tab(ctx: AppContext) -> dict[str, Any]:
-    with gr.Tab("Describe a video", id="describe"):
-        gr.Markdown("Task 1: a video → a detailed text-to-video prompt.")
-        video = gr.Video(label="Video", sources=["upload"], elem_id="describe-video")
-        model, note = _model_picker(ctx, True, ctx.studio.config.video_model, "describe")
-        evals, eval_note = _evaluator_picker(ctx)
-        settings = _settings()
-        run = gr.Button("Describe", variant="primary")
-        status, table, state = _results(ctx, "describe")
-        gr.Examples([[v] for v in _sample_videos()], inputs=[video], label="Sample clips")
-
-        handler = bind(describe_video, ctx)
-
-        ins = [video, model, *settings, evals]
-        on_model_event(run.click, handler, ins, [status, table, state], api_name="describe_video")
-    return {"model": model, "note": note, "evals": evals, "eval_note": eval_note}
-
-
-def build_caption_tab(ctx: AppContext) -> dict[str, Any]:
-    with gr.Tab("Video + caption", id="caption"):
-        gr.Markdown("Task 2: a video and a short caption → a detailed text-to-video prompt.")
-        video = gr.Video(label="Video", sources=["upload"])
-        caption = gr.Textbox(label="Short caption", lines=1)
-        model, note = _model_picker(ctx, True, ctx.studio.config.video_model, "caption")
-        evals, eval_note = _evaluator_picker(ctx)
-        settings = _settings()
-        run = gr.Button("Describe with caption", variant="primary")
-        status, table, state = _results(ctx, "caption")
-        examples = [[str(SAMPLES_DIR / v), c] for v, c in CAPTION_EXAMPLES if (SAMPLES_DIR / v).exists()]
-        gr.Examples(examples, inputs=[video, caption], label="Sample clips")
-
-        handler = bind(describe_video_with_caption, ctx)
-
-        ins = [video, caption, model, *settings, evals]
-        on_model_event(run.click, handler, ins, [status, table, state], api_name="describe_video_with_caption")
-    return {"model": model, "note": note, "evals": evals, "eval_note": eval_note}
+        reason = "ready" if ok else short_reason(message)
+        lines.append(f"{'✅' if ok else '⛔'} **{md_text(name)}**: {md_text(reason)}")
+    return "  \n".join(lines) or "No evaluator chosen: candidates will not be scored."

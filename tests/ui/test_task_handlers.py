@@ -1,0 +1,189 @@
+"""Task-tab and rendering handlers as plain functions (no server): streaming with Stop, the queue button
+(idempotent, explains itself), one-line model and evaluator notes, text rendered as text, word diffs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from engine.errors import InputError
+from engine.types import Candidate, GenerationParams, Task
+from ui.common import AppContext
+from ui.render import md_text, word_diff
+from ui.task_tabs import bind_stream, finish_run, start_run, stop_run
+from ui.tasks import (
+    StopEvents,
+    generation_state,
+    model_line,
+    queue_hint,
+    send_to_queue,
+    session_key,
+    short_reason,
+    status_markdown,
+    stream_beautify,
+    update_model_note,
+)
+
+LOCAL = SimpleNamespace(username=None, session_hash="tab-1")
+EVIL = "![x](http://evil.test/a.png) <img src=http://evil.test/b.png>"
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> AppContext:
+    from annotations.db import open_db
+    from engine.service import Studio
+    from training.jobs import Jobs
+
+    db_url = f"sqlite:///{tmp_path / 's.db'}"
+    db = open_db(db_url)
+    return AppContext(studio=Studio(), db=db, jobs=Jobs(db, db_url), work_dir=tmp_path / "work")
+
+
+def fake_stream(steps: int, fail_at: int | None = None):
+    """A Studio.stream_task stand-in: candidate i grows by one word per step; `stop` ends it early."""
+
+    def stream_task(task, video=None, short_prompt=None, model=None, params=None, stop=None) -> Iterator[list[str]]:
+        assert isinstance(params, GenerationParams) and isinstance(stop, threading.Event)
+        texts = [f"cand{i}" for i in range(params.num_return_sequences)]
+        for step in range(steps):
+            if stop.is_set():
+                break
+            if step == fail_at:
+                raise InputError("the model fell over")
+            texts = [f"{t} w{step}" for t in texts]
+            yield list(texts)
+        yield list(texts)  # the last item is final
+
+    return stream_task
+
+
+def test_stream_beautify_streams_then_gives_final_state(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx.studio, "stream_task", fake_stream(5), raising=False)
+    monkeypatch.setattr("ui.tasks.STREAM_INTERVAL", 0.0)
+    stops = StopEvents()
+    out = list(stream_beautify(ctx, stops, "a cat naps", "tiny-random-lm", 1, 3, 0.7, 16, False, LOCAL))
+    assert "waiting for the model" in out[0][0]
+    streamed = [o for o in out if "writing…" in o[0]]
+    assert len(streamed) == 6 and "cand0 w0" in streamed[0][1] and "cand-cursor" in streamed[0][1]
+    status, cards, state = out[-1]
+    assert "3 candidate(s) from **tiny-random-lm**" in status and "stopped" not in status
+    assert [c["text"] for c in state["candidates"]] == [f"cand{i} w0 w1 w2 w3 w4" for i in range(3)]
+    assert cards.count("class='cand-copy'") == 3 and "cand-cursor" not in cards
+
+
+def test_stop_ends_the_run_and_keeps_the_text(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx.studio, "stream_task", fake_stream(1000), raising=False)
+    monkeypatch.setattr("ui.tasks.STREAM_INTERVAL", 0.0)
+    stops = StopEvents()
+    run, stop, queue = start_run(ctx, stops, LOCAL)
+    assert run.interactive is False and stop.visible is True and queue.interactive is False
+    gen = stream_beautify(ctx, stops, "a cat naps", "tiny-random-lm", 1, 2, 0.7, 16, False, LOCAL)
+    for _ in range(4):
+        next(gen)
+    assert stop_run(ctx, stops, LOCAL).interactive is False  # "Stopping…"
+    *_, (status, _cards, state) = list(gen)
+    assert "stopped early" in status
+    assert 1 <= len(state["candidates"][0]["text"].split()) < 1000
+    run, stop, queue, hint = finish_run(ctx, "Beautify", "tiny-random-lm", state)
+    assert run.interactive is True and run.value == "Beautify" and stop.visible is False and queue.interactive
+
+
+def test_a_stop_pressed_while_queued_is_not_lost(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx.studio, "stream_task", fake_stream(1000), raising=False)
+    stops = StopEvents()
+    start_run(ctx, stops, LOCAL)
+    stop_run(ctx, stops, LOCAL)  # before the run got the model
+    *_, (status, _cards, state) = stream_beautify(ctx, stops, "a cat", "tiny-random-lm", 1, 1, 0, 8, False, LOCAL)
+    assert "stopped early" in status and state["candidates"][0]["text"] == "cand0"
+    other = SimpleNamespace(username=None, session_hash="tab-2")
+    assert session_key(ctx, other) != session_key(ctx, LOCAL)  # another tab's Stop is its own
+
+
+def test_a_failure_mid_stream_is_one_line(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx.studio, "stream_task", fake_stream(10, fail_at=3), raising=False)
+    handler = bind_stream(stream_beautify, ctx, StopEvents())
+    seen = []
+    with pytest.raises(gr.Error) as err:
+        for item in handler("a cat naps", "tiny-random-lm", 1, 1, 0.0, 8, False, LOCAL):
+            seen.append(item)
+    assert err.value.message == "the model fell over"
+    assert seen  # the streamed part reached the page before the error
+    with pytest.raises(gr.Error, match="short prompt is empty"):
+        list(handler("  ", "tiny-random-lm", 1, 1, 0.0, 8, False, LOCAL))
+
+
+def _state(task: int, texts: list[str], video: str | None = None, prompt: str | None = "a cat naps") -> dict:
+    cands = [Candidate(t, i, "seed-model", scores={"judge": 9.0 - i}) for i, t in enumerate(texts)]
+    return generation_state(Task(task), video, prompt, cands)
+
+
+def test_queueing_twice_adds_nothing_the_second_time(ctx: AppContext) -> None:
+    from annotations.stats import compute_stats
+
+    state = _state(3, ["A grey cat naps on a sofa.", "A grey cat sleeps on a sofa.", "A cat dozes."])
+    first = send_to_queue(ctx, state, LOCAL)
+    assert first.startswith("Queued 2 pair(s) for labelling")
+    second = send_to_queue(ctx, state, LOCAL)
+    assert second.startswith("Already queued: these 2 pair(s) are in the labelling queue")
+    assert second.endswith("nothing added.")
+    assert compute_stats(ctx.db)["counts"]["pairs"] == 2
+
+
+def test_queue_button_explains_one_candidate(ctx: AppContext) -> None:
+    one = _state(3, ["A grey cat naps on a sofa."])
+    twice_the_same = _state(3, ["A grey cat naps.", "A grey cat naps."])  # sampling repeated itself
+    for state in (one, twice_the_same):
+        button, hint = queue_hint(state)
+        assert button.interactive is False and "Set **Candidates** to 2 or more" in hint
+        assert send_to_queue(ctx, state, LOCAL).startswith("ℹ️ A labelling pair needs two different candidates")
+    button, hint = queue_hint(_state(3, ["A cat naps.", "A dog runs."]))
+    assert button.interactive is True and hint.startswith("2 different candidates")
+
+
+def test_the_default_video_model_says_cannot_load_once(ctx: AppContext, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.delenv("VIDPROMPTER_MODEL_QWEN2_5_VL_3B", raising=False)
+    note, run = update_model_note(ctx, "qwen2.5-vl-3b")
+    assert note.count("cannot load") == 1 and note.startswith("⛔ **qwen2.5-vl-3b** cannot load here: ")
+    assert "set VIDPROMPTER\\_MODEL\\_QWEN2\\_5\\_VL\\_3B" in note and "\n" not in note
+    assert run.interactive is False  # Run stays off while the chosen model cannot load
+    note, run = update_model_note(ctx, "tiny-random-vlm")
+    assert "random weights — pipeline check only" in note and run.interactive is True
+    assert model_line(ctx, "smollm2-135m").startswith("✅ **smollm2-135m**: ready")
+
+
+def test_short_reason_keeps_the_head_and_the_setting() -> None:
+    message = (
+        "no local weights: timm/vit_large_patch14_clip_224.openai is not in the Hugging Face cache; set "
+        "VIDPROMPTER_EVALUATOR_CLIP_VIT_L_14=/path/to/weights (or VIDPROMPTER_ALLOW_DOWNLOAD=1 with hub access)"
+    )
+    assert short_reason(message) == "no local weights — set VIDPROMPTER_EVALUATOR_CLIP_VIT_L_14"
+    assert short_reason("model 'x' cannot load: the folder has no config.json") == "the folder has no config.json"
+
+
+def test_user_and_model_text_render_as_text() -> None:
+    assert md_text(EVIL) == r"\!\[x\]\(http://evil.test/a.png\) &lt;img src=http://evil.test/b.png&gt;"
+    assert md_text("a *bold* $x$ `code`\nnext line") == r"a \*bold\* \$x\$ \`code\` next line"
+    cands = [Candidate(EVIL, 0, f"model {EVIL}")]
+    status = status_markdown(Task.BEAUTIFY, cands, [f"note {EVIL}"])
+    assert "<img" not in status and "](" not in status.replace("\\](", "").replace("\\(", "")
+    from ui.tasks import cards_html
+
+    cards = cards_html(cands)
+    assert "<img" not in cards and "&lt;img src=http://evil.test/b.png&gt;" in cards
+
+
+def test_word_diff_marks_the_words_that_differ() -> None:
+    left, right = word_diff("A dog runs on wet sand, then stops.", "A dog runs on damp sand, then stops.")
+    assert left == [("A dog runs on ", None), ("wet", "differs"), (" sand, then stops.", None)]
+    assert [t for t, label in right if label] == ["damp"]
+    left, right = word_diff("A red car drives fast down the road.", "A red bus turns slowly down the road.")
+    assert [t for t, label in left if label] == ["car drives fast"]  # neighbours join one highlight
+    left, right = word_diff("Snow falls on a quiet village.", "Two boys throw a ball to a dog.")
+    assert left == [("Snow falls on a quiet village.", None)]  # differ throughout: no highlight at all
+    assert word_diff("", "text") == ([], [("text", None)])
