@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from annotations.common import check_in, get_row, row_dict
 from annotations.db import read_session, write_session
@@ -15,6 +15,9 @@ from annotations.errors import StoreError
 from annotations.models import RUN_STATUSES, RunMetric, TrainingRun, utcnow
 
 TERMINAL_STATUSES = ("finished", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+#: Called with the active runs inside the write transaction that then creates / requeues a run; raises to refuse.
+Admit = Callable[[list[dict[str, Any]]], None]
 _RUN_FIELDS = set(TrainingRun.model_fields) - {"id"}
 
 
@@ -63,6 +66,36 @@ def update_run(engine: Engine, run_id: int, **fields: Any) -> None:
         for key, value in values.items():
             setattr(row, key, value)
         session.add(row)
+
+
+def create_run_if(
+    engine: Engine, name: str, admit: Admit, config: Mapping[str, Any] | str | None = None, **fields: Any
+) -> int:
+    """create_run, in the one write transaction that read the active runs: `admit(active)` raises to refuse.
+    Check and create are atomic: of four concurrent launches on one device exactly one is created."""
+    values = _run_values({"config": config or {}, **fields})
+    with write_session(engine) as session:
+        admit(_active_runs(session))
+        row = TrainingRun(name=name, **values)
+        session.add(row)
+        session.flush()
+        return int(row.id)  # type: ignore[arg-type]
+
+
+def update_run_if(engine: Engine, run_id: int, admit: Admit, **fields: Any) -> None:
+    """update_run after `admit(active runs)` in the same write transaction (a resume claiming its device)."""
+    values = _run_values(fields)
+    with write_session(engine) as session:
+        admit(_active_runs(session))
+        row = get_row(session, TrainingRun, run_id, "training run")
+        for key, value in values.items():
+            setattr(row, key, value)
+        session.add(row)
+
+
+def _active_runs(session: Session) -> list[dict[str, Any]]:
+    query = select(TrainingRun).where(col(TrainingRun.status).in_(ACTIVE_STATUSES)).order_by(col(TrainingRun.id))
+    return [_run_dict(r) for r in session.exec(query)]
 
 
 def get_run(engine: Engine, run_id: int) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
@@ -23,8 +25,16 @@ _PAIRS = PairConfig()
 PAIR_LOSSES = ("sigmoid", "hinge", "ipo")
 
 
+#: The repository's config presets: `base:` in a config the admin tab launches resolves only in here.
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUN_NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-' (no '/' or '..'): it names a folder inside run.output_dir"
+#: Largest config file read: a preset is ~2 KB.
+MAX_CONFIG_BYTES = 256 * 1024
+
+
 class ConfigError(ValueError):
-    """A config value is wrong; the message names the key."""
+    """A config value is wrong; the message names the key (and never quotes a file's contents)."""
 
 
 @dataclass
@@ -222,6 +232,8 @@ class RunConfig:
     """tqdm progress bar on the main process."""
 
     def __post_init__(self) -> None:
+        # A folder name, never a path: `run.name=../../x` must not put the run folder outside output_dir.
+        _check("run.name", bool(RUN_NAME_RE.match(str(self.name))) and ".." not in str(self.name), RUN_NAME_RULE)
         _check_in("run.reference", self.reference, ("cached", "resident"))
         _check("run.checkpoint_every", self.checkpoint_every >= 1, "must be >= 1")
         _check("run.keep_checkpoints", self.keep_checkpoints >= 1, "must be >= 1")
@@ -337,23 +349,64 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: str | Path, _depth: int = 0) -> dict[str, Any]:
-    """A YAML preset as a dict; `base: other.yaml` (relative to the file) is loaded first and overlaid."""
+def read_yaml(path: str | Path, base_root: Path | None = None, _depth: int = 0) -> dict[str, Any]:
+    """A YAML preset as a dict; `base: other.yaml` is loaded first and overlaid.
+
+    base_root None (the CLI): `base:` is relative to the file. With a base_root (the admin tab's launches:
+    CONFIGS_DIR), `base:` resolves against the file's folder when that lies inside base_root, else against
+    base_root, and must name a file inside base_root; anything else is refused with the same line whether
+    or not the file exists. Errors name the file and the key, never the file's contents.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = _parse_yaml(path)
     base = data.pop("base", None)
     if base is not None:
         if _depth > 8:
-            raise ConfigError(f"{path}: base chain too deep")
-        data = _merge(read_yaml(path.parent / base, _depth + 1), data)
+            raise ConfigError(f"{path.name}: base chain too deep")
+        data = _merge(read_yaml(_base_path(path, base, base_root), base_root, _depth + 1), data)
     return data
 
 
-def load_config(source: str | Path | dict[str, Any] | None, overrides: list[str] | dict | None = None) -> TrainConfig:
-    """A TrainConfig from a YAML path or a dict (or defaults), with overrides applied, validated."""
-    data = read_yaml(source) if isinstance(source, str | Path) else dict(source or {})
+def _parse_yaml(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path.name} is over {MAX_CONFIG_BYTES // 1024} KB")
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path.name} cannot be read ({type(exc).__name__})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:  # its message quotes the offending lines: say where, not what
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path.name} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level")
+    return data
+
+
+def _base_path(path: Path, base: Any, base_root: Path | None) -> Path:
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path.name}: base: expected a config file name, e.g. hdpo.yaml")
+    if base_root is None:
+        return path.parent / base
+    root = Path(os.path.realpath(base_root))
+    here = Path(os.path.realpath(path.parent))
+    start = here if here == root or root in here.parents else root
+    target = Path(os.path.realpath(start / base))
+    if root not in target.parents or target.suffix not in (".yaml", ".yml") or not target.is_file():
+        raise ConfigError(f"base: {base!r} is not a config in the configs folder; use a preset name such as hdpo.yaml")
+    return target
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None,
+    overrides: list[str] | dict | None = None,
+    base_root: Path | None = None,
+) -> TrainConfig:
+    """A TrainConfig from a YAML path or a dict (or defaults), with overrides applied, validated.
+    base_root: where `base:` may point (see read_yaml); None for the CLI."""
+    data = read_yaml(source, base_root) if isinstance(source, str | Path) else dict(source or {})
     return from_dict(apply_overrides(data, overrides))

@@ -1,5 +1,5 @@
-"""Training runs as detached processes, for the admin tab: `Jobs(engine, db_url)` launches, watches,
-cancels and resumes them.
+"""Training runs as detached processes, for the admin tab: `Jobs(engine, db_url, folders)` launches,
+watches, cancels and resumes them.
 
 Import-light on purpose (the UI imports this and must not import torch): only the standard library,
 PyYAML, SQLAlchemy, training.config and annotations.
@@ -10,18 +10,30 @@ A run = a row in the annotations `training_run` table + a folder <run.output_dir
 launch.yaml (the exact config), export.jsonl (when exported from the DB), train.log (stdout + stderr)
 and what the trainer writes. The trainer process reports status / step / metrics to the DB itself;
 `status` notices a process that died without saying so and marks the run failed with the last error
-line of its log. One run per device at a time: a second launch on a busy device is refused.
+line of its log (or cancelled, when this app asked it to stop). One run per device at a time: the check
+and the new row are one write transaction (annotations.runs.create_run_if), so of four concurrent
+launches exactly one starts. Each process this object starts has a thread that waits for it: it is
+reaped the moment it exits (no zombies) and its run settles without anyone polling.
+
+What a launched config may touch is confined (`Folders`, issue 13 item 4): `base:` only inside
+configs/, run.output_dir and run.ref_cache_dir inside a run folder, data.path inside a data folder;
+run.name is a plain folder name (training.config). These paths are made absolute before launch.yaml
+is written, so the trainer (started in the project root) reads exactly what was checked.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +41,21 @@ import yaml
 from sqlalchemy import Engine, make_url
 
 from annotations.io import export_pairs
-from annotations.store import create_run, get_run, list_runs, run_metrics, update_run
-from training.config import TrainConfig, load_config
+from annotations.models import utcnow
+from annotations.runs import ACTIVE_STATUSES, Admit, create_run_if, update_run_if
+from annotations.store import get_run, list_runs, run_metrics, update_run
+from training.config import CONFIGS_DIR, ConfigError, TrainConfig, load_config
 
-ACTIVE = ("queued", "running")
+log = logging.getLogger("vidprompter.jobs")
+
+ACTIVE = ACTIVE_STATUSES
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The bundled sample set (issue 11): launches may always train on it.
+ASSETS_DIR = PROJECT_ROOT / "assets"
+#: How long Resume waits for a cancelled run's process to finish its checkpoint and exit.
+STOP_WAIT_S = 15.0
+#: A queued run with no process after this long was left by an app that stopped mid-launch.
+STALE_QUEUED_S = 120.0
 
 
 class JobError(RuntimeError):
@@ -92,13 +114,66 @@ def _in_memory(db_url: str) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class Jobs:
-    """The training runs of one annotation store. Keeps the processes it started (so `poll()` reaps them)."""
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
 
-    def __init__(self, engine: Engine, db_url: str) -> None:
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where runs launched through `Jobs` may read and write. Relative folders resolve against the app's
+    working directory (where app.py was started), as the config's own relative paths do."""
+
+    runs: tuple[str | Path, ...] = ("runs",)
+    """run.output_dir (and run.ref_cache_dir) must lie inside one of these."""
+    data: tuple[str | Path, ...] = ("data", ASSETS_DIR)
+    """data.path must lie inside one of these or inside a run folder (the bundled sample set is allowed)."""
+    configs: Path = CONFIGS_DIR
+    """`base:` in a launched YAML resolves only in here."""
+
+    def check(self, cfg: TrainConfig) -> TrainConfig:
+        """`cfg` with its output / cache / data paths absolute, or a ConfigError naming the key. The same
+        line whether the path exists or not: the form is no oracle for the server's files."""
+        runs = [_real(r) for r in self.runs]
+        out = _real(cfg.run.output_dir)
+        if not _inside(out, runs):
+            raise ConfigError(f"run.output_dir: must be inside a run folder ({_names(runs)})")
+        fixed: dict[str, Any] = {"run.output_dir": str(out)}
+        if cfg.run.ref_cache_dir:
+            cache = _real(cfg.run.ref_cache_dir)
+            if not _inside(cache, runs):
+                raise ConfigError(f"run.ref_cache_dir: must be inside a run folder ({_names(runs)})")
+            fixed["run.ref_cache_dir"] = str(cache)
+        if cfg.data.path:
+            allowed = runs + [_real(d) for d in self.data]
+            data = _real(cfg.data.path)
+            if not _inside(data, allowed) or not data.is_file():
+                raise ConfigError(f"data.path: must be an export file inside a data folder ({_names(allowed)})")
+            fixed["data.path"] = str(data)
+        return load_config(cfg.to_dict(), fixed)
+
+
+def _names(folders: list[Path]) -> str:
+    return ", ".join(str(f) for f in folders)
+
+
+class Jobs:
+    """The training runs of one annotation store. Keeps the processes it started (a waiter thread each)."""
+
+    def __init__(
+        self, engine: Engine, db_url: str, folders: Folders | None = None, stop_wait_s: float = STOP_WAIT_S
+    ) -> None:
         self.engine = engine  # the annotation store, schema already initialised (annotations.db.open_db)
         self.db_url = db_url  # the same store's URL, for each trainer process (`python -m training --db URL`)
+        self.folders = folders or Folders()
+        self.stop_wait_s = stop_wait_s
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # pid -> process this object started
+        # Runs this object asked to stop: a process of one that then dies without a word was cancelled,
+        # not failed (a SIGTERM before the trainer installs its handlers kills it silently).
+        self._cancelled: set[int] = set()
 
     # -- verbs ------------------------------------------------------------------------------------
 
@@ -109,14 +184,15 @@ class Jobs:
         name: str | None = None,
         num_processes: int = 1,
     ) -> int:
-        """Validate the config, refuse a busy device, record the run, export pairs if needed, start the
-        trainer as its own process; returns the run id (the trainer then reports to the DB)."""
+        """Validate and confine the config, claim its device (atomically), record the run, export pairs if
+        needed, start the trainer as its own process; returns the run id (the trainer then reports to the DB)."""
         self._check_reachable()
-        cfg = load_config(config, overrides)
-        self._refuse_if_busy(cfg)
-        run_id = create_run(self.engine, name or cfg.run.name, config=cfg.to_dict(), status="queued")
+        cfg = self.folders.check(load_config(config, overrides, base_root=self.folders.configs))
+        self._settle_dead_runs()
+        admit = self._admit(_device_key(cfg.to_dict()), exclude=None)
+        run_id = create_run_if(self.engine, name or cfg.run.name, admit, config=cfg.to_dict(), status="queued")
         with self._failing_run(run_id):
-            run_dir = (Path(cfg.run.output_dir) / f"{cfg.run.name}-run{run_id}").resolve()
+            run_dir = Path(cfg.run.output_dir) / f"{cfg.run.name}-run{run_id}"
             run_dir.mkdir(parents=True, exist_ok=True)
             if not cfg.data.path:
                 export_pairs(self.engine, run_dir / "export.jsonl", "jsonl")
@@ -125,8 +201,7 @@ class Jobs:
             log_path = str(run_dir / "train.log")
             checkpoints = str(run_dir / "checkpoints")
             update_run(self.engine, run_id, config=cfg.to_dict(), log_path=log_path, checkpoint_dir=checkpoints)
-            proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=False), num_processes)
-            update_run(self.engine, run_id, pid=proc.pid)
+            self._start(run_id, run_dir, resume=False, num_processes=num_processes)
         return run_id
 
     def status(self, run_id: int) -> dict[str, Any]:
@@ -139,10 +214,12 @@ class Jobs:
         return run
 
     def cancel(self, run_id: int) -> dict[str, Any]:
-        """SIGTERM the run's process group: the trainer finishes its step, checkpoints and marks it cancelled."""
+        """SIGTERM the run's process group: the trainer finishes its step, checkpoints and marks it cancelled
+        (a process killed before it could say so is marked cancelled here)."""
         run = self.status(run_id)
         if run["status"] not in ACTIVE:
             raise JobError(f"run {run_id} is {run['status']}, not running")
+        self._cancelled.add(run_id)
         if run["alive"]:
             try:
                 os.killpg(run["pid"], signal.SIGTERM)
@@ -153,31 +230,26 @@ class Jobs:
         return self.status(run_id)
 
     def resume(self, run_id: int, num_processes: int = 1) -> int:
-        """Restart a stopped run from its latest checkpoint (same folder, same run id)."""
+        """Restart a stopped run from its latest checkpoint (same folder, same run id). Straight after
+        Cancel it first waits (up to `stop_wait_s`) for the old process to finish its checkpoint."""
         self._check_reachable()
-        run = self.status(run_id)
-        if run["alive"] or run["status"] in ACTIVE:
+        run = self._stopped(run_id)
+        if run["status"] in ACTIVE:
             raise JobError(f"run {run_id} is still {run['status']}")
         if not run.get("log_path"):
             raise JobError(f"run {run_id} has no run folder to resume from")
-        self._refuse_if_busy(load_config(run.get("config") or {}), exclude=run_id)
-        update_run(self.engine, run_id, status="queued", error=None, finished_at=None, pid=None)
+        cfg = load_config(run.get("config") or {})
+        admit = self._admit(_device_key(cfg.to_dict()), exclude=run_id)
+        fields = {"status": "queued", "error": None, "finished_at": None, "pid": None, "started_at": utcnow()}
+        update_run_if(self.engine, run_id, admit, **fields)
+        self._cancelled.discard(run_id)
         with self._failing_run(run_id):
-            run_dir = Path(run["log_path"]).parent
-            proc = self._spawn(run_dir, self._args(run_id, run_dir, resume=True), num_processes)
-            update_run(self.engine, run_id, pid=proc.pid)
+            self._start(run_id, Path(run["log_path"]).parent, resume=True, num_processes=num_processes)
         return run_id
 
     def wait(self, run_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run's process exits (tests and scripts); returns its final status."""
-        pid = self.status(run_id).get("pid")
-        child = self._children.get(pid or -1)
-        if child is not None:
-            child.wait(timeout)
-        else:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while self.alive(pid) and (deadline is None or time.monotonic() < deadline):
-                time.sleep(0.2)
+        self._wait_exit(self.status(run_id).get("pid"), timeout)
         return self.status(run_id)
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -189,7 +261,7 @@ class Jobs:
         return run_metrics(self.engine, run_id)
 
     def alive(self, pid: int | None) -> bool:
-        """Is the trainer under `pid` still running? A child of this app that exited is reaped here."""
+        """Is the trainer under `pid` still running? A child of this object that exited counts as dead."""
         child = self._children.get(pid or -1)
         if child is not None and child.poll() is not None:
             return False
@@ -215,33 +287,95 @@ class Jobs:
             update_run(self.engine, run_id, status="failed", error=message[:2000])
             raise JobError(message) from exc
 
-    def _refresh(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Mark an active run whose process is gone as failed (with its log's last error line)."""
-        if run["status"] in ACTIVE and run.get("pid") and not self.alive(run["pid"]):
+    def _start(self, run_id: int, run_dir: Path, resume: bool, num_processes: int) -> None:
+        proc = self._spawn(run_dir, self._args(run_id, run_dir, resume), num_processes)
+        update_run(self.engine, run_id, pid=proc.pid)
+        threading.Thread(target=self._reap, args=(run_id, proc), name=f"reap-run{run_id}", daemon=True).start()
+
+    def _reap(self, run_id: int, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for the process (which reaps it), then settle its run if it ended without saying so."""
+        proc.wait()
+        try:
+            run = get_run(self.engine, run_id)
+            if run is not None and run["status"] in ACTIVE and run.get("pid") == proc.pid:
+                self._settle(run, proc.returncode)
+        except Exception:  # the DB may be gone at shutdown; the next status() settles it instead
+            log.exception("could not settle run %s after its process exited", run_id)
+
+    def _settle(self, run: dict[str, Any], returncode: int | None = None) -> None:
+        """An active run whose process is gone: cancelled if we stopped it, else failed with its log's line."""
+        if run["id"] in self._cancelled or returncode == -signal.SIGTERM:
+            update_run(self.engine, run["id"], status="cancelled")
+        else:
             update_run(self.engine, run["id"], status="failed", error=last_error_line(run.get("log_path")))
-            run = get_run(self.engine, run["id"]) or run
+
+    def _refresh(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Settle an active run whose process is gone, or a queued one whose launch never got a process."""
+        if run["status"] not in ACTIVE:
+            return run
+        if run.get("pid") and not self.alive(run["pid"]):
+            child = self._children.get(run["pid"])
+            self._settle(run, child.returncode if child is not None else None)
+        elif not run.get("pid") and run["status"] == "queued" and _age_s(run) > STALE_QUEUED_S:
+            message = "never started: the app stopped before the run's process did; resume it"
+            update_run(self.engine, run["id"], status="failed", error=message)
+        else:
+            return run
+        return get_run(self.engine, run["id"]) or run
+
+    def _settle_dead_runs(self) -> None:
+        for status in ACTIVE:
+            for run in list_runs(self.engine, status=status, limit=1000):
+                self._refresh(run)
+
+    def _holds_device(self, run: dict[str, Any]) -> bool:
+        """Does an active run still occupy its device? Its process lives, or it is being launched."""
+        if run.get("pid"):
+            return self.alive(run["pid"])
+        return _age_s(run) <= STALE_QUEUED_S
+
+    def _admit(self, device: str, exclude: int | None) -> Admit:
+        """The check run inside the write transaction that creates / requeues a run: JobError if an active
+        run other than `exclude` holds a conflicting device."""
+
+        def admit(active: list[dict[str, Any]]) -> None:
+            for run in active:
+                if run["id"] == exclude or not self._holds_device(run):
+                    continue
+                if _conflicts(_device_key(run.get("config") or {}), device):
+                    where = "this machine's GPU" if device == "default" else f"device {device}"
+                    raise JobError(
+                        f"run {run['id']} ({run['name']}, pid {run.get('pid')}) is already training on {where}; "
+                        "cancel it or wait for it to finish before launching another"
+                    )
+
+        return admit
+
+    def _stopped(self, run_id: int) -> dict[str, Any]:
+        """The run once its process has exited (waiting up to stop_wait_s), or a JobError saying so."""
+        run = self.status(run_id)
+        if not run["alive"]:
+            return run
+        self._wait_exit(run["pid"], self.stop_wait_s)
+        run = self.status(run_id)
+        if run["alive"]:
+            raise JobError(
+                f"run {run_id} is still stopping: its process (pid {run['pid']}) is saving a checkpoint after "
+                f"{self.stop_wait_s:.0f} s; press Resume again in a few seconds"
+            )
         return run
 
-    def _busy(self, device: str, exclude: int | None) -> dict[str, Any] | None:
-        """An active run (other than `exclude`) whose device conflicts with `device`, if any."""
-        active = [r for status in ACTIVE for r in list_runs(self.engine, status=status, limit=1000)]
-        for run in active:
-            if run["id"] == exclude:
-                continue
-            run = self._refresh(run)
-            if run["status"] in ACTIVE and _conflicts(_device_key(run.get("config") or {}), device):
-                return run
-        return None
-
-    def _refuse_if_busy(self, cfg: TrainConfig, exclude: int | None = None) -> None:
-        device = _device_key(cfg.to_dict())
-        other = self._busy(device, exclude)
-        if other is not None:
-            where = "this machine's GPU" if device == "default" else f"device {device}"
-            raise JobError(
-                f"run {other['id']} ({other['name']}, pid {other.get('pid')}) is already training on {where}; "
-                "cancel it or wait for it to finish before launching another"
-            )
+    def _wait_exit(self, pid: int | None, timeout: float | None) -> None:
+        child = self._children.get(pid or -1)
+        if child is not None:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.alive(pid) and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
 
     def _args(self, run_id: int, run_dir: Path, resume: bool) -> list[str]:
         """`python -m training` arguments: the saved config, this store, the run id and folder."""
@@ -257,18 +391,24 @@ class Jobs:
         return [sys.executable, "-m", "training", *args]
 
     def _spawn(self, run_dir: Path, args: list[str], num_processes: int) -> subprocess.Popen[bytes]:
-        log = open(run_dir / "train.log", "ab")  # noqa: SIM115 - handed to the child
+        log_file = open(run_dir / "train.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             self._command(args, num_processes),
-            stdout=log,
+            stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=PROJECT_ROOT,
             env=env,
             start_new_session=True,  # its own process group: survives the app, and cancel signals the group
         )
-        log.close()
+        log_file.close()
         self._children[proc.pid] = proc
         return proc
+
+
+def _age_s(run: dict[str, Any]) -> float:
+    """Seconds since the run was created or last (re)queued."""
+    stamps = [datetime.fromisoformat(v) for v in (run.get("created_at"), run.get("started_at")) if v]
+    return (utcnow() - max(stamps)).total_seconds() if stamps else float("inf")

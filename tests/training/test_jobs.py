@@ -12,7 +12,7 @@ import pytest
 import annotations.db as adb
 from annotations.db import open_db
 from annotations.store import create_run, get_run
-from training.jobs import JobError, Jobs
+from training.jobs import Folders, JobError, Jobs
 from training.toy_data import write_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,14 @@ def test_import_does_not_pull_torch():
 @pytest.fixture()
 def jobs(tmp_path: Path) -> Jobs:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    return Jobs(open_db(url), url)
+    return Jobs(open_db(url), url, folders=Folders(runs=(tmp_path,), data=(tmp_path,)))
+
+
+def _paths(tmp_path: Path) -> dict[str, str]:
+    """Overrides that keep a launch inside the fixture's folders: an (empty) export file, a runs folder."""
+    export = tmp_path / "x.jsonl"
+    export.touch()
+    return {"data.path": str(export), "run.output_dir": str(tmp_path / "runs")}
 
 
 def _dead_pid() -> int:
@@ -69,7 +76,7 @@ def test_second_run_on_a_busy_device_is_refused(jobs: Jobs, tmp_path: Path):
     try:
         create_run(jobs.engine, "busy", config={"model": {"device": None}}, status="running", pid=busy.pid)
         with pytest.raises(JobError, match=r"run 1 \(busy, pid \d+\) is already training on this machine's GPU"):
-            jobs.launch(TINY, {"data.path": str(tmp_path / "x.jsonl")})
+            jobs.launch(TINY, _paths(tmp_path))
     finally:
         busy.kill()
         busy.wait()
@@ -101,7 +108,7 @@ def test_a_launch_that_cannot_start_marks_its_run_failed_and_blocks_nothing(jobs
     not stay "queued" (with no process to find dead, it would refuse every later launch as busy)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    over = {"data.path": str(tmp_path / "x.jsonl"), "run.output_dir": str(blocker / "runs")}
+    over = {**_paths(tmp_path), "run.output_dir": str(blocker / "runs")}
     for run_id in (1, 2):  # the second launch is not refused as "already training"
         with pytest.raises(JobError, match=rf"^run {run_id} could not start: .*Not a directory"):
             jobs.launch(TINY, over)

@@ -13,7 +13,7 @@ import pytest
 import annotations.db as adb
 from annotations.db import open_db
 from annotations.store import add_run_metrics, create_run
-from training.jobs import Jobs
+from training.jobs import Folders, Jobs
 from training.toy_data import write_export
 from ui.admin import cancel_run, launch_training, poll, resume_run, training_status
 from ui.common import AppContext, bind
@@ -35,7 +35,8 @@ class FakeTrainerJobs(Jobs):
 def ctx(tmp_path: Path) -> AppContext:
     db_url = f"sqlite:///{tmp_path / 's.db'}"
     db = open_db(db_url)
-    return AppContext(studio=None, db=db, jobs=FakeTrainerJobs(db, db_url), work_dir=tmp_path / "work")
+    jobs = FakeTrainerJobs(db, db_url, Folders(runs=(tmp_path,), data=(tmp_path,)))  # launches stay in tmp_path
+    return AppContext(studio=None, db=db, jobs=jobs, work_dir=tmp_path / "work")
 
 
 def _overrides(tmp_path: Path) -> str:
@@ -67,7 +68,9 @@ def test_poll_stops_the_timer_once_the_run_is_over(ctx: AppContext) -> None:
     add_run_metrics(ctx.db, running, 1, {"loss/total": 0.7, "margin/dpo": 0.1})
     *outputs, timer = bind(poll, ctx)(running, LOCAL)
     assert timer.active and "status: **running**" in outputs[0]
-    assert outputs[1]["value"].tolist() == [0.7] and outputs[2]["name"].tolist() == ["margin/dpo"]
+    [loss_line] = outputs[1].axes[0].get_lines()  # matplotlib figures: one line per HDPO term
+    assert loss_line.get_ydata().tolist() == [0.7] and loss_line.get_label() == "total"
+    assert [t.get_text() for t in outputs[2].axes[0].get_legend().get_texts()] == ["dpo"]
     finished = create_run(ctx.db, "f", status="finished")
     *_, timer = bind(poll, ctx)(finished, LOCAL)
     assert not timer.active
