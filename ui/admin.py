@@ -1,4 +1,5 @@
-"""Admin tab: launch an HDPO training run from a config preset, watch it, cancel / resume it.
+"""Admin tab: mine pairs, launch an HDPO training run from a config preset, watch it (loss and margin
+curves per term, integer steps), cancel / resume it, and read a finished loop's report (ui.loop_panel).
 
 Every handler checks the admin role itself (hiding the tab is only a convenience), then calls the
 jobs object app.py built (`ctx.jobs`, a torch-free `training.jobs.Jobs` on the app's DB engine).
@@ -17,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from ui.common import CONFIGS_DIR, AppContext, bind, config_presets
+from ui.loop_panel import build_mine_panel, build_report_panel, list_reports
 
 TINY_PRESET = "tiny-cpu"
 TERMINAL = ("finished", "failed", "cancelled")
@@ -85,13 +87,40 @@ def _write_config(ctx: AppContext, preset: str, config_yaml: str) -> Path:
     return path
 
 
-def _curve(rows: list[dict[str, Any]]) -> Any:
-    """A typed frame for gr.LinePlot; no update at all while there are no points yet (an empty first
-    value fixes the plot's axis types and colour domain in the browser, and the lines never draw)."""
+def _series_label(name: str, kind: str) -> str:
+    """Legend text of a metric: "dpo/loss" -> "dpo", "loss" -> "total"."""
+    rest = [part for part in name.split("/") if part != kind]
+    return "/".join(rest) or "total"
+
+
+def _of_kind(metrics: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The metrics whose name has `kind` as one of its "/" parts ("dpo/loss", "loss"; not "dpo/accuracy")."""
+    return [m for m in metrics if kind in m["name"].split("/")]
+
+
+def curve_figure(rows: list[dict[str, Any]], kind: str) -> Any:
+    """A line per HDPO term of one metric kind ("loss" or "margin") against the step: integer step ticks,
+    the legend beside the plot with whole names. No update while there are no points yet."""
     if not rows:
         return gr.skip()
-    frame = pd.DataFrame(rows, columns=["step", "name", "value"])
-    return frame.astype({"step": "int64", "name": "str", "value": "float64"})
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to an image only
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    frame = pd.DataFrame(rows, columns=["step", "name", "value"]).astype({"step": "int64", "value": "float64"})
+    fig = Figure(figsize=(6.4, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    for name, part in frame.groupby("name", sort=True):
+        part = part.sort_values("step")
+        ax.plot(part["step"], part["value"], marker="o" if len(part) <= 20 else None, label=_series_label(name, kind))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a 2-step run has ticks 1, 2: never 1.5
+    ax.set_xlabel("step")
+    ax.set_ylabel(kind)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    return fig
 
 
 def status_markdown(run: dict[str, Any]) -> str:
@@ -111,14 +140,44 @@ def _watch(ctx: AppContext, run_id: float | None) -> tuple[dict[str, Any] | None
     """(run or None, (status, loss curve, reward-margin curve, run history)) for one run id.
 
     `ctx.jobs.status` also notices a trainer that died without saying so and marks its run failed."""
-    history = pd.DataFrame(ctx.jobs.history(50), columns=HISTORY_COLUMNS)
+    history = history_frame(ctx.jobs.history(50))
     if not run_id:
-        return None, ("No run selected.", gr.skip(), gr.skip(), history)
+        return None, ("No run selected: launch one, or enter a run id from the history below.", None, None, history)
     run = ctx.jobs.status(int(run_id))
     metrics = ctx.jobs.metrics(int(run_id))
-    loss = [m for m in metrics if "loss" in m["name"]]
-    margins = [m for m in metrics if "margin" in m["name"]]
-    return run, (status_markdown(run), _curve(loss), _curve(margins), history)
+    curves = (curve_figure(_of_kind(metrics, "loss"), "loss"), curve_figure(_of_kind(metrics, "margin"), "margin"))
+    return run, (status_markdown(run), *curves, history)
+
+
+def history_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """The run history for reading: times to the second, progress in percent."""
+    rows = [
+        {
+            **run,
+            "progress": f"{float(run.get('progress') or 0):.0%}",
+            "created_at": _when(run.get("created_at")),
+            "finished_at": _when(run.get("finished_at")),
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return ""
+    return str(value).replace("T", " ")[:19]
+
+
+def open_tab(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple:
+    """The tab opened: the history at once, and the newest run when none is selected (its curves too)."""
+    ctx.require_admin(request)
+    if not run_id:
+        newest = ctx.jobs.history(1)
+        run_id = newest[0]["id"] if newest else None
+    run, outputs = _watch(ctx, run_id)
+    active = run is not None and run["status"] not in TERMINAL
+    return (run_id, *outputs, gr.Timer(active=active))
 
 
 def training_status(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, Any, Any, pd.DataFrame]:
@@ -174,6 +233,7 @@ def _launch_panel(ctx: AppContext) -> tuple[gr.Dropdown, gr.Code, gr.Textbox, gr
 def build_admin_tab(ctx: AppContext) -> gr.Tab:
     with gr.Tab("Admin", id="admin") as tab:
         gr.Markdown(device_note(), elem_id="admin-device")
+        build_mine_panel(ctx)
         preset, config, overrides, launch_btn = _launch_panel(ctx)
         with gr.Row():
             run_id = gr.Number(label="Run id", precision=0, elem_id="admin-run-id")
@@ -182,9 +242,12 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
             resume_btn = gr.Button("Resume run", size="sm")
         status = gr.Markdown(elem_id="admin-status")
         with gr.Row():
-            loss = gr.LinePlot(x="step", y="value", color="name", label="Loss", height=260)
-            margins = gr.LinePlot(x="step", y="value", color="name", label="Reward margins", height=260)
-        history = gr.Dataframe(headers=HISTORY_COLUMNS, label="Run history", interactive=False)
+            loss = gr.Plot(label="Loss per HDPO term", elem_id="admin-loss")
+            margins = gr.Plot(label="Reward margin per HDPO term", elem_id="admin-margins")
+        history = gr.Dataframe(
+            headers=HISTORY_COLUMNS, label="Run history", interactive=False, wrap=True, elem_id="admin-history"
+        )
+        report_folder = build_report_panel(ctx)
         timer = gr.Timer(POLL_SECONDS, active=False)
         watched = [status, loss, margins, history]
 
@@ -198,4 +261,7 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
         timer.tick(bind(poll, ctx), run_id, [*watched, timer], api_visibility="private")
         cancel_btn.click(bind(cancel_run, ctx), run_id, status, api_name="cancel_training")
         resume_btn.click(bind(resume_run, ctx), run_id, [status, timer], api_name="resume_training")
+        # Opening the tab shows the history and the newest run at once (no Refresh needed), and the reports.
+        tab.select(bind(open_tab, ctx), run_id, [run_id, *watched, timer], api_visibility="private")
+        tab.select(bind(list_reports, ctx), None, report_folder, api_visibility="private")
     return tab

@@ -68,6 +68,8 @@ class AppContext:
     """Generated media and exports (inside the temp dir, which Gradio may serve back)."""
     upload_dir: Path | None = None
     """Where videos sent to the labelling queue are kept (they outlive Gradio's upload cache)."""
+    media_root: Path | None = None
+    """The admin's media folder (`--media-root`): relative clip paths of imported rows resolve against it."""
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)

@@ -1,0 +1,182 @@
+"""The Admin tab's loop panel: mine preference pairs for imported samples (with a progress bar), and read
+the report of a finished loop run (training/loop.py's folder: report.md, CSV tables, PNG curves).
+
+Admin only: every handler checks the role itself. Mining goes through the Studio's `mine` verb (the one
+road); its tqdm bar is what gr.Progress(track_tqdm=True) shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from engine.evaluators.registry import TINY_EVALUATORS
+from ui.common import AppContext, bind, model_choices, stage_media
+from ui.render import md_text
+
+TASK_CHOICES = [("1 · video", 1), ("2 · video + caption", 2), ("3 · short prompt", 3)]
+REPORT_FILE = "report.md"
+#: How deep under a runs folder a loop report may sit (runs/<loop>/report/report.md).
+REPORT_DEPTH = 3
+DEFAULT_POLICY = "the policy of configs/hdpo.yaml"
+
+# -- mining -------------------------------------------------------------------------------------------
+
+
+def mining_config(tasks: list[int], model: str, evaluators: list[str], split: str, limit: float, beams, rejected):
+    """The MiningConfig the form describes (its checks give the one-line errors)."""
+    from engine.mining import MiningConfig
+
+    if not tasks:
+        raise gr.Error("pick at least one task to mine")
+    return MiningConfig(
+        tasks=tuple(int(t) for t in tasks),
+        num_beams=int(beams),
+        num_rejected=int(rejected),
+        model=(model or "").strip() or None,
+        evaluators=tuple(evaluators or ()),
+        split=None if split == "all" else split,
+        limit=int(limit) if limit else None,
+    )
+
+
+def mining_summary(report: Any) -> str:
+    """A mining report in words, with what to do next."""
+    lines = [
+        f"✅ Mined **{report.mined}** of {report.items} (sample, task) item(s): **{report.pairs_written}** new "
+        f"pair(s) written."
+    ]
+    skipped = []
+    if report.skipped_done:
+        skipped.append(f"{report.skipped_done} already mined")
+    if report.skipped_unusable:
+        skipped.append(f"{report.skipped_unusable} lacking what the task needs (a video, or a short prompt)")
+    if skipped:
+        lines.append(f"Skipped: {'; '.join(skipped)}.")
+    if report.short_of_rejected:
+        lines.append(f"⚠️ {report.short_of_rejected} item(s) had fewer rankable rejected candidates than asked.")
+    if report.unparsed_judgements:
+        lines.append(f"⚠️ the judge gave no readable score {report.unparsed_judgements} time(s).")
+    lines += [f"- {md_text(n)}" for n in report.notes[:10]]
+    if report.pairs_written:
+        lines.append(
+            "**Next:** the pairs are in the **Label** queue; once labelled (or as mined), launch training below."
+        )
+    elif not report.items:
+        lines.append("**Next:** no sample matches: import samples (Data tab → Import), or pick split *all*.")
+    return "\n\n".join(lines)
+
+
+def mine_pairs(
+    ctx: AppContext,
+    tasks: list[int],
+    model: str,
+    evaluators: list[str],
+    split: str,
+    limit: float,
+    beams: float,
+    rejected: float,
+    request: gr.Request,
+    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio injects it by this default
+) -> str:
+    """Admin: mine preference pairs for the stored samples (paper sections 3.4-3.5), resumably."""
+    ctx.require_admin(request)
+    config = mining_config(tasks, model, evaluators, split, limit, beams, rejected)
+    progress(0, desc="loading models")
+    report = ctx.studio.mine(ctx.db, config, progress=True)
+    return mining_summary(report)
+
+
+# -- loop reports ----------------------------------------------------------------------------------------
+
+
+def report_folders(ctx: AppContext) -> list[Path]:
+    """Folders holding a loop report: under the runs folders of known training runs and ./runs, newest first."""
+    roots = {Path.cwd() / "runs"}
+    for run in ctx.jobs.history(100):
+        if run.get("log_path"):
+            roots.add(Path(run["log_path"]).parent.parent)
+    found = {
+        report.parent.resolve()
+        for root in roots
+        if root.is_dir()
+        for depth in range(1, REPORT_DEPTH + 1)
+        for report in root.glob("/".join(["*"] * depth) + f"/{REPORT_FILE}")
+    }
+    return sorted(found, key=lambda p: (p / REPORT_FILE).stat().st_mtime, reverse=True)
+
+
+def list_reports(ctx: AppContext, request: gr.Request) -> gr.Dropdown:
+    """Admin: the report folders found, newest first (the dropdown's choices)."""
+    ctx.require_admin(request)
+    folders = [str(p) for p in report_folders(ctx)]
+    return gr.Dropdown(choices=folders, value=folders[0] if folders else None)
+
+
+def show_report(ctx: AppContext, folder: str | None, request: gr.Request) -> tuple[str, list, pd.DataFrame | None]:
+    """Admin: one report folder as (report.md, its PNG curves, its first CSV table)."""
+    ctx.require_admin(request)
+    if not folder:
+        return "No loop report yet: run the whole loop (`python -m training.loop …`) and it appears here.", [], None
+    path = Path(folder)
+    if path not in report_folders(ctx):  # only folders this app found: no reading elsewhere
+        raise gr.Error("that report folder is not one of the runs' report folders: press Refresh and pick one")
+    text = (path / REPORT_FILE).read_text(encoding="utf-8", errors="replace")
+    pictures = [(stage_media(png, ctx.work_dir), png.stem) for png in sorted(path.glob("*.png"))]
+    tables = sorted(path.glob("*.csv"))
+    table = pd.read_csv(tables[0]) if tables else None
+    return text, [p for p in pictures if p[0]], table
+
+
+# -- layout ------------------------------------------------------------------------------------------------
+
+
+def build_mine_panel(ctx: AppContext) -> None:
+    with gr.Accordion("Mine pairs for imported samples", open=False):
+        gr.Markdown(
+            "Beam search with the policy model, candidates scored by the evaluators (the judge for text-only "
+            "samples); the lowest become rejected responses. Items already mined are skipped."
+        )
+        with gr.Row():
+            tasks = gr.CheckboxGroup(TASK_CHOICES, value=[1, 2, 3], label="Tasks")
+            split = gr.Dropdown(["train", "test", "all"], value="train", label="Split")
+            limit = gr.Number(value=0, precision=0, minimum=0, label="At most N samples (0 = all)")
+        with gr.Row():
+            model = gr.Dropdown(
+                ["", *model_choices(ctx.studio, False)],
+                value="",
+                allow_custom_value=True,
+                label="Model (empty: " + DEFAULT_POLICY + ")",
+            )
+            evaluators = gr.Dropdown(
+                [*ctx.studio.config.evaluators, *TINY_EVALUATORS],
+                value=list(ctx.studio.config.evaluators),
+                multiselect=True,
+                label="Evaluators",
+            )
+        with gr.Row():
+            beams = gr.Slider(2, 8, value=5, step=1, label="Beams (candidates)")
+            rejected = gr.Slider(1, 4, value=2, step=1, label="Rejected per sample")
+        mine_btn = gr.Button("Mine pairs", variant="primary", elem_id="admin-mine")
+        result = gr.Markdown(elem_id="admin-mine-result")
+        ins = [tasks, model, evaluators, split, limit, beams, rejected]
+        mine_btn.click(
+            bind(mine_pairs, ctx), ins, result, api_name="mine_pairs", concurrency_limit=1, concurrency_id="models"
+        )
+
+
+def build_report_panel(ctx: AppContext) -> gr.Dropdown:
+    """The loop report viewer; returns its folder picker (the tab refreshes it when opened)."""
+    with gr.Accordion("Loop report of a finished run", open=False):
+        with gr.Row():
+            folder = gr.Dropdown([], label="Report folder", scale=4, elem_id="admin-report-folder")
+            refresh = gr.Button("Refresh", size="sm", scale=0)
+        text = gr.Markdown(elem_id="admin-report")
+        curves = gr.Gallery(label="Curves", columns=2, height="auto", elem_id="admin-report-curves")
+        table = gr.Dataframe(label="Table (first CSV of the folder)", interactive=False, wrap=True)
+        refresh.click(bind(list_reports, ctx), None, folder, api_visibility="private")
+        folder.change(bind(show_report, ctx), folder, [text, curves, table], api_visibility="private")
+    return folder
