@@ -14,7 +14,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, model_note, on_model_event
+from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
+from ui.render import md_text
+from ui.tasks import model_line
 
 CATEGORY_COLORS = {
     "noun": "#f59e0b",
@@ -140,25 +142,63 @@ def task_views_view(ctx: AppContext, short_prompt: str, response: str) -> pd.Dat
     )
 
 
+GAP_SOURCES = {
+    "text": "Task 3 only (a text model)",
+    "video": "Task 3 with the video above (adds the task-hallucination rows; a video model)",
+}
+
+
+def gap_model_default(ctx: AppContext, source: str) -> gr.Dropdown:
+    """The model picker follows the choice: the text model for Task 3 alone, the video model with the video."""
+    return gr.Dropdown(
+        value=ctx.studio.config.video_model if source == GAP_SOURCES["video"] else ctx.studio.config.text_model
+    )
+
+
+def gap_limits(gaps: list[float]) -> list[float]:
+    """y-axis limits from zero (a gap of 5.8 next to 12.8 must look about half as tall), with 10 % headroom."""
+    low, high = min(0.0, *gaps), max(0.0, *gaps)
+    pad = 0.1 * (high - low or 1.0)
+    return [low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0]
+
+
 def reward_gaps_view(
-    ctx: AppContext, response: str, short_prompt: str, video: str | None, model: str, seed: float
-) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """log pi(y|x,q) under each perturbation and its gap to the original: what HDPO widens."""
+    ctx: AppContext, response: str, short_prompt: str, source: str, video: str | None, model: str, seed: float
+) -> tuple[pd.DataFrame, Any, str]:
+    """log pi(y|x,q) under each perturbation and its gap to the original: what HDPO widens.
+
+    The section above's response is a Task-3 response; the video above is used only when `source` asks for
+    it (then the task-displaced rows, Eq. 12-13, appear and the model must read video)."""
     if not (short_prompt or "").strip() or not (response or "").strip():
         raise gr.Error("the log-prob gaps need a short prompt and a response")
-    # The section's response is a Task-3 one; with a video, its task-displaced rows (Eq. 12-13) appear.
+    with_video = source == GAP_SOURCES["video"]
+    if with_video and not video:
+        raise gr.Error("pick a clip in 'Input hallucination: video' above, or choose Task 3 only")
+    name = model or (ctx.studio.config.video_model if with_video else ctx.studio.config.text_model)
     rows = ctx.studio.reward_gaps(
-        3, response, short_prompt, video=video or None, model=model or None, seed=_seed(seed)
+        3, response, short_prompt, video=video if with_video else None, model=name, seed=_seed(seed)
     )
     if not rows:
         raise gr.Error("no perturbation changes this response or prompt: nothing to compare")
-    original = [["original", round(rows[0]["logp_preferred"], 3), 0.0]]  # every pair prefers the original
+    original = [["original", "—", round(rows[0]["logp_preferred"], 3), 0.0]]  # every pair prefers the original
     frame = pd.DataFrame(
-        original + [[r["condition"], round(r["logp_displaced"], 3), round(r["gap"], 3)] for r in rows],
-        columns=["condition", "logp", "gap_vs_original"],
+        original + [[r["condition"], r["term"], round(r["logp_displaced"], 3), round(r["gap"], 3)] for r in rows],
+        columns=["condition", "term", "logp", "gap_vs_original"],
     )
-    note = "Positive gap: the model already prefers the original conditioning. " + model_note(ctx.studio, model)
-    return frame, frame[frame["condition"] != "original"], note
+    bars = frame[frame["condition"] != "original"]
+    plot = gr.BarPlot(value=bars, y_lim=gap_limits(bars["gap_vs_original"].tolist()))
+    return frame, plot, gaps_note(ctx, response, name, with_video)
+
+
+def gaps_note(ctx: AppContext, response: str, model: str, with_video: bool) -> str:
+    """Which response the gaps are for, under which model and conditioning, and how to read them."""
+    words = len(response.split())
+    given = "the short prompt and the video above" if with_video else "the short prompt (no video)"
+    return (
+        f"Gaps for the response in **Response hallucination** above (“{md_text(response, 80)}”, {words} words) "
+        f"as a Task-3 answer to {given}, under **{md_text(model)}**. A positive gap: the model already "
+        f"prefers the original conditioning to the perturbed one; HDPO widens it.  \n{model_line(ctx, model)}"
+    )
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -176,7 +216,7 @@ def _text_section(ctx: AppContext) -> gr.Textbox:
         original = gr.HighlightedText(label="Original", color_map=CATEGORY_COLORS, elem_id="viewer-original")
         swapped = gr.HighlightedText(label="Hallucinated", color_map=CATEGORY_COLORS, elem_id="viewer-swapped")
     edits = gr.Dataframe(
-        headers=["category", "original", "replacement", "start", "end"], label="Edits", interactive=False
+        headers=["category", "original", "replacement", "start", "end"], label="Edits", interactive=False, wrap=True
     )
 
     handler = bind(hallucinate_text_view, ctx)
@@ -188,7 +228,10 @@ def _text_section(ctx: AppContext) -> gr.Textbox:
 def _video_section(ctx: AppContext) -> gr.Video:
     gr.Markdown("### Input hallucination: video (Eq. 9-11)")
     video = gr.Video(label="Video", sources=["upload"], elem_id="viewer-video-in", height=240)
-    gr.Examples([[str(p)] for p in sorted(SAMPLES_DIR.glob("*.mp4"))], inputs=[video], label="Sample clips")
+    clips = sorted(SAMPLES_DIR.glob("*.mp4"))
+    gr.Examples(
+        [[str(p)] for p in clips], inputs=[video], label="Sample clips", example_labels=[p.name for p in clips]
+    )
     methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS[:2]), label="Methods")
     with gr.Row():
         paste_lo = gr.Slider(0.05, 1.0, value=1 / 3, step=0.01, label="Patch side ratio: low")
@@ -223,25 +266,38 @@ def _task_section(ctx: AppContext, response: gr.Textbox, video: gr.Video) -> Non
         label="Same response, three conditionings",
         wrap=True,
         interactive=False,
+        column_widths=["8%", "62%", "30%"],
+        elem_id="viewer-views",
     )
     views_btn.click(bind(task_views_view, ctx), [prompt, response], views, api_visibility="private")
+    source = gr.Radio(list(GAP_SOURCES.values()), value=GAP_SOURCES["text"], label="Score the response as")
     with gr.Row():
         model = gr.Dropdown(
             model_choices(ctx.studio, False),
             value=ctx.studio.config.text_model,
             label="Model",
             allow_custom_value=True,
+            elem_id="viewer-gap-model",
         )
         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
-    gaps_btn = gr.Button("Compute log π(y|x,q) under each perturbation (loads the model)")
-    note = gr.Markdown()
-    gaps = gr.Dataframe(headers=["condition", "logp", "gap_vs_original"], label="Log-probabilities", interactive=False)
-    plot = gr.BarPlot(x="condition", y="gap_vs_original", label="Gap vs original (nats)", height=260)
+    source.change(bind(gap_model_default, ctx), source, model, api_visibility="private")
+    gaps_btn = gr.Button("Compute log π(y|x,q) under each perturbation (loads the model)", elem_id="viewer-gaps-run")
+    note = gr.Markdown(elem_id="viewer-gaps-note")
+    gaps = gr.Dataframe(
+        headers=["condition", "term", "logp", "gap_vs_original"],
+        label="Log-probabilities",
+        interactive=False,
+        wrap=True,
+        elem_id="viewer-gaps",
+    )
+    plot = gr.BarPlot(
+        x="condition", y="gap_vs_original", label="Gap vs original (nats; from zero)", height=260, y_lim=[0, 1]
+    )
 
     on_model_event(
         gaps_btn.click,
         bind(reward_gaps_view, ctx),
-        [response, prompt, video, model, seed],
+        [response, prompt, source, video, model, seed],
         [gaps, plot, note],
         api_visibility="private",
     )
