@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from annotations.errors import StoreError  # no torch: the store's errors are user errors too
 from engine.errors import InputError, StudioError, VideoError
 from engine.evaluators.registry import PAPER_EVALUATORS
+from engine.mining import DEFAULT_TRAIN_CONFIG, TASK3_SCORERS
 from engine.t2v.cli import add_t2v_parser
 from engine.types import Task
 
@@ -204,18 +205,22 @@ def _mine(args: argparse.Namespace) -> dict[str, Any]:
         num_beams=args.num_beams,
         num_rejected=args.rejected,
         model=args.model,
+        train_config=args.config,
         evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
+        task3_scorer=args.task3_scorer,
         judge_model=args.judge_model,
         split=None if args.split == "all" else args.split,
         limit=args.limit,
         max_new_tokens=args.max_new_tokens,
+        shard=_shard(args),
     )
     return _studio(args).mine(_open_store(args.db), config, progress=not args.no_progress).as_dict()
 
 
 def _render_mine(payload: dict[str, Any]) -> str:
-    keys = ("items", "mined", "pairs_written", "skipped_done", "skipped_unusable", "short_of_rejected")
-    lines = [f"{k:20s} {payload[k]}" for k in keys]
+    keys = ("items", "mined", "pairs_written", "skipped_done", "skipped_unusable", "short_of_rejected", "at_limit")
+    lines = [f"{payload['shard']}: beams from {payload['model'] or 'the default model per task'}"]
+    lines += [f"{k:20s} {payload[k]}" for k in keys] + [f"{'scored by':20s} {payload['scorers']}"]
     if payload["unparsed_judgements"]:
         lines.append(f"{'unparsed_judgements':20s} {payload['unparsed_judgements']}")
     return "\n".join(lines + payload["notes"][:20])
@@ -356,7 +361,7 @@ def _store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
     p.add_argument("--judge-model", help="LLM judge for task 3 (default: smollm2-135m)")
     p.add_argument("--limit", type=int, help="at most this many samples")
-    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--max-new-tokens", type=int, help="fixed budget (default: covers each teacher response)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _model_flags(p)
 
@@ -366,8 +371,17 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     _store_flags(p)
     p.add_argument("--num-beams", type=int, default=5)
     p.add_argument("--rejected", type=int, default=2, help="lowest-scored candidates taken as rejected")
-    p.add_argument("--model", help="generation model (default: per task, see `generate`)")
+    p.add_argument("--model", help="generation model (default: the policy --config trains)")
+    p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, help="training config naming the policy (model.name)")
+    p.add_argument(
+        "--task3-scorer",
+        choices=TASK3_SCORERS,
+        default="ensemble",
+        help="task 3 with a video: evaluator ensemble against it (default, section 3.5) or the LLM judge; "
+        "text-only samples are always judged",
+    )
     p.add_argument("--split", default="train", help="sample split to mine, or 'all'")
+    p.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")
     p.set_defaults(func=_mine, render=_render_mine)
 
     e = sub.add_parser("evaluate", help="Table-1 scores for one or more models on a split (markdown, CSV, PNG)")

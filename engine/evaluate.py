@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
-from engine.mining import JUDGE_SCORE, StudioVerbs, task_inputs
+from engine.mining import JUDGE_SCORE, StudioVerbs, generation_budget, task_inputs
 from engine.types import GenerationParams, Task
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from annotations.store import SampleInfo
 
 JUDGE_LABEL = "Judge"
+BUDGET_MARGIN, BUDGET_CAP, DEFAULT_BUDGET = 2.0, 512, 256  # the budget rule mining uses (engine.mining)
 
 
 @dataclass
@@ -47,8 +48,8 @@ class EvalConfig:
     """LLM judge for Task 3 (None: the Studio's judge model)."""
     limit: int | None = None
     """At most this many samples."""
-    max_new_tokens: int = 160
-    """Generation length."""
+    max_new_tokens: int | None = None
+    """Fixed generation budget (None: covering each sample's teacher response, as mining does; 256 without one)."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -96,8 +97,19 @@ class Harness:
     def __init__(self, studio: StudioVerbs, db: Engine, config: EvalConfig) -> None:
         self.studio, self.db, self.config = studio, db, config
 
-    def generate(self, model: str, task: Task, video: str | None, prompt: str | None) -> str:
-        params = GenerationParams(max_new_tokens=self.config.max_new_tokens)
+    def budget(self, model: str, sample: SampleInfo, task: Task) -> int:
+        """The fixed budget, else one covering the sample's teacher response under `model`'s tokenizer
+        (a budget shorter than the reference would cut every answer mid-sentence)."""
+        from annotations.store import teacher_response
+
+        if self.config.max_new_tokens is not None:
+            return self.config.max_new_tokens
+        teacher = teacher_response(self.db, sample.id, int(task))
+        tokens = self.studio.count_tokens([teacher[1]], model=model, task=task)[0] if teacher else None
+        return generation_budget(tokens, BUDGET_MARGIN, BUDGET_CAP, DEFAULT_BUDGET)
+
+    def generate(self, model: str, sample: SampleInfo, task: Task, video: str | None, prompt: str | None) -> str:
+        params = GenerationParams(max_new_tokens=self.budget(model, sample, task))
         return self.studio.run_task(task, video, prompt, model=model, params=params)[0].text
 
     def score(self, model: str, sample: SampleInfo, task: Task, text: str) -> list[ScoreRow]:
@@ -131,7 +143,7 @@ class Harness:
         rows: list[ScoreRow] = []
         for model, sample, task in tqdm(work, desc="evaluating", unit="item", disable=not progress):
             video, prompt = task_inputs(sample, task) or (None, None)
-            rows += self.score(model, sample, task, self.generate(model, task, video, prompt))
+            rows += self.score(model, sample, task, self.generate(model, sample, task, video, prompt))
         columns = table_columns(self.config.tasks, self.config.evaluators)
         return EvalResult(rows, columns, summarise(rows, columns, self.config.models))
 

@@ -1,10 +1,23 @@
-"""Preference-pair mining (paper sections 3.4 and 4.1).
+"""Preference-pair mining (paper sections 3.4, 3.5 and 4.1).
 
-For each sample and task: beam search (width 5) with the SFT/base model, score the candidates
-(Tasks 1-2: the evaluator ensemble's mean; Task 3: the LLM judge), take the `num_rejected` lowest as
-rejected, and pair each with the chosen response: the teacher (reference) response when the sample
-has one, else the best candidate. Samples, responses, scores and pairs go through `annotations`;
-every model call goes through the Studio's verbs (`Studio.mine` runs a `Miner` on itself).
+For each sample and task: beam search (width 5) with the policy model training starts from (the paper's
+SFT model; by default the `model.name` of the training config, configs/hdpo.yaml), score the candidates
+and take the `num_rejected` lowest as rejected, each paired with the chosen response: the teacher
+response when the sample has one, else the best candidate.
+
+Scoring (section 3.5): the average similarity of the CLIP-style evaluator ensemble against the sample's
+video, for every task of a sample that has a video, Task 3 included. The LLM judge (section 4.2's Task-3
+*test* metric) scores Task 3 only where there is no video to score against (text-only samples), or when
+asked for explicitly (`task3_scorer="judge"`).
+
+Length (issue: truncated beams are a length cue, not a hallucination cue): the generation budget covers
+the teacher's length (its token count under the generation model's tokenizer × `budget_margin`, capped);
+a candidate that reaches the budget is stored with `at_limit` in its meta and never enters a pair. With a
+random-weight generator (pipeline checks) lengths are forced by the backend, so at-limit candidates are
+recorded but kept.
+
+Samples, responses, scores and pairs go through `annotations`; every model call through the Studio's verbs
+(`Studio.mine` runs a `Miner` on itself). Shards (engine.shards) split the samples between processes.
 
 Resumable: a (sample, task) that already has `num_rejected` mined DPO pairs is skipped; a partial one
 is completed without duplicates (responses are deduplicated by the store and beam search is
@@ -13,14 +26,18 @@ deterministic, so the same pairs come out again and existing ones are not re-add
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import yaml
+
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.evaluators.scores import ScoreReport
+from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
 if TYPE_CHECKING:
@@ -32,6 +49,48 @@ if TYPE_CHECKING:
 ENSEMBLE_SCORE = "ensemble"
 """Score name under which the ensemble mean is stored (members are stored under their own names)."""
 JUDGE_SCORE = "llm-judge"
+TASK3_SCORERS = ("ensemble", "judge")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The training config whose policy mines by default (the paper samples beams from the SFT policy).
+DEFAULT_TRAIN_CONFIG = "configs/hdpo.yaml"
+
+
+def find_config(path: str | Path) -> Path:
+    """A config path as given, else relative to the project root (where configs/ lives)."""
+    given = Path(path).expanduser()
+    if given.is_file() or given.is_absolute():
+        return given
+    return PROJECT_ROOT / given
+
+
+def policy_model(config: str | Path) -> str:
+    """The `model.name` a training config (YAML, `base:` chains followed) trains: the mining policy."""
+    path, seen = find_config(config), 0
+    while True:
+        if not path.is_file():
+            raise InputError(f"training config {config} not found")
+        data = yaml.safe_load(path.read_text()) or {}
+        name = (data.get("model") or {}).get("name") if isinstance(data, dict) else None
+        if name:
+            return str(name)
+        base, seen = (data.get("base") if isinstance(data, dict) else None), seen + 1
+        if not base or seen > 8:
+            raise InputError(f"training config {config} names no model.name")
+        path = path.parent / base
+
+
+def generation_budget(teacher_tokens: int | None, margin: float, cap: int, default: int, floor: int = 64) -> int:
+    """max_new_tokens covering the teacher: ceil(tokens × margin), at least `floor`, at most `cap`;
+    `default` (capped) without a teacher."""
+    if teacher_tokens is None:
+        return min(cap, default)
+    return min(cap, max(floor, math.ceil(teacher_tokens * margin)))
+
+
+def at_limit(tokens: int, budget: int) -> bool:
+    """Whether a candidate reached the budget. Decoding and re-encoding a beam can merge a few tokens,
+    so within 2 % of the budget (at least 2 tokens) counts."""
+    return tokens >= budget - max(2, budget // 50)
 
 
 @dataclass
@@ -45,17 +104,30 @@ class MiningConfig:
     num_rejected: int = 2
     """Lowest-scored candidates taken as rejected (paper: 2)."""
     model: str | None = None
-    """Generation model (None: the Studio default per task)."""
+    """Generation model for every task (None: the policy `train_config` names)."""
+    train_config: str | None = DEFAULT_TRAIN_CONFIG
+    """Training config whose model.name mines when `model` is None (None too: the Studio default per task)."""
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
-    """Evaluator ensemble for Tasks 1-2."""
+    """Evaluator ensemble: scores every task of a sample with a video (section 3.5)."""
+    task3_scorer: str = "ensemble"
+    """Task 3 of a sample with a video: "ensemble" (against its video, section 3.5) or "judge". Text-only
+    samples have no video: the judge is their only scorer."""
     judge_model: str | None = None
-    """LLM judge for Task 3 (None: the Studio's judge model)."""
+    """LLM judge where it scores (None: the Studio's judge model)."""
     split: str | None = "train"
     """Only samples of this split (None: all)."""
     limit: int | None = None
     """Mine at most this many samples (None: all)."""
-    max_new_tokens: int = 160
-    """Generation length per candidate."""
+    max_new_tokens: int | None = None
+    """Fixed generation budget per candidate (None: from the teacher's length, see budget_margin)."""
+    budget_margin: float = 2.0
+    """Budget = teacher tokens × this (at least 64 tokens), when max_new_tokens is None."""
+    max_new_tokens_cap: int = 512
+    """Upper bound of the teacher-derived budget."""
+    default_new_tokens: int = 256
+    """Budget for a (sample, task) without a teacher response."""
+    shard: Shard = field(default_factory=Shard)
+    """This process's share of the samples."""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
@@ -64,7 +136,26 @@ class MiningConfig:
         if not 1 <= self.num_rejected < self.num_beams:
             raise InputError(f"rejected must be in 1..{self.num_beams - 1} (below num_beams), got {self.num_rejected}")
         if not self.evaluators:
-            raise InputError("at least one evaluator is needed for tasks 1-2")
+            raise InputError("at least one evaluator is needed to score samples with a video")
+        if self.task3_scorer not in TASK3_SCORERS:
+            raise InputError(f"task3 scorer must be one of {', '.join(TASK3_SCORERS)}, got {self.task3_scorer!r}")
+        if self.budget_margin < 1.0:
+            raise InputError(f"budget margin must be >= 1 (the budget covers the teacher), got {self.budget_margin}")
+        for value in (self.max_new_tokens, self.max_new_tokens_cap, self.default_new_tokens):
+            if value is not None:
+                GenerationParams(max_new_tokens=value)  # its range check
+
+    def generation_model(self) -> str | None:
+        """The model that samples the beams: `model`, else the policy of `train_config`, else None."""
+        if self.model:
+            return self.model
+        return policy_model(self.train_config) if self.train_config else None
+
+    def scorer(self, sample: SampleInfo, task: Task) -> str:
+        """ "ensemble" or "judge" for one (sample, task)."""
+        if task.needs_video or (sample.video and self.task3_scorer == "ensemble"):
+            return "ensemble"
+        return "judge"
 
 
 @dataclass
@@ -78,6 +169,12 @@ class MiningReport:
     skipped_unusable: int = 0
     short_of_rejected: int = 0
     unparsed_judgements: int = 0
+    at_limit: int = 0
+    """Candidates that reached the generation budget (recorded, never paired unless random weights)."""
+    scorers: dict[str, int] = field(default_factory=dict)
+    """Mined (sample, task) items per scorer: "ensemble" against the video, "judge" (text-only Task 3)."""
+    model: str | None = None
+    shard: str = "shard 0/1"
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,6 +207,10 @@ class StudioVerbs(Protocol):
         self, texts: Sequence[str], model: str | None = None, params: GenerationParams | None = None
     ) -> list[JudgeResult]: ...
 
+    def count_tokens(
+        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
+    ) -> list[int]: ...
+
 
 @dataclass
 class Scored:
@@ -119,6 +220,8 @@ class Scored:
     text: str
     score: float | None
     all_scores: dict[str, float]
+    pairable: bool = True
+    """False for a candidate that reached the budget: a truncated beam is a length cue."""
 
 
 def task_inputs(sample: SampleInfo, task: Task) -> tuple[str | None, str | None] | None:
@@ -136,25 +239,28 @@ class Miner:
         self.studio = studio
         self.db = db
         self.config = config
-        self.report = MiningReport()
+        self.model = config.generation_model()
+        self.report = MiningReport(model=self.model, shard=config.shard.label)
 
     def work(self) -> Iterator[tuple[SampleInfo, Task]]:
+        """This shard's (sample, task) items."""
         from annotations.store import list_samples
 
         for sample in list_samples(self.db, self.config.split, self.config.limit):
-            for task in self.config.tasks:
-                yield sample, Task(task)
+            if self.config.shard.owns(sample.id):
+                for task in self.config.tasks:
+                    yield sample, Task(task)
 
     def run(self, progress: bool = True) -> MiningReport:
         from tqdm import tqdm
 
         from engine.tasks import record_instructions
 
-        if any(Task(t).needs_video for t in self.config.tasks):  # before any generation: fail fast
-            self.studio.require_evaluators(self.config.evaluators)
-        record_instructions(self.db)  # the export builds each pair's prompt from these
         items = list(self.work())
-        for sample, task in tqdm(items, desc="mining pairs", unit="item", disable=not progress):
+        if any(self.config.scorer(s, t) == "ensemble" and task_inputs(s, t) for s, t in items):
+            self.studio.require_evaluators(self.config.evaluators)  # before any generation: fail fast
+        record_instructions(self.db)  # the export builds each pair's prompt from these
+        for sample, task in tqdm(items, desc=f"mining [{self.config.shard.label}]", unit="item", disable=not progress):
             self.report.items += 1
             self.mine_one(sample, task)
         return self.report
@@ -171,48 +277,80 @@ class Miner:
         if inputs is None:
             self.report.skipped_unusable += 1
             return 0
-        candidates = self.generate(task, *inputs)
         teacher = teacher_response(self.db, sample.id, int(task))
-        scored = self.score(sample, task, candidates, teacher)
+        budget = self.budget(task, teacher)
+        candidates = self.generate(task, *inputs, budget)
+        scored = self.score(sample, task, candidates, teacher, budget)
         chosen, rejected = self.select(scored, teacher)
         written = self.write_pairs(sample, task, chosen, rejected, existing)
         self.report.mined += 1
+        scorer = self.config.scorer(sample, task)
+        self.report.scorers[scorer] = self.report.scorers.get(scorer, 0) + 1
         return written
 
-    def generate(self, task: Task, video: str | None, prompt: str | None) -> list[Candidate]:
+    def budget(self, task: Task, teacher: tuple[int, str] | None) -> int:
+        """max_new_tokens for this item: fixed, or covering the teacher's length under the generator's tokenizer."""
+        c = self.config
+        if c.max_new_tokens is not None:
+            return c.max_new_tokens
+        tokens = self.studio.count_tokens([teacher[1]], model=self.model, task=task)[0] if teacher else None
+        return generation_budget(tokens, c.budget_margin, c.max_new_tokens_cap, c.default_new_tokens)
+
+    def generate(self, task: Task, video: str | None, prompt: str | None, budget: int) -> list[Candidate]:
         """Every beam as a candidate; empty and repeated texts dropped, beam order kept."""
         beams = self.config.num_beams
-        params = GenerationParams(
-            max_new_tokens=self.config.max_new_tokens, num_beams=beams, num_return_sequences=beams
-        )
-        cands = self.studio.run_task(task, video, prompt, model=self.config.model, params=params)
+        params = GenerationParams(max_new_tokens=budget, num_beams=beams, num_return_sequences=beams)
+        cands = self.studio.run_task(task, video, prompt, model=self.model, params=params)
         seen: dict[str, Candidate] = {}
         for c in cands:
             seen.setdefault(c.text.strip(), c)
         return [c for text, c in seen.items() if text]
 
+    def length_meta(self, task: Task, cands: list[Candidate], budget: int) -> list[dict[str, Any]]:
+        """Per candidate {"tokens", "max_new_tokens", "at_limit"}: what the pair selection reads."""
+        if not cands:
+            return []
+        counts = self.studio.count_tokens([c.text.strip() for c in cands], model=self.model, task=task)
+        metas = [{"tokens": n, "max_new_tokens": budget, "at_limit": at_limit(n, budget)} for n in counts]
+        self.report.at_limit += sum(m["at_limit"] for m in metas)
+        return metas
+
     def score(
-        self, sample: SampleInfo, task: Task, cands: list[Candidate], teacher: tuple[int, str] | None
+        self,
+        sample: SampleInfo,
+        task: Task,
+        cands: list[Candidate],
+        teacher: tuple[int, str] | None,
+        budget: int,
     ) -> list[Scored]:
         """Store the candidates and score them with the teacher in the same batch; the teacher is last."""
         from annotations.store import add_response, add_scores
 
         texts = [c.text.strip() for c in cands]
+        metas = self.length_meta(task, cands, budget)
         ids = [
-            add_response(self.db, sample.id, int(task), t, "model", model=c.model, beam_rank=i)
-            for i, (t, c) in enumerate(zip(texts, cands, strict=True))
+            add_response(self.db, sample.id, int(task), t, "model", model=c.model, beam_rank=i, meta=m)
+            for i, (t, c, m) in enumerate(zip(texts, cands, metas, strict=True))
         ]
+        # A random-weight generator's length is forced by the backend: reaching the budget says nothing.
+        pairable = [not m["at_limit"] or c.random_weights for m, c in zip(metas, cands, strict=True)]
         if teacher is not None:
-            ids, texts = [*ids, teacher[0]], [*texts, teacher[1]]
-        values = self.video_scores(sample, texts) if task.needs_video else self.judge_scores(texts)
-        scored = [Scored(rid, t, rank, all_) for rid, t, (rank, all_) in zip(ids, texts, values, strict=True)]
+            ids, texts, pairable = [*ids, teacher[0]], [*texts, teacher[1]], [*pairable, True]
+        if self.config.scorer(sample, task) == "ensemble":
+            values = self.video_scores(sample, texts)
+        else:
+            values = self.judge_scores(texts)
+        scored = [
+            Scored(rid, t, rank, all_, ok)
+            for rid, t, (rank, all_), ok in zip(ids, texts, values, pairable, strict=True)
+        ]
         for s in scored:
             if s.all_scores:
                 add_scores(self.db, s.response_id, s.all_scores)
         return scored
 
     def video_scores(self, sample: SampleInfo, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
-        assert sample.video is not None  # task_inputs let only samples with a video reach a video task
+        assert sample.video is not None  # the ensemble scores only samples with a video
         report = self.studio.score(sample.video, texts, self.config.evaluators)
         return [(r.mean, {**r.scores, ENSEMBLE_SCORE: r.mean}) for r in report.rows]
 
@@ -224,14 +362,15 @@ class Miner:
     def select(self, scored: list[Scored], teacher: tuple[int, str] | None) -> tuple[Scored | None, list[Scored]]:
         """Chosen: the teacher, else the best candidate. Rejected: the lowest-scored other candidates.
 
-        Candidates the judge could not score are never ranked (no made-up numbers), and a candidate
-        identical to the teacher text is not a rejected response.
+        Candidates the scorer could not score are never ranked (no made-up numbers), a candidate that
+        reached the budget is never paired (a length cue), and one identical to the teacher text is not
+        a rejected response.
         """
+        ranked = [s for s in scored if s.score is not None and s.pairable]
         if teacher is not None:
             chosen = scored[-1]
-            pool = [s for s in scored[:-1] if s.score is not None and s.text != teacher[1]]
+            pool = [s for s in ranked if s is not chosen and s.text != teacher[1]]
         else:
-            ranked = [s for s in scored if s.score is not None]
             chosen = max(ranked, key=lambda s: s.score, default=None)  # type: ignore[arg-type, return-value]
             pool = [s for s in ranked if s is not chosen]
         rejected = sorted(pool, key=lambda s: s.score)[: self.config.num_rejected]  # type: ignore[arg-type, return-value]
@@ -258,11 +397,13 @@ class Miner:
         for r in rejected:
             if (chosen.response_id, r.response_id) in existing:
                 continue
-            meta = {"chosen_score": chosen.score, "rejected_score": r.score, "scorer": self.scorer_name(task)}
+            meta = {"chosen_score": chosen.score, "rejected_score": r.score, "scorer": self.scorer_name(sample, task)}
             add_pair(self.db, sample.id, int(task), chosen.response_id, r.response_id, "mined", "dpo", meta=meta)
             written += 1
         self.report.pairs_written += written
         return written
 
-    def scorer_name(self, task: Task) -> str:
-        return ENSEMBLE_SCORE + ":" + "+".join(self.config.evaluators) if task.needs_video else JUDGE_SCORE
+    def scorer_name(self, sample: SampleInfo, task: Task) -> str:
+        if self.config.scorer(sample, task) == "ensemble":
+            return ENSEMBLE_SCORE + ":" + "+".join(self.config.evaluators)
+        return JUDGE_SCORE

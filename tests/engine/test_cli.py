@@ -82,6 +82,7 @@ def test_every_verb_is_registered_in_one_parser():
         "score",
         "judge",
         "mine-pairs",
+        "teacher",
         "evaluate",
         "record-instructions",
         "generate-video",
