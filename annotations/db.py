@@ -8,6 +8,11 @@ blocked ``flock`` is woken by the kernel the moment the holder releases it (meas
 ``docs/benchmarks.md``). ``busy_timeout`` stays as the safety net for writers that
 do not take the lock (a ``sqlite3`` shell, an older release).
 
+A SQLite file this process cannot write (a read-only file or folder) is opened read-only
+(``mode=ro``; ``immutable`` in a read-only folder when no WAL content is left): reads work,
+``init_db`` only checks the schema version, and every write raises :class:`ReadOnlyError` in
+one line before touching anything.
+
 Any other SQLAlchemy URL works (PostgreSQL for teams on many machines); there, each write
 transaction takes one transaction-scoped advisory lock, which gives the queue the same
 one-writer-at-a-time semantics as SQLite.
@@ -24,9 +29,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import sqlite3
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,7 +57,8 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 from annotations import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from annotations.errors import SchemaError, StoreError
+from annotations.errors import ReadOnlyError, SchemaError, StoreError
+from annotations.migrations import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB_URL = "sqlite:///data/studio.db"
 DB_ENV_VAR = "VIDPROMPTER_DB"
@@ -122,6 +128,8 @@ class _EngineState:
     # bumping the generation makes each thread open a fresh one on its next use.
     raw_conns: list[sqlite3.Connection] = field(default_factory=list)
     generation: int = 0
+    # Why this process may only read the database (a read-only SQLite file or folder); None: it may write.
+    read_only: str | None = None
 
 
 _STATES: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
@@ -162,24 +170,24 @@ def _sqlite_file(url_db: str | None) -> Path | None:
     return Path(url_db)
 
 
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, is_file: bool) -> None:
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, is_file: bool, read_only: bool = False) -> None:
     """The pragmas every connection gets, SQLAlchemy's pooled ones and the raw vote-path ones."""
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys = ON")
-    if is_file:
+    if is_file and not read_only:  # switching the journal mode is a write
         cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = FULL")  # labels are precious: fsync every commit
     cur.close()
 
 
-def _install_sqlite_listeners(engine: Engine, is_file: bool) -> None:
+def _install_sqlite_listeners(engine: Engine, is_file: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # Driver autocommit: SQLAlchemy's "begin" listener below emits BEGIN itself, so that
         # write transactions can be BEGIN IMMEDIATE (pysqlite would otherwise defer BEGIN).
         dbapi_conn.isolation_level = None
-        _sqlite_pragmas(dbapi_conn, is_file)
+        _sqlite_pragmas(dbapi_conn, is_file, read_only)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -198,15 +206,16 @@ def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
     try:
         parsed = make_url(url)
         is_sqlite = parsed.get_backend_name() == "sqlite"
+        read_only = None
         if is_sqlite:
-            engine, lock_path = _make_sqlite_engine(parsed)
+            engine, lock_path, read_only = _make_sqlite_engine(parsed)
         else:
             engine, lock_path = create_engine(parsed, pool_pre_ping=True), None
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError, OSError) as exc:
         raise StoreError(f"bad database URL {url!r}: {exc}".splitlines()[0]) from exc
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else engine
     raw_path = lock_path.removesuffix("-writelock") if lock_path and raw_sqlite else None
-    state = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name, raw_path)
+    state = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name, raw_path, read_only=read_only)
     with _STATES_LOCK:
         _STATES[engine] = state
     if raw_path is not None:
@@ -214,17 +223,53 @@ def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
     return engine
 
 
-def _make_sqlite_engine(parsed) -> tuple[Engine, str | None]:  # type: ignore[no-untyped-def]
+def _make_sqlite_engine(parsed) -> tuple[Engine, str | None, str | None]:  # type: ignore[no-untyped-def]
+    """(engine, write-lock path or None, why it is read-only or None)."""
     path = _sqlite_file(parsed.database)
     if path is None:
         # One shared in-memory database across threads, not one per thread.
         engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
         _install_sqlite_listeners(engine, is_file=False)
-        return engine, None
+        return engine, None, None
+    read_only = _read_only_reason(path)
+    if read_only is not None:
+        # No write lock (its file could not be created), no journal-mode switch: reads only.
+        engine = create_engine(parsed, creator=_read_only_connect(path))
+        _install_sqlite_listeners(engine, is_file=True, read_only=True)
+        return engine, None, read_only
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
     _install_sqlite_listeners(engine, is_file=True)
-    return engine, f"{path}-writelock"
+    return engine, f"{path}-writelock", None
+
+
+def _read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write an existing SQLite file (its -wal, -shm and write lock live beside it)."""
+    if not path.is_file():
+        return None
+    if not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK):
+        return "its folder is read-only"
+    return None
+
+
+def _read_only_connect(path: Path) -> Callable[[], sqlite3.Connection]:
+    """sqlite3 connections opened read-only. In a read-only folder a WAL database cannot get the -shm file
+    a reader needs; with no WAL content left to read (the last writer checkpointed) it is opened immutable."""
+    wal = path.with_name(path.name + "-wal")
+    immutable = not os.access(path.parent, os.W_OK) and (not wal.exists() or wal.stat().st_size == 0)
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+
+    return connect
+
+
+def read_only_reason(engine: Engine) -> str | None:
+    """Why ``engine`` may only read (None: it may write): for a note at start and in messages."""
+    return _state(engine).read_only
 
 
 def describe_url(engine: Engine) -> str:
@@ -238,6 +283,10 @@ def describe_url(engine: Engine) -> str:
 @contextmanager
 def _write_gate(engine: Engine) -> Iterator[_EngineState]:
     state = _state(engine)
+    if state.read_only is not None:
+        raise ReadOnlyError(
+            f"database {describe_url(engine)} is read-only ({state.read_only}): nothing can be saved; reading works"
+        )
     if getattr(state.local, "writing", False):
         raise StoreError("write_session is not re-entrant; pass the open session down instead")
     state.local.writing = True
@@ -346,92 +395,6 @@ def raw_write(engine: Engine) -> Iterator[sqlite3.Connection]:
 # --------------------------------------------------------------------------- schema versions
 
 
-def _columns(conn: Connection, table: str) -> set[str]:
-    return {c["name"] for c in inspect(conn).get_columns(table)}
-
-
-def _add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
-    """ALTER TABLE ADD COLUMN unless present; idempotent, so a half-applied migration reruns."""
-    if column not in _columns(conn, table):
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-
-
-def _migrate_v2(conn: Connection) -> None:
-    """v2: run progress fields, the queue's judgement counter (backfilled) and pair leases."""
-    _add_column(conn, "training_run", "progress", "FLOAT NOT NULL DEFAULT 0")
-    _add_column(conn, "training_run", "step", "INTEGER NOT NULL DEFAULT 0")
-    _add_column(conn, "training_run", "total_steps", "INTEGER")
-    _add_column(conn, "pair", "n_judgements", "INTEGER NOT NULL DEFAULT 0")
-    conn.exec_driver_sql(
-        "UPDATE pair SET n_judgements = (SELECT COUNT(*) FROM judgement j "
-        "WHERE j.pair_id = pair.id AND j.choice <> 'skip')"
-    )
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_pair_queue ON pair (n_judgements, id)")
-    # pair_lease is a new table: create_all(checkfirst) after the migrations creates it.
-
-
-_VIDEO_NOT_NULL = re.compile(r"(\bvideo\s+VARCHAR)\s+NOT\s+NULL", re.IGNORECASE)
-
-
-def _migrate_v3(conn: Connection) -> None:
-    """v3: ``sample.video`` nullable, for text-only (Task 3) samples."""
-    if next(c for c in inspect(conn).get_columns("sample") if c["name"] == "video")["nullable"]:
-        return
-    if conn.dialect.name != "sqlite":
-        conn.exec_driver_sql("ALTER TABLE sample ALTER COLUMN video DROP NOT NULL")
-        return
-    # SQLite has no ALTER COLUMN, and the 12-step table rebuild cannot run here: it needs
-    # foreign_keys OFF, which is a no-op inside this (BEGIN IMMEDIATE) transaction, and with
-    # it ON, DROP TABLE sample fails on the responses and pairs that reference it. Dropping a
-    # NOT NULL does not change the file format, so SQLite's documented "simpler procedure"
-    # applies (sqlite.org/lang_altertable.html#otheralter): edit the table's CREATE text in
-    # sqlite_schema and bump schema_version, all in this transaction.
-    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sample'").scalar_one()
-    new_sql, n = _VIDEO_NOT_NULL.subn(r"\1", sql)
-    if n != 1:
-        raise SchemaError(f"v3 migration: cannot find 'video VARCHAR NOT NULL' in the sample table: {sql!r}")
-    version = int(conn.exec_driver_sql("PRAGMA schema_version").scalar_one())
-    conn.exec_driver_sql("PRAGMA writable_schema = ON")
-    try:
-        conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'sample'", (new_sql,))
-        conn.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
-    finally:
-        conn.exec_driver_sql("PRAGMA writable_schema = OFF")
-    if conn.exec_driver_sql("PRAGMA quick_check").scalar_one() != "ok":
-        raise SchemaError("v3 migration: quick_check failed after editing the sample table")
-
-
-# What the UI passed as the video hash of a text-only sample before schema v4, with video "":
-# stored as video = os.path.abspath("") (the app's working directory).
-_LEGACY_TEXT_ONLY_HASH = "text-only"
-
-
-def _migrate_v4(conn: Connection) -> None:
-    """v4: the task_instruction table (created by create_all after the migrations), and text-only
-    samples stored with an empty video path repaired to video NULL, video_hash NO_VIDEO_HASH."""
-    legacy = conn.execute(
-        text("SELECT id, short_prompt FROM sample WHERE video_hash = :h"), {"h": _LEGACY_TEXT_ONLY_HASH}
-    ).all()
-    for sample_id, short_prompt in legacy:
-        key = models.content_key(models.NO_VIDEO_HASH, short_prompt)
-        taken = conn.execute(text("SELECT 1 FROM sample WHERE content_key = :k"), {"k": key}).first()
-        # A proper text-only sample with the same prompt keeps the key; this one keeps its old one.
-        set_key = "" if taken else ", content_key = :k"
-        conn.execute(
-            text(f"UPDATE sample SET video = NULL, video_hash = :h{set_key} WHERE id = :id"),
-            {"h": models.NO_VIDEO_HASH, "k": key, "id": sample_id},
-        )
-
-
-# Ordered (version, description, step). Never edit a released step; append a new one.
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (2, "run progress fields, pair.n_judgements, pair_lease", _migrate_v2),
-    (3, "sample.video nullable (text-only samples)", _migrate_v3),
-    (4, "task_instruction; text-only samples stored with an empty video path get video NULL", _migrate_v4),
-]
-SCHEMA_VERSION = 4
-
-
 def current_version(conn: Connection) -> int | None:
     if not inspect(conn).has_table("schema_version"):
         return None
@@ -449,11 +412,26 @@ def init_db(engine: Engine) -> int:
     leaves the database as it was.
     """
     try:
+        if _state(engine).read_only is not None:
+            return _check_read_only(engine)
         with write_session(engine) as session:
             return _init_in(session.connection())
     except OperationalError as exc:
         msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         raise StoreError(f"cannot open database {describe_url(engine)}: {msg}") from exc
+
+
+def _check_read_only(engine: Engine) -> int:
+    """init_db on a read-only database: it must already be at this release's schema (nothing can migrate it)."""
+    with engine.connect() as conn:
+        version = current_version(conn)
+    if version == SCHEMA_VERSION:
+        return version
+    have = "no annotation schema" if version is None else f"schema v{version}"
+    raise ReadOnlyError(
+        f"database {describe_url(engine)} is read-only ({_state(engine).read_only}) and has {have}; this release "
+        f"needs v{SCHEMA_VERSION}: open it once with write access"
+    )
 
 
 def _init_in(conn: Connection) -> int:

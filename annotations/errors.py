@@ -28,3 +28,7 @@ class ImportRejected(StoreError):
 
 class LeaseLost(StoreError):
     """A vote on a pair the voter does not hold (any more): its lease expired and it went to someone else."""
+
+
+class ReadOnlyError(StoreError):
+    """A write to a database this process may only read (a read-only file or folder); reads still work."""
