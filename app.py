@@ -1,4 +1,5 @@
-"""Start VidPrompter Studio: `python app.py [--host H] [--port P] [--db URL] [--auth-file PATH] [--model NAME]`.
+"""Start VidPrompter Studio: `python app.py [--host H] [--port P] [--db URL] [--auth-file PATH] [--model NAME]
+[--model-root DIR ...] [--max-models N] [--max-upload-mb MB]`.
 
 Builds the Studio facade (models load lazily, so the page is up in seconds), the annotation
 database engine (recording the task instructions its exports build prompts from) and the training
@@ -7,15 +8,24 @@ local mode (user "local", admin). Add accounts with:
 
     python app.py --add-user alice --role admin --auth-file auth.json   # password from stdin or
                                                                         # $VIDPROMPTER_PASSWORD
+
+Model pickers take the presets, and checkpoint folders only under a --model-root (or
+$VIDPROMPTER_MODEL_ROOTS); a folder nobody loaded before loads only for an admin. SIGTERM / Ctrl-C stop
+the server within SHUTDOWN_GRACE_S seconds; training runs are their own processes and keep going (a
+restarted app watches, cancels and resumes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +37,10 @@ if TYPE_CHECKING:  # imported inside the functions: `--add-user` needs neither g
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else it calls api.gradio.app at start
 
 PASSWORD_ENV = "VIDPROMPTER_PASSWORD"
+#: After SIGTERM / SIGINT the process is gone within this many seconds, whatever a handler is doing.
+SHUTDOWN_GRACE_S = 4.0
+#: Gradio's upload cache and our per-request viewer outputs: swept every SWEEP_S of files older than MAX_AGE_S.
+CACHE_SWEEP_S, CACHE_MAX_AGE_S = 600, 3600
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -46,13 +60,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="default model: a text preset sets Task 3's, a video preset Tasks 1-2's (e.g. tiny-random-vlm)",
     )
+    parser.add_argument(
+        "--model-root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="folder whose checkpoint sub-folders the model pickers may load (repeatable; default "
+        "$VIDPROMPTER_MODEL_ROOTS, os.pathsep-separated); presets are always allowed",
+    )
+    parser.add_argument("--max-models", type=int, default=2, help="generation models kept loaded (LRU beyond)")
+    parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
     parser.add_argument("--add-user", metavar="NAME", help="add or replace a user in --auth-file, then exit")
     parser.add_argument("--role", default="annotator", choices=["annotator", "admin"], help="role for --add-user")
     return parser.parse_args(argv)
 
 
 def add_user_command(args: argparse.Namespace) -> int:
-    from ui.auth import AuthFileError, add_user
+    """Add a user; safe to run many at once (ui.auth.add_user locks the file). One line per failure."""
+    from ui.auth import AuthFileError, add_user, leftover_temp_files
 
     if not args.auth_file:
         print("error: --add-user needs --auth-file PATH", file=sys.stderr)
@@ -63,6 +88,8 @@ def add_user_command(args: argparse.Namespace) -> int:
     except AuthFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for leftover in leftover_temp_files(args.auth_file):  # never read or followed; just say so
+        print(f"note: {leftover} is a leftover temp file (not used); delete it", file=sys.stderr)
     print(f"user {args.add_user!r} ({args.role}) written to {args.auth_file}")
     return 0
 
@@ -70,46 +97,107 @@ def add_user_command(args: argparse.Namespace) -> int:
 def _read_password() -> str:
     if sys.stdin.isatty():
         return getpass.getpass("password: ")
-    return sys.stdin.readline().rstrip("\n")
+    return sys.stdin.readline().rstrip("\r\n")  # a password piped from a Windows file ends in \r\n
 
 
-def studio_config(model: str | None) -> StudioConfig:
-    """StudioConfig with --model applied to the task family its preset serves."""
+def studio_config(model: str | None, model_roots: Sequence[str] = (), max_models: int = 2) -> StudioConfig:
+    """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots."""
     from engine.models import resolve
     from engine.service import StudioConfig
 
+    confined = {"model_roots": tuple(model_roots), "max_models": max_models}
     if not model:
-        return StudioConfig()
+        return StudioConfig(**confined)
     kind = resolve(model).kind  # ModelLoadError for an unknown name: reported by main()
-    return StudioConfig(video_model=model) if kind == "video" else StudioConfig(text_model=model)
+    field = "video_model" if kind == "video" else "text_model"
+    return StudioConfig(**{field: model}, **confined)
 
 
 def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     """(Blocks, launch kwargs) from parsed flags. Raises StudioError / StoreError / AuthFileError."""
+    from starlette.middleware import Middleware
+
     from annotations.db import default_db_url, open_db
+    from engine.models import env_model_roots
     from engine.service import Studio
-    from engine.tasks import record_instructions
-    from training.jobs import Jobs
+    from training.jobs import ASSETS_DIR, Folders, Jobs
     from ui import AppContext, build_app, launch_kwargs
-    from ui.auth import Accounts
+    from ui.auth import Accounts, ClientAddressMiddleware
     from ui.common import SAMPLES_DIR
 
     db_url = args.db or default_db_url()
     accounts = Accounts.load(args.auth_file) if args.auth_file else None
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
-    record_instructions(db)  # exports (the admin tab's launches) build each pair's prompt from these
-    studio = Studio(studio_config(args.model))
-    ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url), accounts=accounts)
-    ctx.upload_dir = _upload_dir(db_url)
+    _record_instructions(db)
+    roots = args.model_root if args.model_root is not None else list(env_model_roots())
+    studio = Studio(studio_config(args.model, roots, args.max_models))
+    upload_dir = _upload_dir(db_url)
+    folders = Folders(runs=("runs",), data=("data", ASSETS_DIR, upload_dir))
+    ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts)
+    ctx.upload_dir = upload_dir
     demo = build_app(ctx)
+    demo.delete_cache = (CACHE_SWEEP_S, CACHE_MAX_AGE_S)  # Gradio's upload cache: never kept for good
     kwargs = launch_kwargs() | {
         "server_name": args.host,
         "server_port": args.port,
-        "auth": accounts.check if accounts else None,
-        "auth_message": "VidPrompter Studio: sign in with your annotator or admin account." if accounts else None,
+        "auth": accounts.check_async if accounts else None,  # awaited by /login: bcrypt runs off the loop
+        "auth_message": accounts.login_note() if accounts else None,
         "allowed_paths": [str(SAMPLES_DIR)],  # only the sample clips; generated media lives in the temp dir
+        "max_file_size": f"{args.max_upload_mb}mb",
+        "app_kwargs": {
+            "middleware": [Middleware(ClientAddressMiddleware)],  # the sign-in back-off per client address
+            "lifespan": _sweeper(ctx.work_dir / "viewer"),
+        },
     }
     return demo, kwargs
+
+
+def _record_instructions(db: Any) -> None:
+    """Exports (the admin tab's launches) build each pair's prompt from these; a read-only database
+    already has them or cannot take them: say so and serve what can be read."""
+    from annotations.errors import ReadOnlyError
+    from engine.tasks import record_instructions
+
+    try:
+        record_instructions(db)
+    except ReadOnlyError as exc:
+        print(f"note: {exc}; serving it read-only", file=sys.stderr)
+
+
+def _sweeper(folder: Path) -> Any:
+    """A lifespan for the app: every CACHE_SWEEP_S, per-request outputs in `folder` older than an hour go."""
+    from ui.common import sweep
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(CACHE_SWEEP_S)
+                await asyncio.to_thread(sweep, folder, CACHE_MAX_AGE_S)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return lifespan
+
+
+def install_shutdown(grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    """SIGTERM behaves like Ctrl-C (Gradio's launch() then closes the server), and the process exits
+    within `grace_s` even if a handler thread is mid-generation (Python would join it at exit).
+    Training runs are separate processes in their own sessions: they keep running, resumable."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        watchdog = threading.Timer(grace_s, os._exit, args=(0,))
+        watchdog.daemon = True
+        watchdog.start()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends it at once
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def _upload_dir(db_url: str) -> Path:
@@ -135,7 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if kwargs["auth"] is None:
         print("No --auth-file: single-user local mode (user 'local', admin). Use --host 127.0.0.1 only.")
-    demo.launch(**kwargs)
+    install_shutdown()
+    try:
+        demo.launch(**kwargs)
+    except KeyboardInterrupt:  # a signal before launch() reached its own loop
+        pass
     return 0
 
 

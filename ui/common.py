@@ -6,12 +6,15 @@ lazily), training runs through `training.jobs.Jobs` (torch-free), data through `
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import logging
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ import gradio as gr
 from sqlalchemy import Engine
 
 from annotations.errors import StoreError
-from engine.errors import StudioError
+from engine.errors import StudioError, VideoError
 from training.jobs import JobError, Jobs
 from ui.auth import Accounts
 
@@ -90,6 +93,13 @@ class AppContext:
             raise gr.Error("not signed in")
         return User(name, self.accounts.role(name))
 
+    def caller(self, request: gr.Request | None) -> User | None:
+        """The caller, or None when auth is on and the request carries no user (never raises)."""
+        try:
+            return self.user(request)
+        except gr.Error:
+            return None
+
     def require_admin(self, request: gr.Request | None) -> User:
         user = self.user(request)
         if not user.is_admin:
@@ -98,28 +108,71 @@ class AppContext:
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (StudioError, StoreError, JobError, ValueError)
+#: What an annotator sees instead of an unexpected exception's text (admins see the text; the log has it all).
+INTERNAL_ERROR = "internal error in {fn}; an admin can find the details in the app's log"
 
 
-def guard(fn: F) -> F:
+def guard(fn: F, ctx: Any = None) -> F:
     """Turn every failure of a handler into a gr.Error with a one-line message: the app never crashes.
 
-    StudioError / StoreError / JobError / ValueError are the user's to fix and are shown verbatim;
-    anything else is logged with its traceback and shown as an internal error.
+    StudioError / StoreError / JobError / ValueError are the user's to fix and are shown; anything else
+    is logged with its traceback and shown as an internal error. With `ctx`, the caller's role (from the
+    handler's gr.Request) decides how much: admins see the whole line, everyone else a line with no
+    server paths and no decoder internals (`public_message`). An admin's call also runs inside
+    `ctx.studio.admin_access()`, the only way a model folder not loaded before may load.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # No AppContext (a bare guard, a test's stand-in): nobody to tell apart, everything is shown.
+        caller = ctx.caller(_request_in(args, kwargs)) if isinstance(ctx, AppContext) else None
+        admin = not isinstance(ctx, AppContext) or (caller is not None and caller.is_admin)
         try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
+            with _admin_scope(ctx, admin):
+                return fn(*args, **kwargs)
+        except gr.Error as exc:
+            if admin or public_text(exc.message) == exc.message:
+                raise
+            raise gr.Error(public_text(exc.message)) from exc
         except USER_ERRORS as exc:
-            raise gr.Error(one_line(exc)) from exc
+            raise gr.Error(one_line(exc) if admin else public_message(exc)) from exc
         except Exception as exc:
             log.exception("handler %s failed", fn.__name__)
+            if not admin:
+                raise gr.Error(INTERNAL_ERROR.format(fn=fn.__name__)) from exc
             raise gr.Error(f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _admin_scope(ctx: Any, admin: bool) -> contextlib.AbstractContextManager[Any]:
+    """The Studio's admin access for an admin's call (a context without a Studio, e.g. a test, has none)."""
+    studio = getattr(ctx, "studio", None)
+    return studio.admin_access() if admin and studio is not None else contextlib.nullcontext()
+
+
+def _request_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> gr.Request | None:
+    """The gr.Request Gradio injected into a handler's arguments, if any."""
+    return next((v for v in (*args, *kwargs.values()) if isinstance(v, gr.Request)), None)
+
+
+# An absolute path: starts after a space, quote, bracket, colon or '=' (or the line start), runs to a space/quote.
+_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s'"(\[:=]))(?:~|/)[^\s'"()\[\],;]*""")
+# A decoder's own words: a parenthesised tail, "[Errno 1094995529]", "Invalid data found ...".
+_PARENS = re.compile(r"\s*\([^()]*\)")
+
+
+def public_text(text: str) -> str:
+    """`text` with every absolute path cut to its last part (the user's own file name, or nothing)."""
+    return _PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def public_message(exc: BaseException) -> str:
+    """The one line a non-admin sees: no server paths; a video error without the decoder's reason."""
+    text = one_line(exc)
+    if isinstance(exc, VideoError):
+        text = _PARENS.sub("", text)
+    return public_text(text)
 
 
 def bind(fn: Callable[..., Any], ctx: AppContext, *fixed: Any) -> Callable[..., Any]:
@@ -137,12 +190,30 @@ def bind(fn: Callable[..., Any], ctx: AppContext, *fixed: Any) -> Callable[..., 
 
     bound.__signature__ = inspect.signature(fn).replace(parameters=params[1 + len(fixed) :])  # type: ignore[attr-defined]
     bound.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in dropped}
-    return guard(bound)
+    return guard(bound, ctx)
 
 
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:500] or type(exc).__name__
+
+
+# -- per-session state of a signed-in user --------------------------------------------------------
+
+#: The key of a session state (gr.State dict) that names the user it was made for.
+OWNER_KEY = "owner"
+
+
+def owned(state: dict[str, Any], user: User) -> dict[str, Any]:
+    """`state` stamped with the user it belongs to (what `check_owner` compares against)."""
+    return {**state, OWNER_KEY: user.name}
+
+
+def check_owner(state: dict[str, Any] | None, user: User) -> None:
+    """A gr.Error unless a non-empty `state` was made for `user`: a session hash someone else holds
+    (gr.State is keyed by it) gives them nothing to act on."""
+    if state and state.get(OWNER_KEY) != user.name:
+        raise gr.Error("this screen belongs to another signed-in session; press Next pair")
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -193,6 +264,24 @@ def stage_media(path: str | Path | None, work_dir: Path) -> str | None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
     return str(dest)
+
+
+def sweep(folder: Path, max_age_s: float) -> int:
+    """Delete files under `folder` last modified over `max_age_s` ago, then the folders left empty;
+    returns how many files went. Per-request outputs (viewer videos) are not kept for good."""
+    if not folder.is_dir():
+        return 0
+    cutoff, removed = time.time() - max_age_s, 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # children first
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:  # another request is using or removing it: next sweep
+            continue
+    return removed
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui.common import AppContext, bind, stage_media
+from ui.common import OWNER_KEY, AppContext, bind, check_owner, stage_media
 from ui.render import DIFF_COLORS, md_text, word_diff
 
 CHOICES = {
@@ -111,6 +111,7 @@ def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
     if view is None:
         return empty_queue(ctx, user.name)
     state = {
+        OWNER_KEY: user.name,  # a vote through this session's hash by anyone else is refused (check_owner)
         "pair_id": view.pair_id,
         "left_id": view.left_response_id,
         "right_id": view.right_response_id,
@@ -176,6 +177,7 @@ def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) 
     if not state or "pair_id" not in state:
         raise gr.Error("no pair on screen: press 'Next pair' first")
     user = ctx.user(request)
+    check_owner(state, user)
     seconds = max(0.0, time.time() - float(state.get("shown_at", time.time())))
     _store().record_judgement(ctx.db, int(state["pair_id"]), user.name, choice, int(state["left_id"]), seconds)
     reveal = reveal_text(choice, state, response_sources(state))
