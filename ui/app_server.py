@@ -80,20 +80,33 @@ def write_auth_file(path: Path) -> Path:
     return path
 
 
-def start_app(workdir: Path, auth: bool = False, timeout: float = 90.0, extra: list[str] | None = None) -> Server:
-    """Launch app.py with cwd=workdir (runs/, data/ land there) and wait until the page is served."""
+def start_app(
+    workdir: Path,
+    auth: bool = False,
+    timeout: float = 90.0,
+    extra: list[str] | None = None,
+    prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Launch app.py with cwd=workdir (runs/, data/ land there) and wait until the page is served.
+
+    prefix: a command to run it under (e.g. setpriv to drop to another user); env: extra variables."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     db_url = f"sqlite:///{workdir / 'studio.db'}"
-    args = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--db", db_url, *(extra or [])]
+    args = [*(prefix or []), sys.executable, str(REPO / "app.py"), "--port", str(port), "--db", db_url, *(extra or [])]
     if auth:
         args += ["--auth-file", str(write_auth_file(workdir / "auth.json"))]
-    env = os.environ | {
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "GRADIO_TEMP_DIR": str(workdir / "gradio-tmp"),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-    }
+    env = (
+        os.environ
+        | (env or {})
+        | {
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "GRADIO_TEMP_DIR": str(workdir / "gradio-tmp"),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
     log = workdir / "app.log"
     proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}/", db_url, proc, workdir, log)
