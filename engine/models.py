@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import ModelLoadError
+from engine.types import GenerationParams
 
 Kind = Literal["text", "video"]
 
@@ -46,6 +47,16 @@ class ModelPreset:
     """Chat-template and format notes shown in the UI."""
     repetition_penalty: float = 1.0
     """Decoding default when a request sets none."""
+    guards: bool = False
+    """Small-model generation guards on by default (engine.guards); real large presets decode plainly."""
+    copy_ngram: int = 6
+    """With guards: the longest run of instruction tokens the output may not copy (≈ 6 words of prose)."""
+    keep_words: float = 0.0
+    """With guards: logit bonus on the short prompt's content words until each is written."""
+    temperature: float | None = None
+    """Sampling temperature of the preset's default candidates; None: greedy / beam search."""
+    top_p: float = 1.0
+    """Nucleus mass of the preset's default sampling."""
 
     @property
     def random_weights(self) -> bool:
@@ -76,6 +87,13 @@ PRESETS: dict[str, ModelPreset] = {
             # Greedy at 1.0 it recites the Task-3 rules or the Tokyo example; at 1.2 it writes a scene
             # about the input (checked on several prompts; docs/benchmarks.md has no number for taste).
             repetition_penalty=1.2,
+            # Guards (engine.guards): no 6-token run of the instruction, no "Output:" echoes, a +5 logit
+            # bonus on the short prompt's unwritten content words, penalty sparing articles and the full
+            # stop. Sampled candidates at 0.7 / 0.9 differ (bench/bench_beautify.py has the figures).
+            guards=True,
+            keep_words=5.0,
+            temperature=0.7,
+            top_p=0.9,
         ),
         ModelPreset(
             "qwen2.5-vl-3b",
@@ -101,6 +119,7 @@ PRESETS: dict[str, ModelPreset] = {
             "text",
             builtin="tiny-random-lm",
             notes="Qwen2 architecture, random weights: pipeline check only.",
+            guards=True,
         ),
     ]
 }
@@ -110,43 +129,28 @@ def list_presets() -> list[ModelPreset]:
     return list(PRESETS.values())
 
 
+def default_params(model: str | ModelPreset, num_return: int = 1, **overrides: Any) -> GenerationParams:
+    """A preset's decoding defaults for `num_return` candidates, then `overrides` (GenerationParams fields).
+
+    Presets with a sampling temperature (the embedded SmolLM2) sample the candidates in one batch;
+    the others use greedy (one candidate) or beam search with num_return beams. Guard fields stay None,
+    so the backend applies the preset's guards.
+    """
+    preset = model if isinstance(model, ModelPreset) else resolve(model)
+    if preset.temperature is not None:
+        base = GenerationParams(
+            num_return_sequences=num_return, do_sample=True, temperature=preset.temperature, top_p=preset.top_p
+        )
+    else:
+        base = GenerationParams(num_beams=num_return, num_return_sequences=num_return)
+    return replace(base, **overrides)
+
+
 def downloads_allowed() -> bool:
     """Hub downloads are opt-in (VIDPROMPTER_ALLOW_DOWNLOAD=1): this project's machines have no hub."""
     return os.environ.get("VIDPROMPTER_ALLOW_DOWNLOAD", "") == "1" and os.environ.get("HF_HUB_OFFLINE", "") != "1"
 
 
-def resolve(name: str) -> ModelPreset:
-    """Find a preset by name (or a checkpoint folder path), applying the env-var override."""
-    if name not in PRESETS:
-        path = Path(name).expanduser()
-        if path.is_dir():
-            return ModelPreset(path.name, _detect_kind(path), local_path=str(path), notes="local checkpoint")
-        known = ", ".join(PRESETS)
-        raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
-    preset = PRESETS[name]
-    override = os.environ.get(preset.env_var)
-    if override:
-        return replace(preset, local_path=override, builtin=None, gguf_file=_gguf_in(override, preset))
-    if preset.name == "smollm2-135m":
-        return replace(preset, local_path=_smollm2_dir())
-    return preset
-
-
-def _gguf_in(path: str, preset: ModelPreset) -> str | None:
-    return preset.gguf_file if preset.gguf_file and (Path(path) / preset.gguf_file).exists() else None
-
-
-def _detect_kind(path: Path) -> Kind:
-    """A folder with a video/image processor config is a video LM; otherwise text."""
-    markers = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
-    return "video" if any((path / m).exists() for m in markers) else "text"
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to run: torch module, its processor or tokenizer, and where it came from."""
-
-    preset: ModelPreset
 #: Folders under these roots (os.pathsep-separated) may be loaded by name from the app, besides the presets.
 MODEL_ROOTS_ENV = "VIDPROMPTER_MODEL_ROOTS"
 #: Longest model name looked at: a path longer than PATH_MAX is no folder anyway.
@@ -206,6 +210,38 @@ def _inside(path: Path, root: str | os.PathLike[str]) -> bool:
     return path == real_root or real_root in path.parents
 
 
+def resolve(name: str) -> ModelPreset:
+    """Find a preset by name (or a checkpoint folder path), applying the env-var override."""
+    if name not in PRESETS:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return ModelPreset(path.name, _detect_kind(path), local_path=str(path), notes="local checkpoint")
+        known = ", ".join(PRESETS)
+        raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
+    preset = PRESETS[name]
+    override = os.environ.get(preset.env_var)
+    if override:
+        return replace(preset, local_path=override, builtin=None, gguf_file=_gguf_in(override, preset))
+    if preset.name == "smollm2-135m":
+        return replace(preset, local_path=_smollm2_dir())
+    return preset
+
+
+def _gguf_in(path: str, preset: ModelPreset) -> str | None:
+    return preset.gguf_file if preset.gguf_file and (Path(path) / preset.gguf_file).exists() else None
+
+
+def _detect_kind(path: Path) -> Kind:
+    """A folder with a video/image processor config is a video LM; otherwise text."""
+    markers = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+    return "video" if any((path / m).exists() for m in markers) else "text"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: torch module, its processor or tokenizer, and where it came from."""
+
+    preset: ModelPreset
     model: Any
     processor: Any
     """AutoProcessor for video LMs, tokenizer for text LMs."""

@@ -1,7 +1,8 @@
 """`Studio`: the one facade the UI and the CLIs call. Models load lazily and are cached here only.
 
-Verbs: generate (`run_task`), `score` (the evaluator ensemble), `judge` / `judge_many` (the Task-3 LLM
-judge), `mine` (preference pairs), `evaluate` (Table 1), `reward_gaps`, and the hallucination views.
+Verbs: generate (`run_task`; `stream_task` as tokens arrive), `score` (the evaluator ensemble), `judge` /
+`judge_many` (the Task-3 LLM judge), `mine` (preference pairs), `evaluate` (Table 1), `reward_gaps`, and
+the hallucination views.
 The Studio owns the one evaluator `Ensemble` and the generation backends; nothing else keeps models.
 
 Everything returns plain data (engine.types, dataclasses, dicts, numpy, file paths), so callers never
@@ -33,6 +34,7 @@ from engine.models import (
     PRESETS,
     ModelPreset,
     canonical_model,
+    default_params,
     folder_key,
     list_presets,
     model_source,
@@ -229,6 +231,33 @@ class Studio:
             Candidate(text=t, rank=i, model=backend.model_name, random_weights=backend.random_weights)
             for i, t in enumerate(texts)
         ]
+
+    def stream_task(
+        self,
+        task: Task | int,
+        video: str | Path | None = None,
+        short_prompt: str | None = None,
+        model: str | None = None,
+        params: GenerationParams | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[list[str]]:
+        """The candidates' texts as tokens arrive: one str per candidate, growing; the last item is final.
+
+        params None: the preset's defaults (engine.models.default_params). Greedy and sampling stream one
+        batched generate, all candidates together; beam search cannot stream (a beam is not final until the
+        search ends), so it yields once, at the end, as do backends without streaming (vLLM). `stop.set()`
+        from another thread ends generation within one decoding step; the texts so far are the last item.
+        Bad input and unloadable models raise before the first item; the model stays locked meanwhile.
+        """
+        request = self.build_request(task, video, short_prompt)
+        backend = self._backend(model, request.task)
+        preset = PRESETS.get(backend.model_name)
+        params = params or (default_params(preset) if preset else GenerationParams())
+        with self._lock_for(f"model:{backend.model_name}"):
+            if hasattr(backend, "stream"):
+                yield from backend.stream(request, params, stop)
+            else:
+                yield backend.generate([request], params)[0]
 
     def response_logps(
         self, requests: Sequence[Any], responses: Sequence[str], model: str | None = None

@@ -54,6 +54,14 @@ class GenerationParams:
     """Seed for sampling, so a demo can be reproduced."""
     repetition_penalty: float | None = None
     """>1 discourages repeats (CTRL-style); None: the model preset's default (SmolLM2: 1.2)."""
+    guards: bool | None = None
+    """Small-model guards (engine.guards: no copying the instruction, no "Output:" echoes); None: the preset's."""
+    copy_ngram: int | None = None
+    """With guards: no run of this many instruction tokens in the output (0: off); None: the preset's (6)."""
+    keep_words: float | None = None
+    """With guards: logit bonus on the short prompt's content words until each is written (0: off); None: preset's."""
+    min_new_tokens: int | None = None
+    """End of text forbidden before this many tokens; None: max_new_tokens for random-weight presets, else 0."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 4096:
@@ -73,6 +81,14 @@ class GenerationParams:
             raise InputError(f"repetition_penalty must be in [1, 2], got {self.repetition_penalty}")
         if not 0.0 < self.top_p <= 1.0:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.copy_ngram is not None and self.copy_ngram != 0 and not 2 <= self.copy_ngram <= 64:
+            raise InputError(f"copy_ngram must be 0 (off) or in 2..64, got {self.copy_ngram}")
+        if self.keep_words is not None and not 0.0 <= self.keep_words <= 10.0:
+            raise InputError(f"keep_words must be in [0, 10], got {self.keep_words}")
+        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise InputError(
+                f"min_new_tokens must be in 0..max_new_tokens ({self.max_new_tokens}), got {self.min_new_tokens}"
+            )
 
 
 @dataclass

@@ -20,6 +20,7 @@ mkdir -p "$LOG_DIR"
 BENCHES=(
   "bench_video.py||ratio|cpu"
   "bench_generation.py||ratio|tokens/s|cpu"
+  "bench_beautify.py|--prompts 8 --max-new-tokens 48|ratio|^(before|after) |cpu"
   "bench_hallucination_text.py|--n 150 --repeat 3|ratio|cpu"
   "bench_hallucination_video.py||ratio|cpu"
   "bench_evaluators.py|--reps 3|ratio|cpu"

@@ -1,10 +1,42 @@
-"""transformers backend: text LMs (Task 3) and video LMs (Tasks 1-3), batched, CPU or CUDA (bf16)."""
+"""transformers backend: text LMs (Task 3) and video LMs (Tasks 1-3), batched, CPU or CUDA (bf16).
+
+Small-model guards (engine.guards) ride along as logits processors when the preset or the request
+turns them on; `stream` runs one request's candidates as one batched generate in a worker thread and
+yields their growing texts.
+"""
 
 from __future__ import annotations
 
-import torch
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
 
+import torch
+from transformers import (
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from engine.backends.prefix_cache import PrefixCache
 from engine.encoding import encode_for_logps, encode_prompts, gather_logps
+from engine.guards import (
+    AllowOnly,
+    GuardSettings,
+    KeepWords,
+    PromptPenalty,
+    SequenceBan,
+    content_words,
+    copy_ban,
+    cut_echoes,
+    function_word_ids,
+    label_ban,
+    readable_token_ids,
+    resolve_settings,
+    word_starts,
+)
 from engine.models import LoadedModel, load_model
 from engine.tasks import Request
 from engine.types import GenerationParams
@@ -20,6 +52,10 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.model_name = lm.preset.name
         self.random_weights = lm.preset.random_weights
+        self._readable: list[int] | None = None
+        self._function_words: list[int] | None = None
+        # Single text prompts reuse the KV cache of the previous prompt's shared prefix (the instruction).
+        self._prefix = None if lm.is_video else PrefixCache(lm.model)
 
     @classmethod
     def load(cls, model: str, device: str | None = None, batch_size: int = 8) -> TransformersBackend:
@@ -39,29 +75,118 @@ class TransformersBackend:
         return out
 
     def _generate_chunk(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
+        settings = resolve_settings(params, self.lm.preset)
+        texts = self._decode(self._run(requests, params, settings))
+        n = params.num_return_sequences
+        return [[self._clean(t, r, settings) for t in texts[i * n : (i + 1) * n]] for i, r in enumerate(requests)]
+
+    def _run(
+        self, requests: list[Request], params: GenerationParams, settings: GuardSettings, **extra: Any
+    ) -> list[list[int]]:
+        """model.generate on one batch -> each row's new token ids (B * num_return_sequences rows)."""
         batch = encode_prompts(self.lm, requests)
+        kwargs = self._generate_kwargs(requests, params, settings)
+        cache = self._cached_prefix(batch, max(params.num_beams, params.num_return_sequences))
+        if cache is not None:
+            kwargs["past_key_values"] = cache
+        ids = self.lm.model.generate(**batch, **kwargs, **extra)
+        # (rows, L_prompt + L_new): prompts are left-padded so new tokens start at one column.
+        return ids[:, batch["input_ids"].shape[1] :].tolist()
+
+    def _cached_prefix(self, batch: dict[str, Any], rows: int) -> Any:
+        """The prompt's KV cache (shared prefix reused), repeated for `rows` rows; None where not cacheable."""
+        if self._prefix is None or batch["input_ids"].shape[0] != 1 or set(batch) - {"input_ids", "attention_mask"}:
+            return None
+        cache = self._prefix.prefill(batch["input_ids"])
+        if cache is None:  # e.g. a sliding-window model: never try again
+            self._prefix = None
+            return None
+        cache.batch_repeat_interleave(rows)  # generate() expands the prompt, not a cache it is handed
+        return cache
+
+    def _generate_kwargs(
+        self, requests: list[Request], params: GenerationParams, settings: GuardSettings
+    ) -> dict[str, Any]:
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        kwargs = dict(
+        penalty = params.repetition_penalty or self.lm.preset.repetition_penalty
+        processors = self._processors(requests, params, settings)
+        if settings.enabled and penalty != 1.0:  # the same penalty, function words excepted
+            if self._function_words is None:
+                self._function_words = function_word_ids(self.lm.tokenizer)
+            processors.insert(0, PromptPenalty(penalty, self._function_words))
+            penalty = 1.0
+        kwargs: dict[str, Any] = dict(
             max_new_tokens=params.max_new_tokens,
             num_beams=params.num_beams,
             num_return_sequences=params.num_return_sequences,
             do_sample=params.do_sample,
             pad_token_id=self.lm.tokenizer.pad_token_id,
-            repetition_penalty=params.repetition_penalty or self.lm.preset.repetition_penalty,
+            repetition_penalty=penalty,
+            logits_processor=processors,
         )
+        if settings.min_new_tokens:
+            kwargs["min_new_tokens"] = settings.min_new_tokens
         if params.do_sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
         else:
             # Unset sampling defaults a checkpoint may carry, so greedy/beam runs without warnings.
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        ids = self.lm.model.generate(**batch, **kwargs)
-        # (B * n, L_prompt + L_new): prompts are left-padded so new tokens start at one column.
-        new = ids[:, batch["input_ids"].shape[1] :]
-        texts = [t.strip() for t in self.lm.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        n = params.num_return_sequences
-        return [texts[i * n : (i + 1) * n] for i in range(len(requests))]
+        return kwargs
 
+    def _processors(
+        self, requests: list[Request], params: GenerationParams, settings: GuardSettings
+    ) -> LogitsProcessorList:
+        """The guards as logits processors; transformers runs them before temperature and top-p."""
+        tok = self.lm.tokenizer
+        processors = LogitsProcessorList()
+        if settings.enabled:
+            labels = label_ban(tok)
+            per_request = [labels | copy_ban(tok, r.task, settings.copy_ngram, r.short_prompt) for r in requests]
+            rows = max(params.num_beams, params.num_return_sequences)
+            processors.append(SequenceBan(per_request, rows))
+            if settings.keep_words > 0:
+                words = [word_starts(tok, content_words(r.short_prompt or "")) for r in requests]
+                processors.append(KeepWords(words, settings.keep_words, rows))
+        if settings.readable_only:
+            if self._readable is None:
+                self._readable = readable_token_ids(tok)
+            vocab = self.lm.model.get_output_embeddings().weight.shape[0]
+            processors.append(AllowOnly(self._readable, vocab))
+        return processors
+
+    def _decode(self, rows: list[list[int]]) -> list[str]:
+        return [t.strip() for t in self.lm.tokenizer.batch_decode(rows, skip_special_tokens=True)]
+
+    @staticmethod
+    def _clean(text: str, request: Request, settings: GuardSettings, final: bool = True) -> str:
+        return cut_echoes(text, request.short_prompt, final) if settings.enabled else text
+
+    # -- streaming -------------------------------------------------------------------------------------
+    def stream(
+        self, request: Request, params: GenerationParams, stop: threading.Event | None = None
+    ) -> Iterator[list[str]]:
+        """One request's candidates as they grow: one list of num_return_sequences texts per new token.
+
+        Greedy and sampling stream (one batched generate; the candidates grow together); beam search
+        cannot (a beam's text is not final until the search ends), so it yields once, at the end. The
+        last item is always the final texts, cleaned exactly as `generate` cleans them. `stop.set()`
+        from another thread ends generation after the current decoding step; what was generated is
+        returned. Leaving the iterator early stops the generation too.
+        """
+        stop = stop or threading.Event()
+        if params.num_beams > 1:
+            yield self._generate_chunk([request], params)[0]
+            return
+        run = _StreamRun(self, request, params, stop)
+        try:
+            yield from run.partials()
+            yield run.final()
+        finally:
+            stop.set()  # an abandoned iterator must not leave the worker decoding
+            run.join()
+
+    # -- log-probs -------------------------------------------------------------------------------------
     @torch.inference_mode()
     def sequence_logps(self, requests: list[Request], responses: list[str]) -> torch.Tensor:
         parts = []
@@ -77,3 +202,105 @@ class TransformersBackend:
         labels = batch.pop("labels")
         logits = self.lm.model(**batch, use_cache=False).logits
         return gather_logps(logits, labels)
+
+
+_END = object()
+
+
+class StopOnEvent(StoppingCriteria):
+    """Ends every row once the event is set: checked after each decoding step."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class RowStreamer(BaseStreamer):
+    """Collects each row's new token ids as generate() produces them and signals the consumer.
+
+    generate() calls put() first with the expanded prompt (rows, L), then once per step with the new
+    tokens (rows,); a finished row keeps receiving pad tokens, which are dropped after its end token.
+    """
+
+    def __init__(self, end_ids: set[int]) -> None:
+        self.end_ids = end_ids
+        self.rows: list[list[int]] = []
+        self.done: list[bool] = []
+        self.updates: queue.Queue = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # (rows, L): the prompt, repeated per candidate
+            self._prompt_seen = True
+            self.rows = [[] for _ in range(value.shape[0])]
+            self.done = [False] * value.shape[0]
+            return
+        for row, token in enumerate(value.tolist()):
+            if self.done[row]:
+                continue
+            if token in self.end_ids:
+                self.done[row] = True
+            else:
+                self.rows[row].append(token)
+        self.updates.put([list(r) for r in self.rows])
+
+    def end(self) -> None:
+        self.updates.put(_END)
+
+
+class _StreamRun:
+    """One streamed generate call: the worker thread, its streamer, and its result or error."""
+
+    def __init__(self, backend: TransformersBackend, request: Request, params: GenerationParams, stop) -> None:
+        self.backend, self.request, self.params = backend, request, params
+        self.settings = resolve_settings(params, backend.lm.preset)
+        config_ends = backend.lm.model.generation_config.eos_token_id
+        ends = set(config_ends if isinstance(config_ends, list) else [config_ends]) - {None}
+        self.streamer = RowStreamer(ends | {backend.lm.tokenizer.eos_token_id})
+        self.stop = stop
+        self.result: list[list[int]] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="vidprompter-stream", daemon=True)
+        self.thread.start()
+
+    @torch.inference_mode()
+    def _work(self) -> None:
+        try:
+            criteria = StoppingCriteriaList([StopOnEvent(self.stop)])
+            self.result = self.backend._run(
+                [self.request], self.params, self.settings, streamer=self.streamer, stopping_criteria=criteria
+            )
+        except BaseException as exc:  # handed to the consumer's thread, which raises it
+            self.error = exc
+        finally:
+            self.streamer.end()
+
+    def partials(self) -> Iterator[list[str]]:
+        """Decoded texts after each step; steps that arrived together are decoded once."""
+        ended = False
+        while not ended:
+            latest = None
+            item = self.streamer.updates.get()  # block for one step, then take whatever else is queued
+            while True:
+                if item is _END:
+                    ended = True
+                    break
+                latest = item
+                if self.streamer.updates.empty():
+                    break
+                item = self.streamer.updates.get()
+            if latest is not None:
+                texts = self.backend._decode(latest)
+                yield [self.backend._clean(t, self.request, self.settings, final=False) for t in texts]
+
+    def final(self) -> list[str]:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        texts = self.backend._decode(self.result or [])
+        return [self.backend._clean(t, self.request, self.settings) for t in texts]
+
+    def join(self) -> None:
+        self.thread.join()

@@ -176,7 +176,8 @@ class JudgeRequest(Request):
 
 
 #: Greedy decoding with room for an explanation and the score line.
-JUDGE_PARAMS = GenerationParams(max_new_tokens=384, num_beams=1, num_return_sequences=1)
+#: The Task-3 guards (engine.guards) are for writing prompts, not for judging one: off here.
+JUDGE_PARAMS = GenerationParams(max_new_tokens=384, num_beams=1, num_return_sequences=1, guards=False)
 
 Generator = Callable[[list[str]], list[str]]
 

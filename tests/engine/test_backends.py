@@ -82,18 +82,24 @@ def test_vllm_backend_says_what_is_missing():
 
 
 def test_repetition_penalty_defaults_to_the_preset_and_a_request_overrides_it(tiny_lm, monkeypatch):
+    from engine.guards import PromptPenalty
+
     seen = []
     real = tiny_lm.lm.model.generate
 
     def spy(**kwargs):
-        seen.append(kwargs["repetition_penalty"])
+        guarded = [p for p in kwargs["logits_processor"] if isinstance(p, PromptPenalty)]
+        if guarded:  # guards on: the guards' penalty (function words excepted) replaces transformers' one
+            assert kwargs["repetition_penalty"] == 1.0
+        seen.append(guarded[0].penalty if guarded else kwargs["repetition_penalty"])
         return real(**kwargs)
 
     monkeypatch.setattr(tiny_lm.lm.model, "generate", spy)
     req = [Request(3, "A dog runs.")]
     tiny_lm.generate(req, GenerationParams(max_new_tokens=2))
     tiny_lm.generate(req, GenerationParams(max_new_tokens=2, repetition_penalty=1.3))
-    assert seen == [tiny_lm.lm.preset.repetition_penalty, 1.3]
+    tiny_lm.generate(req, GenerationParams(max_new_tokens=2, repetition_penalty=1.3, guards=False))
+    assert seen == [tiny_lm.lm.preset.repetition_penalty, 1.3, 1.3]
 
 
 def test_smollm2_preset_decodes_with_a_repetition_penalty():
