@@ -116,10 +116,34 @@ def copy_ban(tokenizer, task: Task | int, n: int, short_prompt: str | None = Non
     return banned
 
 
+def copy_ban_words(task: Task | int, n: int, short_prompt: str | None = None) -> list[str]:
+    """`copy_ban` as n-word strings, for backends that ban word sequences themselves (vLLM's bad_words,
+    which bans a sequence's last token after its others, spelled with and without a leading space)."""
+    if n < 2:
+        return []
+    own = {" ".join(run).lower() for run in _word_runs(short_prompt or "", n)}
+    runs: dict[str, None] = {}
+    for piece in instruction_pieces(task):
+        for run in _word_runs(piece, n):
+            text = " ".join(run)
+            if text.lower() not in own:
+                runs.update(dict.fromkeys((text, text.lower(), text[:1].swapcase() + text[1:])))
+    return list(runs)
+
+
+def _word_runs(text: str, n: int) -> list[list[str]]:
+    words = text.split()
+    return [words[i : i + n] for i in range(len(words) - n + 1)]
+
+
+def label_words() -> list[str]:
+    """The echo labels as bad-word strings ("Input:", "output:", ...)."""
+    return [form + ":" for label in ECHO_LABELS for form in (label, label.lower(), label.upper())]
+
+
 def label_ban(tokenizer) -> set[tuple[int, ...]]:
     """Token sequences of "Input:" / "Output:" (any spacing or case the model is likely to use)."""
-    texts = [form + ":" for label in ECHO_LABELS for form in (label, label.lower(), label.upper())]
-    return {tuple(s) for s in token_variants(tokenizer, texts) if len(s) >= 2}
+    return {tuple(s) for s in token_variants(tokenizer, label_words()) if len(s) >= 2}
 
 
 class SequenceBan(LogitsProcessor):

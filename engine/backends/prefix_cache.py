@@ -18,12 +18,18 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+#: Longer prompts (judge prompts around a long text) are not cached: one entry would hold their whole KV.
+MAX_CACHED_TOKENS = 1024
+
 
 class PrefixCache:
     """The cache of one prompt (minus its last token) and its token ids; thread-safe."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, max_tokens: int = MAX_CACHED_TOKENS) -> None:
         self.model = model
+        self.max_tokens = max_tokens
+        self.supported = True
+        """False once a model's cache proved not croppable (then callers stop asking)."""
         self.ids: list[int] = []
         self.cache: DynamicCache | None = None
         self.reused = 0
@@ -32,11 +38,14 @@ class PrefixCache:
 
     @torch.inference_mode()
     def prefill(self, input_ids: torch.Tensor) -> DynamicCache | None:
-        """A fresh cache holding input_ids (1, L) minus the last token, or None when it cannot be cached.
+        """A fresh cache holding input_ids (1, L) minus the last token, or None when it cannot be cached
+        (too long, or a cache type that cannot be cropped: then `supported` turns False).
 
         generate() then runs only the last prompt token (cache_position starts at L - 1).
         """
         ids = input_ids[0, :-1].tolist()
+        if len(ids) > self.max_tokens:
+            return None
         with self._lock:
             common = _common_prefix(ids, self.ids) if self.cache is not None else 0
             cache = self._cropped(common) if common else DynamicCache(config=self.model.config)
@@ -44,7 +53,7 @@ class PrefixCache:
             if rest.shape[1]:
                 self.model(input_ids=rest, past_key_values=cache, use_cache=True)
             if not _croppable(cache):
-                self.ids, self.cache = [], None
+                self.ids, self.cache, self.supported = [], None, False
                 return None
             self.ids, self.cache, self.reused = ids, copy.deepcopy(cache), common
             return cache

@@ -98,8 +98,9 @@ class TransformersBackend:
         if self._prefix is None or batch["input_ids"].shape[0] != 1 or set(batch) - {"input_ids", "attention_mask"}:
             return None
         cache = self._prefix.prefill(batch["input_ids"])
-        if cache is None:  # e.g. a sliding-window model: never try again
-            self._prefix = None
+        if cache is None:
+            if not self._prefix.supported:  # e.g. a sliding-window model: never try again
+                self._prefix = None
             return None
         cache.batch_repeat_interleave(rows)  # generate() expands the prompt, not a cache it is handed
         return cache

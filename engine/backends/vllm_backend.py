@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from engine.errors import BackendUnavailable
+from engine.guards import GuardSettings, copy_ban_words, cut_echoes, label_words, readable_token_ids, resolve_settings
 from engine.models import ModelPreset, model_source, resolve
 from engine.tasks import Request, build_messages
 from engine.types import GenerationParams
@@ -76,22 +77,44 @@ class VLLMBackend:
 
     def generate(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
         prompts = [self._prompt(r) for r in requests]
+        settings = resolve_settings(params, self.preset)
         if params.num_beams > 1 and not params.do_sample:
-            return self._beam_search(prompts, params)
-        from vllm import SamplingParams
+            texts = self._beam_search(prompts, params)
+        else:
+            from vllm import SamplingParams
 
-        sp = SamplingParams(
-            n=params.num_return_sequences,
-            temperature=params.temperature if params.do_sample else 0.0,
-            top_p=params.top_p,
-            max_tokens=params.max_new_tokens,
-            seed=params.seed,
-            repetition_penalty=params.repetition_penalty or self.preset.repetition_penalty,
-        )
-        outputs = self.llm.generate(prompts, sp)
-        return [[c.text.strip() for c in o.outputs] for o in outputs]
+            base = dict(
+                n=params.num_return_sequences,
+                temperature=params.temperature if params.do_sample else 0.0,
+                top_p=params.top_p,
+                max_tokens=params.max_new_tokens,
+                seed=params.seed,
+                repetition_penalty=params.repetition_penalty or self.preset.repetition_penalty,
+            )
+            # One SamplingParams per request: each bans its own instruction runs (its prompt's excepted).
+            sps = [SamplingParams(**base, **self.guard_kwargs(r, settings)) for r in requests]
+            outputs = self.llm.generate(prompts, sps)
+            texts = [[c.text.strip() for c in o.outputs] for o in outputs]
+        if not settings.enabled:
+            return texts
+        return [[cut_echoes(t, r.short_prompt) for t in ts] for r, ts in zip(requests, texts, strict=True)]
+
+    def guard_kwargs(self, request: Request, settings: GuardSettings) -> dict[str, Any]:
+        """engine.guards in vLLM's terms: the copy and label bans as bad_words, min_tokens, and allowed_token_ids
+        for random-weight models. The prompt-word bonus (`keep_words`) needs per-step state that vLLM's
+        per-request options lack; it is transformers-only."""
+        kwargs: dict[str, Any] = {}
+        if settings.enabled:
+            words = copy_ban_words(request.task, settings.copy_ngram, request.short_prompt)
+            kwargs["bad_words"] = [*label_words(), *words]
+        if settings.min_new_tokens:
+            kwargs["min_tokens"] = settings.min_new_tokens
+        if settings.readable_only:
+            kwargs["allowed_token_ids"] = readable_token_ids(self.tokenizer)
+        return kwargs
 
     def _beam_search(self, prompts: list[dict[str, Any]], params: GenerationParams) -> list[list[str]]:
+        """vLLM's beam search takes no bad words or token limits: guards apply as echo cutting only."""
         from vllm.sampling_params import BeamSearchParams
 
         bp = BeamSearchParams(beam_width=params.num_beams, max_tokens=params.max_new_tokens)

@@ -163,3 +163,17 @@ def test_guard_fields_are_validated():
         GenerationParams(max_new_tokens=8, min_new_tokens=9)
     with pytest.raises(InputError, match="keep_words"):
         GenerationParams(keep_words=-1.0)
+
+
+def test_vllm_gets_the_same_bans_as_bad_words(tiny_lm):
+    from engine.backends.vllm_backend import VLLMBackend
+    from engine.guards import readable_token_ids
+    from engine.tasks import Request
+
+    backend = object.__new__(VLLMBackend)  # no vLLM on this machine: only the options it would pass
+    backend.tokenizer = tiny_lm.lm.tokenizer
+    settings = resolve_settings(GenerationParams(max_new_tokens=9), PRESETS["tiny-random-lm"])
+    kwargs = backend.guard_kwargs(Request(3, "A stylish woman walks down a Tokyo street"), settings)
+    assert "Output:" in kwargs["bad_words"] and "walks confidently and casually. The street" in kwargs["bad_words"]
+    assert "stylish woman walks down a Tokyo" not in kwargs["bad_words"]  # the user's own words
+    assert kwargs["min_tokens"] == 9 and kwargs["allowed_token_ids"] == readable_token_ids(tiny_lm.lm.tokenizer)

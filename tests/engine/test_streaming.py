@@ -128,3 +128,12 @@ def test_random_weight_presets_write_the_asked_number_of_visible_tokens(tiny_lm,
         assert not special & set(seen[-1].flatten().tolist())
         assert all(t.strip() for t in texts)
         monkeypatch.undo()
+
+
+def test_a_prompt_past_the_cache_limit_runs_uncached(tiny_lm):
+    from engine.backends.prefix_cache import PrefixCache
+
+    ids = encode_prompts(tiny_lm.lm, [Request(3, "A dog runs.")])["input_ids"]
+    small = PrefixCache(tiny_lm.lm.model, max_tokens=10)
+    assert small.prefill(ids) is None and small.supported and small.cache is None
+    assert PrefixCache(tiny_lm.lm.model).prefill(ids).get_seq_length() == ids.shape[1] - 1
