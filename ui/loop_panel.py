@@ -150,12 +150,15 @@ def build_mine_panel(ctx: AppContext) -> None:
                 value="",
                 allow_custom_value=True,
                 label="Model (empty: " + DEFAULT_POLICY + ")",
+                elem_id="admin-mine-model",
             )
+            names = list(ctx.studio.config.evaluators)
             evaluators = gr.Dropdown(
-                [*ctx.studio.config.evaluators, *TINY_EVALUATORS],
-                value=list(ctx.studio.config.evaluators),
+                [*names, *TINY_EVALUATORS],
+                value=[n for n in names if ctx.studio.evaluator_status(n)[0]],  # those with weights here
                 multiselect=True,
-                label="Evaluators",
+                label="Evaluators (for samples with a video)",
+                elem_id="admin-mine-evaluators",
             )
         with gr.Row():
             beams = gr.Slider(2, 8, value=5, step=1, label="Beams (candidates)")

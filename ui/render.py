@@ -24,19 +24,23 @@ DIFF_COLORS = {DIFF_LABEL: "#fbbf24"}
 MIN_SHARED = 0.35
 #: What Markdown (and Gradio's LaTeX) would turn into markup inside a line: links, images, emphasis, code, maths.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()!|~$])")
+#: Bare URLs GFM would turn into links ("http://…", "www.…"): an escaped ":" or "." keeps them text.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)([:.])")
 _TOKENS = re.compile(r"\S+|\s+")
 
 
 def md_text(text: object, max_chars: int | None = None) -> str:
     """`text` for a Markdown component, shown literally: no links, images, HTML, emphasis or LaTeX.
 
-    Markdown punctuation is backslash-escaped and `& < >` become entities; newlines become spaces (these
-    strings sit inside one line or one quote). `max_chars` cuts long text with an ellipsis first.
+    Markdown punctuation is backslash-escaped, bare URLs are kept from becoming links, and `& < >` become
+    entities; newlines become spaces (these strings sit inside one line or one quote). `max_chars` cuts long
+    text with an ellipsis first.
     """
     value = " ".join(str(text).split())
     if max_chars is not None and len(value) > max_chars:
         value = value[: max_chars - 1].rstrip() + "…"
-    return html.escape(_MD_SPECIAL.sub(r"\\\1", value), quote=False)
+    escaped = _AUTOLINK.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", value))
+    return html.escape(escaped, quote=False)
 
 
 # -- candidates ---------------------------------------------------------------------------------------

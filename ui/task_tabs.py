@@ -70,11 +70,12 @@ def bind_stream(fn: Callable[..., Iterator[Any]], ctx: AppContext, *fixed: Any) 
     return stream
 
 
-def start_run(ctx: AppContext, stops: StopEvents, request: gr.Request) -> tuple[gr.Button, gr.Button, gr.Button]:
-    """Run pressed: the Run and queue buttons off, Stop on; a fresh stop event for this session."""
+def start_run(ctx: AppContext, stops: StopEvents, request: gr.Request) -> tuple[gr.Button, gr.Button, gr.Button, str]:
+    """Run pressed: the Run and queue buttons off (the last queue message cleared), Stop on; a fresh stop
+    event for this session."""
     stops.begin(session_key(ctx, request))
     running = gr.Button(interactive=False, value="Running…")
-    return running, gr.Button(visible=True, interactive=True, value="⏹ Stop"), gr.Button(interactive=False)
+    return running, gr.Button(visible=True, interactive=True, value="⏹ Stop"), gr.Button(interactive=False), ""
 
 
 def stop_run(ctx: AppContext, stops: StopEvents, request: gr.Request) -> gr.Button:
@@ -93,12 +94,15 @@ def finish_run(ctx: AppContext, label: str, model: str, state: dict | None) -> t
 # -- layout -----------------------------------------------------------------------------------------------
 
 
-def _settings(candidates: int = 1, temperature: float = 0.0) -> list[gr.components.Component]:
-    with gr.Accordion("Generation settings", open=False):
-        beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
-        n = gr.Slider(1, 8, value=candidates, step=1, label="Candidates (≤ beams unless sampling)")
-        temp = gr.Slider(0.0, 2.0, value=temperature, step=0.1, label="Temperature (0 = beam search / greedy)")
-        max_tokens = gr.Slider(8, 512, value=128, step=8, label="Max new tokens")
+def _settings(prefix: str, candidates: int = 1, temperature: float = 0.0) -> list[gr.components.Component]:
+    with gr.Accordion("Generation settings", open=False, elem_id=f"{prefix}-settings"):
+        beams = gr.Slider(1, 8, value=1, step=1, label="Beams", elem_id=f"{prefix}-beams")
+        n = gr.Slider(
+            1, 8, value=candidates, step=1, label="Candidates (≤ beams unless sampling)", elem_id=f"{prefix}-n"
+        )
+        temp_label = "Temperature (0 = beam search / greedy)"
+        temp = gr.Slider(0.0, 2.0, value=temperature, step=0.1, label=temp_label, elem_id=f"{prefix}-temp")
+        max_tokens = gr.Slider(8, 512, value=128, step=8, label="Max new tokens", elem_id=f"{prefix}-max-tokens")
     return [beams, n, temp, max_tokens]
 
 
@@ -153,7 +157,7 @@ def _results(ctx: AppContext, prefix: str) -> dict[str, Any]:
         hint = gr.Markdown(elem_id=f"{prefix}-queue-hint")
     queue_status = gr.Markdown(elem_id=f"{prefix}-queue-status")
     queue_btn.click(bind(send_to_queue, ctx), state, queue_status, api_visibility="private")
-    return {"status": status, "cards": cards, "state": state, "queue": queue_btn, "hint": hint}
+    return {"status": status, "cards": cards, "state": state, "queue": queue_btn, "hint": hint, "queued": queue_status}
 
 
 def _wire(
@@ -170,10 +174,14 @@ def _wire(
     finish = bind(finish_run, ctx, run.value)
     done = []
     for trigger in triggers:
-        busy = trigger(bind(start_run, ctx, stops), None, [run, stop, res["queue"]], queue=False, **_private())
+        started = [run, stop, res["queue"], res["queued"]]
+        busy = trigger(bind(start_run, ctx, stops), None, started, queue=False, **_private())
         outs = [res["status"], res["cards"], res["state"]]
-        # One model run at a time across all tabs (CPU inference, shared models): ui.common.on_model_event's rule.
-        streamed = busy.then(streaming, ins, outs, concurrency_limit=1, concurrency_id="models", **_private())
+        # One model run at a time across all tabs (CPU inference, shared models): ui.common.on_model_event's rule;
+        # the status line is the progress (no spinner over the cards while they fill).
+        streamed = busy.then(
+            streaming, ins, outs, concurrency_limit=1, concurrency_id="models", show_progress="minimal", **_private()
+        )
         done.append(streamed.then(finish, [model, res["state"]], [run, stop, res["queue"], res["hint"]], **_private()))
     stop.click(bind(stop_run, ctx, stops), None, stop, queue=False, **_private())
     return done
@@ -203,7 +211,7 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         prompt = gr.Textbox(label="Short prompt", lines=2, max_lines=6, elem_id="beautify-prompt")
         model, note = _model_picker(ctx, False, default, "beautify")
         temperature = _preset_temperature(ctx, default)
-        settings = _settings(candidates=3 if temperature > 0 else 1, temperature=temperature)
+        settings = _settings("beautify", candidates=3 if temperature > 0 else 1, temperature=temperature)
         judge = gr.Checkbox(value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)")
         run, stop = _run_buttons("Beautify", "beautify")
         res = _results(ctx, "beautify")
@@ -225,7 +233,7 @@ def _video_tab(ctx: AppContext, caption: bool) -> dict[str, Any]:
     text = gr.Textbox(label="Short caption", lines=1, elem_id=f"{prefix}-caption") if caption else None
     model, note = _model_picker(ctx, True, ctx.studio.config.video_model, prefix)
     evals, eval_note = _evaluator_picker(ctx, prefix)
-    settings = _settings()
+    settings = _settings(prefix)
     run, stop = _run_buttons(label, prefix)
     res = _results(ctx, prefix)
     clips = _sample_videos() if not caption else [str(SAMPLES_DIR / v) for v, _ in CAPTION_EXAMPLES]

@@ -37,8 +37,11 @@ QUEUE_NEEDS_TWO = (
 # -- generation settings and scoring --------------------------------------------------------------------
 
 
-def make_params(num_beams: float, num_return: float, temperature: float, max_new_tokens: float) -> GenerationParams:
-    """Generation settings from the accordion. Temperature 0 means beam search / greedy."""
+def make_params(
+    num_beams: float, num_return: float, temperature: float, max_new_tokens: float, top_p: float = 1.0
+) -> GenerationParams:
+    """Generation settings from the accordion. Temperature 0 means beam search / greedy; `top_p` applies
+    when sampling (the model preset's own, see `preset_top_p`)."""
     temperature = float(temperature or 0.0)
     return GenerationParams(
         max_new_tokens=int(max_new_tokens),
@@ -46,7 +49,15 @@ def make_params(num_beams: float, num_return: float, temperature: float, max_new
         num_return_sequences=int(num_return),
         do_sample=temperature > 0,
         temperature=temperature if temperature > 0 else 1.0,
+        top_p=top_p if temperature > 0 else 1.0,
     )
+
+
+def preset_top_p(ctx: AppContext, model: str | None, task: Task) -> float:
+    """The nucleus mass the model's preset samples with (SmolLM2: 0.9); 1.0 for folders and other presets."""
+    name = model or ctx.studio.default_model(task)
+    preset = next((p for p in ctx.studio.presets() if p.name == name), None)
+    return float(getattr(preset, "top_p", 1.0) or 1.0)
 
 
 def short_reason(message: str) -> str:
@@ -217,14 +228,15 @@ def streamed_run(
     video, prompt, model = inputs
     yield f"⏳ **Task {int(task)}**: waiting for the model…", cards_html([]), gr.skip()
     cands: list[Candidate] = []
-    last = 0.0
+    last, stopped = 0.0, False
     for cands in stream_candidates(ctx, task, video, prompt, model, params, stop):
+        # Read with each item: the backend sets the event itself once its stream is over.
+        stopped = stop.is_set()
         now = time.monotonic()
         if now - last >= STREAM_INTERVAL:
             words = max((len(c.text.split()) for c in cands), default=0)
             yield f"⏳ **Task {int(task)}**: writing… {words} words so far", cards_html(cands, True), gr.skip()
             last = now
-    stopped = stop.is_set()
     if cands:
         yield "⏳ scoring the candidates…", cards_html(cands, True), gr.skip()
     notes = score(cands) if cands else []
@@ -250,7 +262,7 @@ def stream_beautify(
 ) -> Iterator[tuple[str, str, Any]]:
     """Task 3 in the page: short prompt -> detailed prompts as they are written, optionally judged."""
     prompt = _require_prompt(prompt)
-    params = make_params(beams, n, temp, max_tokens)
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, model, Task.BEAUTIFY))
 
     def score(cands: list[Candidate]) -> list[str]:
         return score_with_judge(ctx, cands) if judge else []
@@ -275,7 +287,7 @@ def stream_describe(
     """Tasks 1 and 2 in the page (Task 2 when `caption` is not None), scored by the chosen evaluators."""
     task = Task.DESCRIBE_VIDEO if caption is None else Task.VIDEO_WITH_CAPTION
     video = _require_video(task, video)
-    params = make_params(beams, n, temp, max_tokens)
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, model, task))
 
     def score(cands: list[Candidate]) -> list[str]:
         return score_with_evaluators(ctx, video, cands, list(evals or []))
@@ -309,7 +321,8 @@ def describe_video(
     ctx: AppContext, video: str | None, model: str, beams: float, n: float, temp: float, max_tokens: float, evals: list
 ) -> tuple[str, pd.DataFrame]:
     """Task 1: video -> detailed prompts, scored by the chosen evaluators."""
-    return _video_task(ctx, Task.DESCRIBE_VIDEO, video, None, model, make_params(beams, n, temp, max_tokens), evals)
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, model, Task.DESCRIBE_VIDEO))
+    return _video_task(ctx, Task.DESCRIBE_VIDEO, video, None, model, params, evals)
 
 
 def describe_video_with_caption(
@@ -324,7 +337,7 @@ def describe_video_with_caption(
     evals: list,
 ) -> tuple[str, pd.DataFrame]:
     """Task 2: video + short caption -> detailed prompts."""
-    params = make_params(beams, n, temp, max_tokens)
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, model, Task.VIDEO_WITH_CAPTION))
     return _video_task(ctx, Task.VIDEO_WITH_CAPTION, video, caption, model, params, evals)
 
 
@@ -342,7 +355,8 @@ def beautify(
 ) -> tuple[str, pd.DataFrame]:
     """Task 3: short prompt -> detailed prompts, optionally judged 0-10 by the LLM judge."""
     prompt = _require_prompt(prompt)
-    cands = run_generation(ctx, Task.BEAUTIFY, None, prompt, model, make_params(beams, n, temp, max_tokens))
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, model, Task.BEAUTIFY))
+    cands = run_generation(ctx, Task.BEAUTIFY, None, prompt, model, params)
     notes = score_with_judge(ctx, cands) if judge else []
     return status_markdown(Task.BEAUTIFY, cands, notes), candidate_frame(cands)
 

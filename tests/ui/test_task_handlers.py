@@ -50,14 +50,17 @@ def fake_stream(steps: int, fail_at: int | None = None):
     def stream_task(task, video=None, short_prompt=None, model=None, params=None, stop=None) -> Iterator[list[str]]:
         assert isinstance(params, GenerationParams) and isinstance(stop, threading.Event)
         texts = [f"cand{i}" for i in range(params.num_return_sequences)]
-        for step in range(steps):
-            if stop.is_set():
-                break
-            if step == fail_at:
-                raise InputError("the model fell over")
-            texts = [f"{t} w{step}" for t in texts]
-            yield list(texts)
-        yield list(texts)  # the last item is final
+        try:
+            for step in range(steps):
+                if stop.is_set():
+                    break
+                if step == fail_at:
+                    raise InputError("the model fell over")
+                texts = [f"{t} w{step}" for t in texts]
+                yield list(texts)
+            yield list(texts)  # the last item is final
+        finally:
+            stop.set()  # as the transformers backend does: the event is set once the stream is over
 
     return stream_task
 
@@ -80,8 +83,8 @@ def test_stop_ends_the_run_and_keeps_the_text(ctx: AppContext, monkeypatch: pyte
     monkeypatch.setattr(ctx.studio, "stream_task", fake_stream(1000), raising=False)
     monkeypatch.setattr("ui.tasks.STREAM_INTERVAL", 0.0)
     stops = StopEvents()
-    run, stop, queue = start_run(ctx, stops, LOCAL)
-    assert run.interactive is False and stop.visible is True and queue.interactive is False
+    run, stop, queue, queued = start_run(ctx, stops, LOCAL)
+    assert run.interactive is False and stop.visible is True and queue.interactive is False and queued == ""
     gen = stream_beautify(ctx, stops, "a cat naps", "tiny-random-lm", 1, 2, 0.7, 16, False, LOCAL)
     for _ in range(4):
         next(gen)
@@ -167,7 +170,8 @@ def test_short_reason_keeps_the_head_and_the_setting() -> None:
 
 
 def test_user_and_model_text_render_as_text() -> None:
-    assert md_text(EVIL) == r"\!\[x\]\(http://evil.test/a.png\) &lt;img src=http://evil.test/b.png&gt;"
+    assert md_text(EVIL) == r"\!\[x\]\(http\://evil.test/a.png\) &lt;img src=http\://evil.test/b.png&gt;"
+    assert md_text("see www.evil.test") == r"see www\.evil.test"  # no autolink either
     assert md_text("a *bold* $x$ `code`\nnext line") == r"a \*bold\* \$x\$ \`code\` next line"
     cands = [Candidate(EVIL, 0, f"model {EVIL}")]
     status = status_markdown(Task.BEAUTIFY, cands, [f"note {EVIL}"])
@@ -175,7 +179,7 @@ def test_user_and_model_text_render_as_text() -> None:
     from ui.tasks import cards_html
 
     cards = cards_html(cands)
-    assert "<img" not in cards and "&lt;img src=http://evil.test/b.png&gt;" in cards
+    assert "<img" not in cards and "&lt;img src=http://evil.test/b.png&gt;" in cards  # HTML-escaped: plain text
 
 
 def test_word_diff_marks_the_words_that_differ() -> None:
