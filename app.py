@@ -122,7 +122,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     from engine.service import Studio
     from training.jobs import ASSETS_DIR, Folders, Jobs
     from ui import AppContext, build_app, launch_kwargs
-    from ui.auth import Accounts, ClientAddressMiddleware
+    from ui.auth import Accounts, SignInGuard
     from ui.common import SAMPLES_DIR
 
     db_url = args.db or default_db_url()
@@ -145,7 +145,8 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
         "allowed_paths": [str(SAMPLES_DIR)],  # only the sample clips; generated media lives in the temp dir
         "max_file_size": f"{args.max_upload_mb}mb",
         "app_kwargs": {
-            "middleware": [Middleware(ClientAddressMiddleware)],  # the sign-in back-off per client address
+            # sign-in back-off per client address; refusals answered before Gradio parses the form
+            "middleware": [Middleware(SignInGuard, accounts=accounts)],
             "lifespan": _sweeper(ctx.work_dir / "viewer"),
         },
     }

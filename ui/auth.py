@@ -12,7 +12,7 @@ loop, so a 0.3-0.6 s bcrypt check blocked every other request. Here each check r
 pool (bcrypt releases the GIL), at most `max_waiting` checks wait for it (more get HTTP 503 at once),
 an unknown user costs the same bcrypt work as a known one (the decoy hash has the accounts' cost), and
 `LoginThrottle` backs off per user and per client address after repeated failures (HTTP 429, no
-bcrypt at all). The client address comes from `ClientAddressMiddleware` (Gradio passes the auth
+bcrypt at all). The client address comes from `SignInGuard` (Gradio passes the auth
 callable no request). Roles are enforced in the handlers (ui.common.AppContext.require_admin).
 """
 
@@ -50,7 +50,7 @@ LOGIN_NOTE = (
     "account or from one address, each further try must wait longer (up to {cap} min)."
 )
 
-#: The client address of the HTTP request being served (set by ClientAddressMiddleware).
+#: The client address of the HTTP request being served (set by SignInGuard).
 CLIENT_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("vidprompter_client", default=None)
 
 
@@ -143,15 +143,19 @@ class Accounts:
         throttle: LoginThrottle | None = None,
         workers: int = 1,
         max_waiting: int = 32,
+        refusal_delay_s: float = 1.0,
     ) -> None:
         """workers: bcrypt checks at a time (1 leaves the other cores to the app); max_waiting: checks
-        that may queue for them before new sign-ins get 503."""
+        that may queue for them before new sign-ins get 503; refusal_delay_s: how long a refused sign-in
+        waits (asleep, costing nothing) before its answer, so a client that keeps one try in flight makes
+        at most one a second instead of hundreds."""
         if not accounts:
             raise AuthFileError("auth file has no users; add one with: python app.py --add-user NAME --role admin")
         self._accounts = dict(accounts)
         self.throttle = throttle or LoginThrottle()
         self._decoy = _decoy_hash(self._accounts.values())
         self._workers, self._max_waiting, self._waiting = workers, max_waiting, 0
+        self.refusal_delay_s = refusal_delay_s
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -183,14 +187,22 @@ class Accounts:
         except SignInRefused as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
+    def refusal(self, keys: list[str]) -> SignInRefused | None:
+        """Why a sign-in for `keys` is turned away before any password check, or None."""
+        wait = self.throttle.wait_s(keys)
+        if wait > 0:
+            return SignInRefused(429, f"too many failed sign-ins; try again in {max(1, round(wait))} s")
+        if self._waiting >= self._max_waiting:
+            return SignInRefused(503, "sign-in is busy; try again in a few seconds")
+        return None
+
     async def authenticate(self, username: str, password: str, address: str | None) -> bool:
         """True / False for the credentials, or SignInRefused (back-off, or too many checks queued)."""
         keys = [f"user:{username}"] + ([f"addr:{address}"] if address else [])
-        wait = self.throttle.wait_s(keys)
-        if wait > 0:
-            raise SignInRefused(429, f"too many failed sign-ins; try again in {max(1, round(wait))} s")
-        if self._waiting >= self._max_waiting:
-            raise SignInRefused(503, "sign-in is busy; try again in a few seconds")
+        refused = self.refusal(keys)
+        if refused is not None:
+            await asyncio.sleep(self.refusal_delay_s)
+            raise refused
         self._waiting += 1  # the event loop's thread is the only writer: no lock needed
         try:
             ok = await asyncio.get_running_loop().run_in_executor(self._executor(), self.check, username, password)
@@ -233,26 +245,46 @@ def _decoy_hash(accounts: Any) -> str:
     return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds)).decode()
 
 
-class ClientAddressMiddleware:
+class SignInGuard:
     """Pure ASGI middleware: exposes each HTTP request's client address in CLIENT_ADDRESS, so the auth
-    callable (which Gradio calls with only a user name and a password) can back off per address.
+    callable (which Gradio calls with only a user name and a password) can back off per address; and,
+    given the Accounts, answers `POST /login` from a backed-off address, or while the bcrypt queue is
+    full, itself (after `refusal_delay_s`), before Gradio parses the form.
 
     The address is the TCP peer; put the app behind a proxy only with uvicorn's --forwarded-allow-ips
     set, or every user shares the proxy's address."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, accounts: Accounts | None = None) -> None:
         self.app = app
+        self.accounts = accounts
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        token = CLIENT_ADDRESS.set(client[0] if client else None)
+        address = client[0] if client else None
+        if self.accounts is not None and scope.get("method") == "POST" and scope.get("path") in LOGIN_PATHS:
+            refused = self.accounts.refusal([f"addr:{address}"] if address else [])
+            if refused is not None:
+                await asyncio.sleep(self.accounts.refusal_delay_s)
+                await _send_json(send, refused.status, {"detail": str(refused)})
+                return
+        token = CLIENT_ADDRESS.set(address)
         try:
             await self.app(scope, receive, send)
         finally:
             CLIENT_ADDRESS.reset(token)
+
+
+LOGIN_PATHS = ("/login", "/login/")
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # -- the file -----------------------------------------------------------------------------------
