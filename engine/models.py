@@ -9,6 +9,7 @@ what to set; we never substitute another model silently.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -57,10 +58,12 @@ class ModelPreset:
     """Sampling temperature of the preset's default candidates; None: greedy / beam search."""
     top_p: float = 1.0
     """Nucleus mass of the preset's default sampling."""
+    trained_from_random: bool = False
+    """A training checkpoint whose base model is a random-weight preset: still a pipeline check only."""
 
     @property
     def random_weights(self) -> bool:
-        return self.builtin is not None
+        return self.builtin is not None or self.trained_from_random
 
     @property
     def env_var(self) -> str:
@@ -215,7 +218,11 @@ def resolve(name: str) -> ModelPreset:
     if name not in PRESETS:
         path = Path(name).expanduser()
         if path.is_dir():
-            return ModelPreset(path.name, _detect_kind(path), local_path=str(path), notes="local checkpoint")
+            random = _trained_from_random(path)
+            notes = "local checkpoint" + (" trained from random weights: pipeline check only" if random else "")
+            return ModelPreset(
+                path.name, _detect_kind(path), local_path=str(path), notes=notes, trained_from_random=random
+            )
         known = ", ".join(PRESETS)
         raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
     preset = PRESETS[name]
@@ -225,6 +232,18 @@ def resolve(name: str) -> ModelPreset:
     if preset.name == "smollm2-135m":
         return replace(preset, local_path=_smollm2_dir())
     return preset
+
+
+def _trained_from_random(path: Path) -> bool:
+    """Whether a training checkpoint's model folder (checkpoints/step-N/model, beside step-N/state.json)
+    was trained from a random-weight preset: a few steps on random weights still give random weights."""
+    state = path.parent / "state.json"
+    try:
+        base = json.loads(state.read_text()).get("base_model") if state.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return False
+    preset = PRESETS.get(base) if isinstance(base, str) else None
+    return bool(preset and preset.random_weights)
 
 
 def _gguf_in(path: str, preset: ModelPreset) -> str | None:

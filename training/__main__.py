@@ -1,5 +1,7 @@
 """`python -m training --config PATH [--set key=value ...] [--db URL] [--run-id N] [--run-dir DIR] [--resume]`.
 
+`python -m training loop --config configs/loops/tiny.yaml ...` runs the whole loop (training.loop).
+
 Also runs under `accelerate launch -m training ...` (one GPU, many GPUs, many machines: same command).
 Exit status:
 - 0 when the run finishes, or is cancelled (SIGTERM / SIGINT during training: the trainer finishes its
@@ -52,6 +54,11 @@ def ensure_export(cfg: TrainConfig, run_dir: Path, db_url: str | None) -> str:
     """The export file to train on: data.path, or a fresh export of the DB into the run folder."""
     if cfg.data.path:
         return cfg.data.path
+    if not db_url and cfg.data.sample_set:  # e.g. tiny-cpu: the bundled sample set's pairs
+        from training.sampleset import bundled_export
+
+        print(f"no data.path and no --db: training on {cfg.data.sample_set}", file=sys.stderr)
+        return bundled_export(cfg.data.sample_set, run_dir)
     if not db_url:
         raise ConfigError("data.path: no export given and no --db to export from")
     out = run_dir / "export.jsonl"
@@ -101,6 +108,11 @@ USER_ERRORS = (ConfigError, StudioError, StoreError, FileNotFoundError)  # exit 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["loop"]:  # python -m training loop --config configs/loops/tiny.yaml
+        from training.loop import main as loop_main
+
+        return loop_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)

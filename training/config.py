@@ -146,6 +146,9 @@ class DataConfig:
     """What Task-2 input hallucination perturbs: video, prompt or both."""
     max_examples: int | None = None
     """Use at most this many examples (smoke runs)."""
+    sample_set: str | None = None
+    """Pairs to train on when path is None and no --db is given (tiny-cpu: the bundled sample set's
+    assets/sampleset/pairs.jsonl, relative to the project root); the job runner always exports its DB."""
 
     def __post_init__(self) -> None:
         _check("data.tasks", bool(self.tasks) and set(self.tasks) <= {1, 2, 3}, "must be a non-empty subset of 1,2,3")
