@@ -23,6 +23,7 @@ from ui.loop_panel import build_mine_panel, build_report_panel, list_reports
 TINY_PRESET = "tiny-cpu"
 TERMINAL = ("finished", "failed", "cancelled")
 POLL_SECONDS = 2.0
+CURVE_TITLES = {"loss": "Loss per HDPO term", "margin": "Reward margin per HDPO term"}
 HISTORY_COLUMNS = ["id", "name", "status", "step", "total_steps", "progress", "created_at", "finished_at", "error"]
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ def curve_figure(rows: list[dict[str, Any]], kind: str) -> Any:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a 2-step run has ticks 1, 2: never 1.5
     ax.set_xlabel("step")
     ax.set_ylabel(kind)
+    ax.set_title(CURVE_TITLES[kind], fontsize="medium", loc="left")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     return fig
@@ -242,8 +244,9 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
             resume_btn = gr.Button("Resume run", size="sm")
         status = gr.Markdown(elem_id="admin-status")
         with gr.Row():
-            loss = gr.Plot(label="Loss per HDPO term", elem_id="admin-loss")
-            margins = gr.Plot(label="Reward margin per HDPO term", elem_id="admin-margins")
+            # The titles are in the figures: a component label would sit on top of the plot.
+            loss = gr.Plot(label=CURVE_TITLES["loss"], show_label=False, elem_id="admin-loss")
+            margins = gr.Plot(label=CURVE_TITLES["margin"], show_label=False, elem_id="admin-margins")
         history = gr.Dataframe(
             headers=HISTORY_COLUMNS, label="Run history", interactive=False, wrap=True, elem_id="admin-history"
         )

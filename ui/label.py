@@ -55,7 +55,9 @@ TASK_NAMES = {1: "Task 1 · describe the video", 2: "Task 2 · video + caption",
 
 # -- handlers -------------------------------------------------------------------------------------
 
-#: (input header, video, response A, response B, progress, 5 vote-button updates, state): what a pair shows.
+#: (input header, video path or None, response A, response B, progress, state): a pair as the API gives it.
+PairValues = tuple[str, str | None, list, list, str, dict]
+#: The same for the page: the video as a box update, and the 5 vote buttons' updates before the state.
 PairOutputs = tuple[Any, ...]
 EMPTY_NEXT_STEPS = (
     "New pairs arrive when someone presses **Send to labelling queue** under a task tab's candidates, or when "
@@ -91,20 +93,20 @@ def _buttons(on: bool) -> list[gr.Button]:
     return [gr.Button(interactive=on) for _ in BUTTONS]
 
 
-def empty_queue(ctx: AppContext, user: str) -> PairOutputs:
-    """Nothing left for `user`: say so, count today's votes, say what brings new pairs; vote buttons off."""
+def empty_queue(ctx: AppContext, user: str) -> PairValues:
+    """Nothing left for `user`: say so, count today's votes, say what brings new pairs."""
     today = votes_today(ctx, user)
     votes = f"{today} vote{'s' * (today != 1)} today"
     header = f"✅ **All done — {votes}.** Nothing is waiting for you.\n\n{EMPTY_NEXT_STEPS}"
-    hidden = gr.Video(value=None, visible=False)
-    return (header, hidden, [], [], progress_text(ctx, user), *_buttons(False), {})
+    return (header, None, [], [], progress_text(ctx, user), {})
 
 
-def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
-    """The next pair leased to the caller: (input, video, response A, response B, progress, buttons, state).
+def pair_values(ctx: AppContext, request: gr.Request) -> PairValues:
+    """The next pair leased to the caller as plain values (the API's /next_pair): (input, video path or None,
+    response A, response B, progress, state).
 
-    A and B come as HighlightedText segments with the words where they differ marked; a text-only pair
-    has no video box; user and model text are shown as text (ui.render)."""
+    A and B come as HighlightedText segments with the words where they differ marked; user and model text
+    are shown as text (ui.render)."""
     user = ctx.user(request)
     _store().get_or_create_annotator(ctx.db, user.name, user.role)
     view = _store().next_pair(ctx.db, user.name)
@@ -129,8 +131,20 @@ def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
     if view.short_prompt:
         header += f"\n\n> {md_text(view.short_prompt)}"
     left, right = word_diff(view.left_text, view.right_text)
+    return (header, video, left, right, progress_text(ctx, user.name), state)
+
+
+def for_page(values: PairValues) -> PairOutputs:
+    """The page's version of `pair_values`: no video box without a video (text-only pairs, the empty
+    queue), vote buttons off while there is no pair."""
+    header, video, left, right, progress, state = values
     player = gr.Video(value=video, visible=video is not None)
-    return (header, player, left, right, progress_text(ctx, user.name), *_buttons(True), state)
+    return (header, player, left, right, progress, *_buttons(bool(state)), state)
+
+
+def next_pair(ctx: AppContext, request: gr.Request) -> PairOutputs:
+    """The next pair on the page: (input, video box, A, B, progress, vote buttons, state)."""
+    return for_page(pair_values(ctx, request))
 
 
 def reveal_text(choice: str, state: dict, sources: dict[int, str]) -> str:
@@ -170,8 +184,8 @@ def response_sources(state: dict) -> dict[int, str]:
     return {state["left_id"]: state.get("left_source", "?"), state["right_id"]: state.get("right_source", "?")}
 
 
-def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
-    """Record the vote on the pair in `state`, then show the next pair and reveal the scores."""
+def record_vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> str:
+    """Record the vote on the pair in `state`; returns the reveal (scores and sources)."""
     if choice not in CHOICES:
         raise gr.Error(f"unknown choice {choice!r}: use one of {', '.join(CHOICES)}")
     if not state or "pair_id" not in state:
@@ -180,8 +194,19 @@ def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) 
     check_owner(state, user)
     seconds = max(0.0, time.time() - float(state.get("shown_at", time.time())))
     _store().record_judgement(ctx.db, int(state["pair_id"]), user.name, choice, int(state["left_id"]), seconds)
-    reveal = reveal_text(choice, state, response_sources(state))
+    return reveal_text(choice, state, response_sources(state))
+
+
+def vote(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
+    """Record the vote, then show the next pair and reveal the scores (the page's outputs)."""
+    reveal = record_vote(ctx, choice, state, request)
     return (reveal, *next_pair(ctx, request))
+
+
+def vote_api(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
+    """/vote: `vote` with plain values (the reveal, then the next pair as /next_pair gives it)."""
+    reveal = record_vote(ctx, choice, state, request)
+    return (reveal, *pair_values(ctx, request))
 
 
 def vote_click(ctx: AppContext, choice: str, state: dict | None, request: gr.Request) -> tuple:
@@ -194,12 +219,20 @@ def vote_click(ctx: AppContext, choice: str, state: dict | None, request: gr.Req
     return vote(ctx, choice, state, request)
 
 
+def undo_last(ctx: AppContext, request: gr.Request) -> str:
+    """Delete the caller's last vote (its pair comes back first); returns the message."""
+    pair_id = _store().undo_last(ctx.db, ctx.user(request).name)
+    return f"↩️ Undid your vote on pair #{pair_id}." if pair_id is not None else "Nothing to undo."
+
+
 def undo(ctx: AppContext, request: gr.Request) -> tuple:
-    """Delete the caller's last vote; its pair comes back on screen."""
-    user = ctx.user(request)
-    pair_id = _store().undo_last(ctx.db, user.name)
-    message = f"↩️ Undid your vote on pair #{pair_id}." if pair_id is not None else "Nothing to undo."
-    return (message, *next_pair(ctx, request))
+    """Undo on the page: the message, then the pair back on screen."""
+    return (undo_last(ctx, request), *next_pair(ctx, request))
+
+
+def undo_api(ctx: AppContext, request: gr.Request) -> tuple:
+    """/undo_vote: `undo` with plain values."""
+    return (undo_last(ctx, request), *pair_values(ctx, request))
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -244,14 +277,18 @@ def build_label_tab(ctx: AppContext) -> gr.Tab:
         gr.HTML(f"<div class='shortcut-legend' id='label-legend'>{_legend()}</div>")
         reveal = gr.Markdown(elem_id="label-reveal")
         api_choice = gr.Textbox(visible=False, label="choice")
-        api_vote = gr.Button(visible=False)
+        api_vote, api_next, api_undo = (gr.Button(visible=False) for _ in range(3))
         shown = [prompt, video, left, right, progress, *buttons.values(), state]
+        plain = [prompt, video, left, right, progress, state]
 
-        next_btn.click(bind(next_pair, ctx), None, shown, api_name="next_pair", concurrency_limit=8)
+        # The API names sit on hidden buttons that answer plain values (a video path, no button updates).
+        api_next.click(bind(pair_values, ctx), None, plain, api_name="next_pair", concurrency_limit=8)
+        voted = [reveal, *plain]
+        api_vote.click(bind(vote_api, ctx), [api_choice, state], voted, api_name="vote", concurrency_limit=8)
+        api_undo.click(bind(undo_api, ctx), None, voted, api_name="undo_vote")
+        next_btn.click(bind(next_pair, ctx), None, shown, api_visibility="private", concurrency_limit=8)
         tab.select(bind(next_pair, ctx), None, shown, api_visibility="private")
-        undo_btn.click(bind(undo, ctx), None, [reveal, *shown], api_name="undo_vote")
-        # The API event first, so it owns the name "vote" (the buttons' private events get vote_<choice>).
-        api_vote.click(bind(vote, ctx), [api_choice, state], [reveal, *shown], api_name="vote", concurrency_limit=8)
+        undo_btn.click(bind(undo, ctx), None, [reveal, *shown], api_visibility="private")
         for choice, button in buttons.items():
             button.click(
                 bind(vote_click, ctx, choice),

@@ -27,6 +27,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]()!|~$])")
 #: Bare URLs GFM would turn into links ("http://…", "www.…"): an escaped ":" or "." keeps them text.
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)([:.])")
 _TOKENS = re.compile(r"\S+|\s+")
+#: An environment variable a note tells the operator to set, as md_text leaves it ("VIDPROMPTER\_X").
+_SETTING = re.compile(r"\bset ((?:[A-Z0-9]|\\_)+)")
 
 
 def md_text(text: object, max_chars: int | None = None) -> str:
@@ -41,6 +43,11 @@ def md_text(text: object, max_chars: int | None = None) -> str:
         value = value[: max_chars - 1].rstrip() + "…"
     escaped = _AUTOLINK.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", value))
     return html.escape(escaped, quote=False)
+
+
+def md_note(text: object) -> str:
+    """`md_text`, with the setting a note names ("set VIDPROMPTER_X") as code, so it reads and copies whole."""
+    return _SETTING.sub(lambda m: f"set `{m.group(1).replace(chr(92), '')}`", md_text(text))
 
 
 # -- candidates ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pandas as pd
 from engine.errors import StudioError
 from engine.types import Candidate, GenerationParams, Task
 from ui.common import RANDOM_WEIGHTS_LABEL, AppContext, is_random_model
-from ui.render import candidate_cards, format_scores, md_text
+from ui.render import candidate_cards, format_scores, md_note, md_text
 
 CANDIDATE_COLUMNS = ["#", "candidate", "scores", "label"]
 #: Seconds between two streamed page updates (the first token goes out at once).
@@ -73,9 +73,10 @@ def short_reason(message: str) -> str:
 
 
 def short_note(note: str) -> str:
-    """'<evaluator> not used: <long reason>' -> the same with the short reason; other notes unchanged."""
+    """'<evaluator> not used: <long reason>' -> '<evaluator> not used: cannot load here (<short reason>)';
+    other notes unchanged."""
     name, sep, reason = note.partition(" not used: ")
-    return f"{name} not used: {short_reason(reason)}" if sep else note
+    return f"{name} not used: cannot load here ({short_reason(reason)})" if sep else note
 
 
 def score_with_evaluators(ctx: AppContext, video: str, cands: list[Candidate], names: list[str]) -> list[str]:
@@ -159,7 +160,7 @@ def status_markdown(task: Task, cands: list[Candidate], notes: list[str], stoppe
         lines[0] += " · ⏹ stopped early: the texts end where you stopped them"
     if any(c.random_weights for c in cands):
         lines.append(f"⚠️ **{RANDOM_WEIGHTS_LABEL}** — this text is not a model's answer.")
-    lines += [f"- {md_text(n)}" for n in notes]
+    lines += [f"- {md_note(n)}" for n in notes]
     return "\n\n".join(lines)
 
 
@@ -458,7 +459,7 @@ def model_line(ctx: AppContext, name: str | None) -> str:
     ok, message = ctx.studio.model_status(name)
     if ok:
         return f"✅ {shown}: {md_text(message)} (loads on first use)."
-    return f"⛔ {shown} cannot load here: {md_text(short_reason(message))}"
+    return f"⛔ {shown} cannot load here: {md_note(short_reason(message))}"
 
 
 def update_model_note(ctx: AppContext, model: str) -> tuple[str, gr.Button]:
@@ -472,5 +473,5 @@ def update_evaluator_note(ctx: AppContext, names: list[str]) -> str:
     for name in names or []:
         ok, message = ctx.studio.evaluator_status(name)
         reason = "ready" if ok else short_reason(message)
-        lines.append(f"{'✅' if ok else '⛔'} **{md_text(name)}**: {md_text(reason)}")
+        lines.append(f"{'✅' if ok else '⛔'} **{md_text(name)}**: {md_note(reason)}")
     return "  \n".join(lines) or "No evaluator chosen: candidates will not be scored."

@@ -455,7 +455,7 @@ def test_journey_beautify_queue_label_train(browser, tmp_path_factory: pytest.Te
         page.locator("#admin-status").get_by_text("launched").wait_for()
         page.locator("#admin-status").get_by_text("finished").wait_for(timeout=300_000)
         page.locator("#admin-margins img").wait_for()
-        page.locator("#admin-status").scroll_into_view_if_needed()
+        page.locator("#admin-status").evaluate("el => el.scrollIntoView({block: 'start'})")
         page.screenshot(path=str(shots / "admin.png"))
         page.context.close()
     finally:

@@ -153,7 +153,7 @@ def test_the_default_video_model_says_cannot_load_once(ctx: AppContext, monkeypa
     monkeypatch.delenv("VIDPROMPTER_MODEL_QWEN2_5_VL_3B", raising=False)
     note, run = update_model_note(ctx, "qwen2.5-vl-3b")
     assert note.count("cannot load") == 1 and note.startswith("⛔ **qwen2.5-vl-3b** cannot load here: ")
-    assert "set VIDPROMPTER\\_MODEL\\_QWEN2\\_5\\_VL\\_3B" in note and "\n" not in note
+    assert note.endswith("set `VIDPROMPTER_MODEL_QWEN2_5_VL_3B`") and "\n" not in note  # the setting, whole
     assert run.interactive is False  # Run stays off while the chosen model cannot load
     note, run = update_model_note(ctx, "tiny-random-vlm")
     assert "random weights — pipeline check only" in note and run.interactive is True
@@ -167,6 +167,16 @@ def test_short_reason_keeps_the_head_and_the_setting() -> None:
     )
     assert short_reason(message) == "no local weights — set VIDPROMPTER_EVALUATOR_CLIP_VIT_L_14"
     assert short_reason("model 'x' cannot load: the folder has no config.json") == "the folder has no config.json"
+
+
+def test_notes_show_the_setting_to_change_as_code() -> None:
+    from ui.render import md_note
+    from ui.tasks import short_note
+
+    note = short_note("clip-vit-l-14 not used: no local weights: timm/x is not cached; set VIDPROMPTER_EV_X=/p (or y)")
+    assert note == "clip-vit-l-14 not used: cannot load here (no local weights — set VIDPROMPTER_EV_X)"
+    assert md_note(note).endswith("set `VIDPROMPTER_EV_X`\\)")
+    assert md_note("set <b>x</b>") == "set &lt;b&gt;x&lt;/b&gt;"  # only an env var name becomes code
 
 
 def test_user_and_model_text_render_as_text() -> None:
