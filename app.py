@@ -70,6 +70,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-models", type=int, default=2, help="generation models kept loaded (LRU beyond)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
+    parser.add_argument(
+        "--media-root",
+        metavar="DIR",
+        help="folder the Data tab's imports resolve relative clip paths against (clips must lie inside it)",
+    )
     parser.add_argument("--add-user", metavar="NAME", help="add or replace a user in --auth-file, then exit")
     parser.add_argument("--role", default="annotator", choices=["annotator", "admin"], help="role for --add-user")
     return parser.parse_args(argv)
@@ -135,6 +140,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     folders = Folders(runs=("runs",), data=("data", ASSETS_DIR, upload_dir))
     ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts)
     ctx.upload_dir = upload_dir
+    ctx.media_root = Path(args.media_root).resolve() if args.media_root else None
     demo = build_app(ctx)
     demo.delete_cache = (CACHE_SWEEP_S, CACHE_MAX_AGE_S)  # Gradio's upload cache: never kept for good
     kwargs = launch_kwargs() | {
