@@ -148,7 +148,7 @@ class Folders:
                 raise ConfigError(f"run.ref_cache_dir: must be inside a run folder ({_names(runs)})")
             fixed["run.ref_cache_dir"] = str(cache)
         if cfg.data.path:
-            allowed = runs + [_real(d) for d in self.data]
+            allowed = list(dict.fromkeys(runs + [_real(d) for d in self.data]))
             data = _real(cfg.data.path)
             if not _inside(data, allowed) or not data.is_file():
                 raise ConfigError(f"data.path: must be an export file inside a data folder ({_names(allowed)})")
