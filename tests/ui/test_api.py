@@ -56,7 +56,7 @@ def test_beautify_tiny_model_is_labelled_random(local_client) -> None:
         ("", "tiny-random-lm", "short prompt is empty"),
         ("   ", "tiny-random-lm", "short prompt is empty"),
         (HUGE, "tiny-random-lm", "100000 characters; the limit is"),
-        ("A dog runs.", "no-such-model", "unknown model 'no-such-model'"),
+        ("A dog runs.", "no-such-model", "model 'no-such-model' is not available here"),
     ],
 )
 def test_beautify_bad_input(local_client, local_app: Server, prompt: str, model: str, match: str) -> None:
@@ -117,7 +117,7 @@ def test_describe_video_with_caption(local_client) -> None:
         handle_file(BUNNY),
         "A rabbit.",
         "nope",
-        match="unknown model 'nope'",
+        match="model 'nope' is not available here",
     )
 
 

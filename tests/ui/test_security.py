@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -153,16 +152,16 @@ def test_unknown_users_cost_a_hash_of_the_accounts_cost(tmp_path: Path) -> None:
     accounts = Accounts.load(path)
     assert hash_cost(accounts._decoy) == 10 == hash_cost(read_auth_file(path)["ada"].password_hash)
 
-    def median_s(user: str) -> float:
+    def fastest_s(user: str) -> float:  # the least-disturbed of 5 runs: the box is shared
         runs = []
         for _ in range(5):
             start = time.perf_counter()
             accounts.check(user, "wrong-password")
             runs.append(time.perf_counter() - start)
-        return statistics.median(runs)
+        return min(runs)
 
-    known, unknown = median_s("ada"), median_s("nobody")
-    assert 0.5 < unknown / known < 2.0, (known, unknown)  # was ~7 ms vs ~300-600 ms
+    known, unknown = fastest_s("ada"), fastest_s("nobody")
+    assert 0.4 < unknown / known < 2.5, (known, unknown)  # was ~1 ms vs ~600 ms (4 rounds vs 12)
 
 
 class Clock:
