@@ -30,6 +30,8 @@ BENCHES=(
   "bench_training_steps.py|all --steps 4|ratio|cpu"
   "bench_logps_memory.py|--repeats 2|ratio|cpu"
   "bench_t2v.py|--clips 3|ratio|cpu"
+  "bench_shards.py|--samples 18 --repeats 2|ratio|cpu"
+  "bench_loop.py||ratio|^  [a-z]+ +[0-9.]+ s|cpu"
   "gpu_run.sh||\"(tokens_per_s|mfu|peak_mem)[a-z_]*\"|cuda"
 )
 # Scripts in bench/ that are not benchmarks of their own, and why.
