@@ -66,7 +66,7 @@ def test_relative_paths_resolve_against_the_media_root_and_stay_inside_it(
         import_rows(sqlite_engine, rows, media_root=tmp_path / "nope")
 
 
-def test_text_only_rows_have_no_video_and_a_task3_teacher(sqlite_engine: Engine, tmp_path: Path) -> None:
+def test_text_only_rows_have_no_video_and_a_task3_teacher(engine: Engine, tmp_path: Path) -> None:
     rows = _jsonl(
         tmp_path / "rows.jsonl",
         [
@@ -76,14 +76,14 @@ def test_text_only_rows_have_no_video_and_a_task3_teacher(sqlite_engine: Engine,
         ],
     )
     with pytest.raises(ImportRejected) as info:
-        import_rows(sqlite_engine, rows)
+        import_rows(engine, rows)
     assert [(b.line, b.reason) for b in info.value.report.bad] == [
         (3, "detailed_prompt_task2 needs a video (this row has none: a text-only sample)")
     ]
-    report = import_rows(sqlite_engine, rows, skip_bad=True)
+    report = import_rows(engine, rows, skip_bad=True)
     assert (report.imported, report.text_only, report.videos) == (2, 2, 0)
-    assert _videos_of(sqlite_engine) == [None, None]  # None, never ""
-    with Session(sqlite_engine) as session:
+    assert _videos_of(engine) == [None, None]  # None, never ""
+    with Session(engine) as session:
         assert list(session.exec(select(Response.task, Response.source))) == [(3, "teacher")]
     assert report.lacking_teacher == 1  # "a dog runs" has no teacher response yet
     assert report.next_step.startswith("1 of 2 samples lack a teacher response: run the teacher step")
@@ -154,7 +154,7 @@ def _zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> 
 
 
 def test_a_zip_of_rows_and_clips_imports_and_reimports_once(
-    sqlite_engine: Engine, videos: list[Path], tmp_path: Path
+    engine: Engine, videos: list[Path], tmp_path: Path
 ) -> None:
     rows = [
         {"video": "clips/a.mp4", "short_prompt": "a clip", "detailed_prompt": "A detailed caption."},
@@ -166,12 +166,12 @@ def test_a_zip_of_rows_and_clips_imports_and_reimports_once(
         "__MACOSX/set/._rows.jsonl": b"resource fork",
     }
     archive = _zip(tmp_path / "upload.zip", members)
-    report = import_rows(sqlite_engine, archive, extract_to=tmp_path / "media")
+    report = import_rows(engine, archive, extract_to=tmp_path / "media")
     folder = Path(report.extracted_to or "")
     assert folder.parent == tmp_path / "media" and (folder / "set" / "clips" / "a.mp4").is_file()
     assert (report.imported, report.videos, report.text_only) == (2, 1, 1)
-    assert _videos_of(sqlite_engine) == [None, str(folder / "set" / "clips" / "a.mp4")]
-    again = import_rows(sqlite_engine, archive, extract_to=tmp_path / "media")
+    assert _videos_of(engine) == [None, str(folder / "set" / "clips" / "a.mp4")]
+    again = import_rows(engine, archive, extract_to=tmp_path / "media")
     assert (again.imported, again.existing, again.extracted_to) == (0, 2, str(folder))
     assert len(list((tmp_path / "media").iterdir())) == 1  # extracted once
 

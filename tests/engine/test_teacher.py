@@ -124,3 +124,39 @@ def test_the_shard_comes_from_the_launcher_environment(monkeypatch):
     with pytest.raises(InputError, match="must look like i/n"):
         Shard.parse("half")
     assert [s for s in range(10) if Shard(1, 3).owns(s)] == [1, 4, 7]
+
+
+@pytest.mark.postgres
+def test_shards_on_postgresql_write_each_teacher_response_once(sample_video):
+    """Shards on many machines share a PostgreSQL database: the same split, the same single writes."""
+    from threading import Thread
+
+    from annotations.db import init_db
+    from tests.annotations.conftest import _pg_engine
+
+    engine = _pg_engine()
+    try:
+        init_db(engine)
+        for i in range(4):
+            upsert_sample(engine, str(sample_video), f"caption {i}", "train")
+        upsert_sample(engine, None, "a text-only prompt", "train")
+        reports = {}
+
+        def shard(i: int) -> None:
+            config = TeacherConfig(model="double", shard=Shard(i, 2))
+            reports[i] = write_teacher_responses(Studio(backends={"double": Counter()}), engine, config, False)
+
+        threads = [Thread(target=shard, args=(i,)) for i in (0, 1)]  # concurrently, as two machines would
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert reports[0].written + reports[1].written == 4 * 3 + 1
+        rows = teacher_rows(engine)
+        assert len(rows) == 13 and len({(s, t) for s, t, _ in rows}) == 13
+    finally:
+        from sqlalchemy import text
+
+        engine.dispose()
+        with engine.admin.connect() as conn:  # type: ignore[attr-defined]
+            conn.execute(text(f"DROP SCHEMA {engine.info_schema} CASCADE"))  # type: ignore[attr-defined]
