@@ -1,5 +1,5 @@
 """The Admin tab's loop panel: mine preference pairs for imported samples (with a progress bar), and read
-the report of a finished loop run (training/loop.py's folder: report.md, CSV tables, PNG curves).
+the report of a finished loop run (training/loop.py's folder: report.md with Table 1, PNG curves, CSVs).
 
 Admin only: every handler checks the role itself. Mining goes through the Studio's `mine` verb (the one
 road); its tqdm bar is what gr.Progress(track_tqdm=True) shows.
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from engine.evaluators.registry import TINY_EVALUATORS
 from ui.common import AppContext, bind, model_choices, stage_media
@@ -116,19 +115,18 @@ def list_reports(ctx: AppContext, request: gr.Request) -> gr.Dropdown:
     return gr.Dropdown(choices=folders, value=folders[0] if folders else None)
 
 
-def show_report(ctx: AppContext, folder: str | None, request: gr.Request) -> tuple[str, list, pd.DataFrame | None]:
-    """Admin: one report folder as (report.md, its PNG curves, its first CSV table)."""
+def show_report(ctx: AppContext, folder: str | None, request: gr.Request) -> tuple[str, list, str]:
+    """Admin: one report folder as (report.md, its PNG curves, the list of its files)."""
     ctx.require_admin(request)
     if not folder:
-        return "No loop report yet: run the whole loop (`python -m training.loop …`) and it appears here.", [], None
+        return "No loop report yet: run the whole loop (`python -m training loop …`) and it appears here.", [], ""
     path = Path(folder)
     if path not in report_folders(ctx):  # only folders this app found: no reading elsewhere
         raise gr.Error("that report folder is not one of the runs' report folders: press Refresh and pick one")
     text = (path / REPORT_FILE).read_text(encoding="utf-8", errors="replace")
     pictures = [(stage_media(png, ctx.work_dir), png.stem) for png in sorted(path.glob("*.png"))]
-    tables = sorted(path.glob("*.csv"))
-    table = pd.read_csv(tables[0]) if tables else None
-    return text, [p for p in pictures if p[0]], table
+    files = ", ".join(f"`{md_text(f.name)}`" for f in sorted(path.iterdir()) if f.is_file())
+    return text, [p for p in pictures if p[0]], f"Folder `{md_text(path)}` holds: {files}."
 
 
 # -- layout ------------------------------------------------------------------------------------------------
@@ -178,8 +176,10 @@ def build_report_panel(ctx: AppContext) -> gr.Dropdown:
             folder = gr.Dropdown([], label="Report folder", scale=4, elem_id="admin-report-folder")
             refresh = gr.Button("Refresh", size="sm", scale=0)
         text = gr.Markdown(elem_id="admin-report")
-        curves = gr.Gallery(label="Curves", columns=2, height="auto", elem_id="admin-report-curves")
-        table = gr.Dataframe(label="Table (first CSV of the folder)", interactive=False, wrap=True)
+        curves = gr.Gallery(
+            label="Curves", columns=2, height="auto", object_fit="contain", elem_id="admin-report-curves"
+        )
+        files = gr.Markdown(elem_id="admin-report-files")
         refresh.click(bind(list_reports, ctx), None, folder, api_visibility="private")
-        folder.change(bind(show_report, ctx), folder, [text, curves, table], api_visibility="private")
+        folder.change(bind(show_report, ctx), folder, [text, curves, files], api_visibility="private")
     return folder

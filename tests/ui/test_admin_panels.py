@@ -111,9 +111,9 @@ def test_a_loop_report_folder_is_shown(ctx: AppContext, tmp_path: Path, monkeypa
     (folder / "table1.csv").write_text("model,score\nbase,1.0\ntrained,2.0\n")
     (folder / "loss.png").write_bytes(_png())
     assert report_folders(ctx) == [folder.resolve()]
-    text, curves, table = show_report(ctx, str(folder.resolve()), LOCAL)
+    text, curves, files = show_report(ctx, str(folder.resolve()), LOCAL)
     assert text.startswith("# Loop report") and [label for _, label in curves] == ["loss"]
-    assert table["model"].tolist() == ["base", "trained"]
+    assert files.endswith("holds: `loss.png`, `report.md`, `table1.csv`.")
     with pytest.raises(gr.Error, match="not one of the runs' report folders"):
         show_report(ctx, str(tmp_path), LOCAL)
     assert "No loop report yet" in show_report(ctx, None, LOCAL)[0]

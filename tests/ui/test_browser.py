@@ -417,6 +417,7 @@ def test_admin_history_mining_and_report(page, app: Server) -> None:
     pick(page, "admin-mine-model", "tiny-random-vlm")
     pick(page, "admin-mine-evaluators", "tiny-random-clip")
     page.locator("#admin-mine").click()
+    page.locator("#admin-mine-result").get_by_text(re.compile("loading models|mining")).first.wait_for()  # progress
     mined = wait_text(page, "#admin-mine-result", "pair(s) written", 180_000)
     assert re.search(r"Mined \d+ of \d+ \(sample, task\) item\(s\)", mined) and "Label" in mined
     page.get_by_text("Loop report of a finished run").click()  # the newest report is picked when the tab opens
