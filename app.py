@@ -125,7 +125,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     from annotations.db import default_db_url, open_db
     from engine.models import env_model_roots
     from engine.service import Studio
-    from training.jobs import ASSETS_DIR, Folders, Jobs
+    from training.jobs import Jobs
     from ui import AppContext, build_app, launch_kwargs
     from ui.auth import Accounts, SignInGuard
     from ui.common import SAMPLES_DIR
@@ -137,7 +137,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     roots = args.model_root if args.model_root is not None else list(env_model_roots())
     studio = Studio(studio_config(args.model, roots, args.max_models))
     upload_dir = _upload_dir(db_url)
-    folders = Folders(runs=("runs",), data=("data", ASSETS_DIR, upload_dir))
+    folders = launch_folders(args, upload_dir)
     ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts)
     ctx.upload_dir = upload_dir
     ctx.media_root = Path(args.media_root).resolve() if args.media_root else None
@@ -157,6 +157,15 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
         },
     }
     return demo, kwargs
+
+
+def launch_folders(args: argparse.Namespace, upload_dir: Path) -> Any:
+    """What the admin tab's launches may read and write (issue 13 item 4): run folders under ./runs; data
+    under ./data, the bundled sample set, the upload folder and --media-root."""
+    from training.jobs import ASSETS_DIR, Folders
+
+    media = (args.media_root,) if args.media_root else ()
+    return Folders(runs=("runs",), data=("data", ASSETS_DIR, upload_dir, *media))
 
 
 def _record_instructions(db: Any) -> None:

@@ -352,3 +352,10 @@ def test_model_roots_come_from_the_flag_or_the_environment(monkeypatch) -> None:
     assert app.parse_args(["--model-root", "/x", "--model-root", "/y"]).model_root == ["/x", "/y"]
     with pytest.raises(ModelLoadError, match="unknown model"):
         app.studio_config("no-such-model")
+
+
+def test_launches_may_read_the_media_root_and_the_bundled_samples(tmp_path: Path) -> None:
+    args = app.parse_args(["--media-root", str(tmp_path / "media")])
+    folders = app.launch_folders(args, tmp_path / "uploads")
+    assert folders.data[-2:] == (tmp_path / "uploads", str(tmp_path / "media"))
+    assert any(str(d).endswith("assets") for d in folders.data) and folders.runs == ("runs",)
