@@ -24,7 +24,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from annotations.errors import ImportRejected, StoreError
 from engine.errors import StudioError
 from engine.mining import find_config
 from training.config import ConfigError
-from training.loop_config import LoopConfig, check_models, load_loop_config
+from training.loop_config import LoopConfig, LoopRun, check_models, load_loop_config, write_atomic
 
 STAGES = ("import", "teacher", "mine", "labels", "export", "train", "evaluate", "report")
 WAITING = 3
@@ -46,47 +45,6 @@ class LoopStop(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class LoopRun:
-    """One loop's folder, database and models; stages read and write through it."""
-
-    config: LoopConfig
-    out: Path
-    db_url: str
-    policy: str
-    state: dict[str, Any] = field(default_factory=dict)
-    _db: Any = None
-    _studio: Any = None
-
-    @property
-    def db(self) -> Any:
-        if self._db is None:
-            from annotations.db import open_db
-
-            self._db = open_db(self.db_url)
-        return self._db
-
-    @property
-    def studio(self) -> Any:
-        if self._studio is None:
-            from engine.service import Studio, StudioConfig
-
-            self._studio = Studio(StudioConfig(max_models=4))  # policy, checkpoint, judge, teacher
-        return self._studio
-
-    def stage(self, name: str) -> dict[str, Any]:
-        return self.state.setdefault("stages", {}).setdefault(name, {"status": "pending"})
-
-    def save_state(self) -> None:
-        _write_atomic(self.out / "state.json", json.dumps(self.state, indent=2, sort_keys=True, default=str))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- stages
@@ -237,7 +195,7 @@ def prepare(config: LoopConfig, out: Path) -> LoopRun:
         if theirs != mine:
             raise ConfigError(f"{out} holds a loop of another config: pass another --out, or delete the folder")
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(pinned, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_atomic(pinned, yaml.safe_dump(config.to_dict(), sort_keys=False))
     db_url = config.db or f"sqlite:///{(out / 'loop.db').resolve()}"
     state_path = out / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}

@@ -1,4 +1,6 @@
-"""The loop's configuration: which samples, which teacher, how to mine, which training config, how to evaluate.
+"""The loop's configuration (which samples, which teacher, how to mine, which training config, how to
+evaluate) and its run state (`LoopRun`: folder, database, models, state.json), shared by training.loop
+and training.loop_report.
 
 A loop YAML (configs/loops/tiny.yaml, configs/loops/hdpo.yaml) loads into `LoopConfig`; unknown keys are
 errors, and `check_models` names any unknown preset or evaluator before a stage runs, so a typo costs
@@ -9,6 +11,8 @@ current folder first, then the project root.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -182,3 +186,45 @@ def _check(key: str, name: str, lookup: Any) -> None:
         lookup(name)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{key}: {exc}") from None
+
+
+@dataclass
+class LoopRun:
+    """One loop's folder, database and models; stages read and write through it."""
+
+    config: LoopConfig
+    out: Path
+    db_url: str
+    policy: str
+    state: dict[str, Any] = field(default_factory=dict)
+    _db: Any = None
+    _studio: Any = None
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            from annotations.db import open_db
+
+            self._db = open_db(self.db_url)
+        return self._db
+
+    @property
+    def studio(self) -> Any:
+        if self._studio is None:
+            from engine.service import Studio, StudioConfig
+
+            self._studio = Studio(StudioConfig(max_models=4))  # policy, checkpoint, judge, teacher
+        return self._studio
+
+    def stage(self, name: str) -> dict[str, Any]:
+        return self.state.setdefault("stages", {}).setdefault(name, {"status": "pending"})
+
+    def save_state(self) -> None:
+        write_atomic(self.out / "state.json", json.dumps(self.state, indent=2, sort_keys=True, default=str))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temp file + rename: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -17,15 +17,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from engine.hallucination.pairs import TERMS
+from training.loop_config import LoopRun
 from training.metrics import read_metrics
-
-if TYPE_CHECKING:
-    from training.loop import LoopRun
 
 
 def _cell(value: float | None) -> str:
