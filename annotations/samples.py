@@ -239,6 +239,47 @@ def add_response(
         return _add_response_in(session, sample_id, task, text, source, model, checkpoint, beam_rank, meta)
 
 
+@dataclass(frozen=True)
+class NewResponse:
+    """One response to store with `add_responses`, and its scores (evaluator -> value)."""
+
+    text: str
+    source: str
+    model: str | None = None
+    beam_rank: int | None = None
+    meta: Mapping[str, Any] | None = None
+    scores: Mapping[str, float] | None = None
+
+
+def add_responses(
+    engine: Engine,
+    sample_id: int,
+    task: int,
+    responses: Sequence[NewResponse],
+    scores_of: Mapping[int, Mapping[str, float]] | None = None,
+) -> list[int]:
+    """Store responses of one (sample, task) with their scores, plus scores of responses already stored
+    (``scores_of``: response id -> scores), in ONE transaction: a miner's item is one commit, not one per
+    beam and score, and a kill never leaves beams without their scores. Ids in order; identical ones reused."""
+    check_task(task)
+    for r in responses:
+        check_in(r.source, RESPONSE_SOURCES, "source")
+        if not r.text or not r.text.strip():
+            raise StoreError("response text is empty")
+    with write_session(engine) as session:
+        get_row(session, Sample, sample_id, "sample")
+        ids = [
+            _add_response_in(session, sample_id, task, r.text, r.source, r.model, None, r.beam_rank, r.meta)
+            for r in responses
+        ]
+        for response_id, values in [*zip(ids, (r.scores for r in responses), strict=True), *(scores_of or {}).items()]:
+            if values:
+                get_row(session, Response, response_id, "response")
+                for evaluator, value in values.items():
+                    _add_score_in(session, response_id, evaluator, value)
+        return ids
+
+
 def teacher_response(engine: Engine, sample_id: int, task: int) -> tuple[int, str] | None:
     """(id, text) of the sample's first ``teacher`` response for ``task``, or None."""
     check_task(task)

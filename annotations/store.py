@@ -47,8 +47,10 @@ from annotations.runs import (
 )
 from annotations.samples import (
     NO_VIDEO_HASH,
+    NewResponse,
     SampleInfo,
     add_response,
+    add_responses,
     add_sample,
     add_score,
     add_scores,
@@ -69,10 +71,12 @@ __all__ = [
     "VIDEO_TASKS",
     "AnnotatorInfo",
     "AnnotatorRef",
+    "NewResponse",
     "PairView",
     "SampleInfo",
     "add_pair",
     "add_response",
+    "add_responses",
     "add_run_metrics",
     "add_sample",
     "add_score",

@@ -323,31 +323,29 @@ class Miner:
         teacher: tuple[int, str] | None,
         budget: int,
     ) -> list[Scored]:
-        """Store the candidates and score them with the teacher in the same batch; the teacher is last."""
-        from annotations.store import add_response, add_scores
+        """Score the candidates with the teacher in the same batch (the teacher last), then store the
+        candidates, their length records and every score in one transaction."""
+        from annotations.store import NewResponse, add_responses
 
-        texts = [c.text.strip() for c in cands]
+        texts = [c.text.strip() for c in cands] + ([teacher[1]] if teacher else [])
         metas = self.length_meta(task, cands, budget)
-        ids = [
-            add_response(self.db, sample.id, int(task), t, "model", model=c.model, beam_rank=i, meta=m)
-            for i, (t, c, m) in enumerate(zip(texts, cands, metas, strict=True))
-        ]
-        # A random-weight generator's length is forced by the backend: reaching the budget says nothing.
-        pairable = [not m["at_limit"] or c.random_weights for m, c in zip(metas, cands, strict=True)]
-        if teacher is not None:
-            ids, texts, pairable = [*ids, teacher[0]], [*texts, teacher[1]], [*pairable, True]
         if self.config.scorer(sample, task) == "ensemble":
             values = self.video_scores(sample, texts)
         else:
             values = self.judge_scores(texts)
-        scored = [
+        rows = [
+            NewResponse(t, "model", model=c.model, beam_rank=i, meta=m, scores=v[1])
+            for i, (t, c, m, v) in enumerate(zip(texts[: len(cands)], cands, metas, values, strict=False))
+        ]
+        ids = add_responses(self.db, sample.id, int(task), rows, {teacher[0]: values[-1][1]} if teacher else None)
+        # A random-weight generator's length is forced by the backend: reaching the budget says nothing.
+        pairable = [not m["at_limit"] or c.random_weights for m, c in zip(metas, cands, strict=True)]
+        if teacher is not None:
+            ids, pairable = [*ids, teacher[0]], [*pairable, True]
+        return [
             Scored(rid, t, rank, all_, ok)
             for rid, t, (rank, all_), ok in zip(ids, texts, values, pairable, strict=True)
         ]
-        for s in scored:
-            if s.all_scores:
-                add_scores(self.db, s.response_id, s.all_scores)
-        return scored
 
     def video_scores(self, sample: SampleInfo, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
         assert sample.video is not None  # the ensemble scores only samples with a video
