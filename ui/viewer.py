@@ -148,11 +148,10 @@ GAP_SOURCES = {
 }
 
 
-def gap_model_default(ctx: AppContext, source: str) -> gr.Dropdown:
+def gap_model_default(ctx: AppContext, source: str) -> str:
     """The model picker follows the choice: the text model for Task 3 alone, the video model with the video."""
-    return gr.Dropdown(
-        value=ctx.studio.config.video_model if source == GAP_SOURCES["video"] else ctx.studio.config.text_model
-    )
+    config = ctx.studio.config
+    return config.video_model if source == GAP_SOURCES["video"] else config.text_model
 
 
 def gap_limits(gaps: list[float]) -> list[float]:

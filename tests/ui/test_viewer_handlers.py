@@ -52,8 +52,8 @@ def test_the_video_above_is_used_only_when_asked_for() -> None:
 
 def test_the_model_picker_follows_the_choice() -> None:
     ctx = SimpleNamespace(studio=FakeStudio())
-    assert gap_model_default(ctx, GAP_SOURCES["video"]).value == "tiny-random-vlm"
-    assert gap_model_default(ctx, GAP_SOURCES["text"]).value == "smollm2-135m"
+    assert gap_model_default(ctx, GAP_SOURCES["video"]) == "tiny-random-vlm"
+    assert gap_model_default(ctx, GAP_SOURCES["text"]) == "smollm2-135m"
 
 
 def test_gap_limits_include_zero() -> None:
