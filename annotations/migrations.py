@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
-from annotations import models
+from annotations import active, models
 from annotations.errors import SchemaError
 
 
@@ -91,10 +91,19 @@ def _migrate_v4(conn: Connection) -> None:
         )
 
 
+def _migrate_v5(conn: Connection) -> None:
+    """v5: ``pair.uncertainty`` (the active queue order's score, backfilled from the stored scores) and its
+    index ix_pair_active; the project_setting table (created by create_all after the migrations)."""
+    _add_column(conn, "pair", "uncertainty", "FLOAT NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_pair_active ON pair (n_judgements, uncertainty DESC, id)")
+    active.refresh_all(conn)
+
+
 # Ordered (version, description, step). Never edit a released step; append a new one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "run progress fields, pair.n_judgements, pair_lease", _migrate_v2),
     (3, "sample.video nullable (text-only samples)", _migrate_v3),
     (4, "task_instruction; text-only samples stored with an empty video path get video NULL", _migrate_v4),
+    (5, "pair.uncertainty and ix_pair_active (the active queue order); project_setting", _migrate_v5),
 ]
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5

@@ -119,7 +119,15 @@ class Pair(SQLModel, table=True):
     # Non-skip judgements so far; kept in step by record_judgement / undo_last in the same
     # transaction, so the queue can walk an index instead of counting per pair.
     n_judgements: int = 0
+    # How uncertain the pair's label is from its scores, in [0, 1] (0: no comparable scores); the active
+    # queue order serves the highest first. Written with the pair and its scores (annotations.active).
+    uncertainty: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# The active queue order's walk (fewest judgements, then most uncertain, then oldest); since schema v5.
+_pair_columns = Pair.__table__.c  # type: ignore[attr-defined]
+Index("ix_pair_active", _pair_columns.n_judgements, _pair_columns.uncertainty.desc(), _pair_columns.id)
 
 
 class TaskInstruction(SQLModel, table=True):
@@ -169,6 +177,17 @@ class PairLease(SQLModel, table=True):
     pair_id: int = Field(foreign_key="pair.id", index=True)
     annotator_id: int = Field(foreign_key="annotator.id", index=True)
     expires_at: datetime = Field(index=True)
+
+
+class ProjectSetting(SQLModel, table=True):
+    """A setting of this annotation project (one database = one project), set by an admin (since schema v5)."""
+
+    __tablename__ = "project_setting"
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_by: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class TrainingRun(SQLModel, table=True):

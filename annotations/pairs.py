@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_
 from sqlmodel import Session, col, select
 
+from annotations.active import uncertainty_of
 from annotations.common import check_in, check_task, get_row
 from annotations.db import read_session, write_session
 from annotations.errors import StoreError
@@ -79,6 +80,7 @@ def add_pair(
             rejected_short_prompt=rejected_short_prompt,
             rejected_task=rejected_task,
             meta_json=json.dumps(meta, sort_keys=True) if meta else None,
+            uncertainty=uncertainty_of(session, response_a_id, response_b_id),  # the active queue order's key
         )
         session.add(row)
         session.flush()

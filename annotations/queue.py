@@ -29,10 +29,12 @@ from annotations.models import (
     Judgement,
     Pair,
     PairLease,
+    ProjectSetting,
     Response,
     Sample,
     utcnow,
 )
+from annotations.queue_order import QUEUE_ORDER_KEY, check_order, stored_order
 from annotations.queue_sqlite import Head, Side, lease_lost_message
 from annotations.samples import scores_for
 
@@ -143,7 +145,9 @@ def _held_lease(conn: Connection, annotator_id: int, now: datetime) -> int | Non
     return conn.execute(query.order_by(_LEASE.c.expires_at.desc()).limit(1)).scalar()
 
 
-def _pick_pair(conn: Connection, annotator_id: int, overlap: int, origins: Sequence[str], now: datetime) -> int | None:
+def _pick_pair(
+    conn: Connection, annotator_id: int, overlap: int, origins: Sequence[str], now: datetime, order: str
+) -> int | None:
     judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == annotator_id)
     leased_by_others = (
         select(func.count(_LEASE.c.id))
@@ -154,11 +158,24 @@ def _pick_pair(conn: Connection, annotator_id: int, overlap: int, origins: Seque
         select(Pair.id)
         .where(_eligible(origins), Pair.n_judgements < overlap, ~judged_by_me)
         .where(Pair.n_judgements + leased_by_others < overlap)
-        # Fewest judgements first, then oldest: walks ix_pair_queue and stops at the first fit.
-        .order_by(col(Pair.n_judgements), col(Pair.id))
+        .order_by(*_ORDER_BY[order])
         .limit(1)
     )
     return conn.execute(query).scalar()
+
+
+# fifo: fewest judgements, then oldest (walks ix_pair_queue); active: fewest judgements, then the most
+# uncertain label, then oldest (walks ix_pair_active). Either stops at the first pair that fits.
+_ORDER_BY = {
+    "fifo": (col(Pair.n_judgements), col(Pair.id)),
+    "active": (col(Pair.n_judgements), col(Pair.uncertainty).desc(), col(Pair.id)),
+}
+_SETTING = ProjectSetting.__table__  # type: ignore[attr-defined]
+
+
+def _project_order(conn: Connection) -> str:
+    value = conn.execute(select(_SETTING.c.value).where(_SETTING.c.key == QUEUE_ORDER_KEY)).scalar()
+    return stored_order(value)
 
 
 def _lease(conn: Connection, pair_id: int, annotator_id: int, expires: datetime) -> None:
@@ -222,19 +239,24 @@ def next_pair(
     overlap: int = 1,
     lease_seconds: float = 120,
     origins: Sequence[str] = QUEUE_ORIGINS,
+    order: str | None = None,
 ) -> PairView | None:
     """The next pair for ``annotator``, leased to them for ``lease_seconds``; None when done.
 
     A pair this annotator already holds a live lease on comes back first (a page reload does
     not burn a second pair). Otherwise: a pair they have not judged, fewest non-skip judgements
     first, while judgements + other annotators' live leases < ``overlap``. Skips do not count
-    towards the overlap, so a skipped pair goes back to the queue for others.
+    towards the overlap, so a skipped pair goes back to the queue for others. Among pairs with as
+    many judgements, ``order`` decides: ``fifo`` oldest first, ``active`` the most uncertain label first
+    (``pair.uncertainty``, ties oldest first); None: the project's setting (annotations.queue_order).
     """
     if overlap < 1:
         raise StoreError("overlap must be >= 1")
+    if order is not None:
+        check_order(order)
     me = annotator_id(engine, annotator)
     if uses_raw_sqlite(engine):
-        leased = queue_sqlite.lease_next(engine, me, overlap, lease_seconds, origins)
+        leased = queue_sqlite.lease_next(engine, me, overlap, lease_seconds, origins, order)
         if leased is None:
             return None
         pair_id, expires = leased
@@ -245,7 +267,7 @@ def next_pair(
         conn.execute(delete(_LEASE).where(_LEASE.c.expires_at <= now))
         pair_id = _held_lease(conn, me, now)
         if pair_id is None:
-            pair_id = _pick_pair(conn, me, overlap, origins, now)
+            pair_id = _pick_pair(conn, me, overlap, origins, now, order or _project_order(conn))
         if pair_id is None:
             return None
         _lease(conn, pair_id, me, expires)

@@ -14,6 +14,7 @@ Functions here return plain tuples; :mod:`annotations.queue` builds the PairView
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 from annotations.db import raw_read, raw_write
 from annotations.errors import LeaseLost, NotFoundError
 from annotations.models import utcnow
+from annotations.queue_order import QUEUE_ORDER_KEY, stored_order
 
 # Values are always bound (``?``); the origins list is bound as one JSON array and unpacked by
 # json_each, so each statement's text is constant (and stays in sqlite3's statement cache).
@@ -31,16 +33,22 @@ _SQL_HELD_LEASE = (
     " AND NOT EXISTS (SELECT 1 FROM judgement j WHERE j.pair_id = l.pair_id AND j.annotator_id = ?1)"
     " ORDER BY l.expires_at DESC LIMIT 1"
 )
-_SQL_PICK_PAIR = (
+_SQL_PICK_WHERE = (
     "SELECT p.id FROM pair p"
     " WHERE p.response_a_id <> p.response_b_id AND p.origin IN (SELECT value FROM json_each(?))"
     " AND p.n_judgements < ?"
     " AND NOT EXISTS (SELECT 1 FROM judgement j WHERE j.pair_id = p.id AND j.annotator_id = ?)"
     " AND p.n_judgements + (SELECT COUNT(*) FROM pair_lease l"
     " WHERE l.pair_id = p.id AND l.annotator_id <> ? AND l.expires_at > ?) < ?"
-    # Fewest judgements first, then oldest: walks ix_pair_queue and stops at the first fit.
-    " ORDER BY p.n_judgements, p.id LIMIT 1"
 )
+# Per queue order (annotations.queue_order), the same filter walked in another index order, stopping at the
+# first fit: fifo = fewest judgements, then oldest (ix_pair_queue); active = fewest judgements, then the
+# most uncertain label, then oldest (ix_pair_active).
+_SQL_PICK_PAIR = {
+    "fifo": _SQL_PICK_WHERE + " ORDER BY p.n_judgements, p.id LIMIT 1",
+    "active": _SQL_PICK_WHERE + " ORDER BY p.n_judgements, p.uncertainty DESC, p.id LIMIT 1",
+}
+_SQL_QUEUE_ORDER = "SELECT value FROM project_setting WHERE key = ?"
 _SQL_DELETE_LEASE = "DELETE FROM pair_lease WHERE pair_id = ? AND annotator_id = ?"
 # Any lease row of the voter: a live one, or an expired one nobody has swept yet (every next_pair sweeps
 # expired leases before it hands a pair out, so an unswept row means the pair went to no one else).
@@ -87,9 +95,10 @@ def sqlite_ts(value: datetime) -> str:
 
 
 def lease_next(
-    engine: Engine, me: int, overlap: int, lease_seconds: float, origins: Sequence[str]
+    engine: Engine, me: int, overlap: int, lease_seconds: float, origins: Sequence[str], order: str | None = None
 ) -> tuple[int, datetime] | None:
-    """(pair id, lease expiry) of the pair leased to annotator ``me``, or None when the queue is done."""
+    """(pair id, lease expiry) of the pair leased to annotator ``me``, or None when the queue is done.
+    ``order``: fifo / active; None reads the project's setting in the same transaction."""
     origins_json = json.dumps(list(origins))
     with raw_write(engine) as conn:
         now = utcnow()
@@ -98,13 +107,19 @@ def lease_next(
         conn.execute(_SQL_DELETE_EXPIRED_LEASES, (now_s,))
         row = conn.execute(_SQL_HELD_LEASE, (me, now_s)).fetchone()
         if row is None:
-            row = conn.execute(_SQL_PICK_PAIR, (origins_json, overlap, me, me, now_s, overlap)).fetchone()
+            pick = _SQL_PICK_PAIR[order or _project_order(conn)]
+            row = conn.execute(pick, (origins_json, overlap, me, me, now_s, overlap)).fetchone()
         if row is None:
             return None
         pair_id = row[0]
         conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
         conn.execute(_SQL_INSERT_LEASE, (pair_id, me, sqlite_ts(expires)))
     return pair_id, expires
+
+
+def _project_order(conn: sqlite3.Connection) -> str:
+    row = conn.execute(_SQL_QUEUE_ORDER, (QUEUE_ORDER_KEY,)).fetchone()
+    return stored_order(row[0] if row else None)
 
 
 def pair_view_parts(engine: Engine, pair_id: int) -> tuple[Head, Side, Side, dict[int, dict[str, float]]]:

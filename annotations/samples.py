@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from annotations.active import refresh_for_responses
 from annotations.common import check_in, check_task, get_row
 from annotations.db import read_session, write_session
 from annotations.errors import StoreError
@@ -277,6 +278,7 @@ def add_responses(
                 get_row(session, Response, response_id, "response")
                 for evaluator, value in values.items():
                     _add_score_in(session, response_id, evaluator, value)
+        _refresh_pairs(session, [*ids, *(scores_of or {})])
         return ids
 
 
@@ -317,6 +319,13 @@ def add_scores(engine: Engine, response_id: int, scores: Mapping[str, float]) ->
         get_row(session, Response, response_id, "response")
         for evaluator, value in scores.items():
             _add_score_in(session, response_id, evaluator, value)
+        _refresh_pairs(session, [response_id])
+
+
+def _refresh_pairs(session: Session, response_ids: Sequence[int]) -> None:
+    """The scores of these responses changed: their pairs' uncertainty (the active queue order) follows."""
+    session.flush()
+    refresh_for_responses(session, response_ids)
 
 
 def scores_for(session: Session, response_ids: Sequence[int]) -> dict[int, dict[str, float]]:

@@ -11,7 +11,8 @@ Where each subject lives:
   ``teacher_response``;
 - :mod:`annotations.pairs`: preference pairs and ``mined_pairs`` (what a resumed miner skips);
 - :mod:`annotations.queue`: annotators and the labelling queue (leases, votes, undo, progress),
-  with its raw-sqlite3 fast path in :mod:`annotations.queue_sqlite`;
+  with its raw-sqlite3 fast path in :mod:`annotations.queue_sqlite`; the project's queue order (fifo or
+  active) in :mod:`annotations.queue_order`, the active order's uncertainty score in :mod:`annotations.active`;
 - :mod:`annotations.runs`: training runs and their metrics;
 - :mod:`annotations.instructions`: the task instruction templates the export builds prompts from.
 """
@@ -36,6 +37,7 @@ from annotations.queue import (
     record_judgement,
     undo_last,
 )
+from annotations.queue_order import QUEUE_ORDERS, QueueOrder, queue_order, queue_order_info, set_queue_order
 from annotations.runs import (
     TERMINAL_STATUSES,
     add_run_metrics,
@@ -65,6 +67,7 @@ from annotations.samples import (
 
 __all__ = [
     "NO_VIDEO_HASH",
+    "QUEUE_ORDERS",
     "QUEUE_ORIGINS",
     "TERMINAL_STATUSES",
     "TEXT_ONLY_TASKS",
@@ -73,6 +76,7 @@ __all__ = [
     "AnnotatorRef",
     "NewResponse",
     "PairView",
+    "QueueOrder",
     "SampleInfo",
     "add_pair",
     "add_response",
@@ -96,11 +100,14 @@ __all__ = [
     "normalise_choice",
     "pair_exists",
     "progress",
+    "queue_order",
+    "queue_order_info",
     "recent_judgements",
     "record_instructions",
     "record_judgement",
     "run_metrics",
     "scores_for",
+    "set_queue_order",
     "teacher_response",
     "undo_last",
     "update_run",

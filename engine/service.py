@@ -1,8 +1,8 @@
 """`Studio`: the one facade the UI and the CLIs call. Models load lazily and are cached here only.
 
 Verbs: generate (`run_task`; `stream_task` as tokens arrive), `score` (the evaluator ensemble), `judge` /
-`judge_many` (the Task-3 LLM judge), `mine` (preference pairs), `evaluate` (Table 1), `reward_gaps`, and
-the hallucination views.
+`judge_many` (the Task-3 LLM judge), `ground` (per-sentence support), `mine` (preference pairs), `evaluate`
+(Table 1), `reward_gaps` and `perturbation_strength` (engine.pair_views), and the hallucination views.
 The Studio owns the one evaluator `Ensemble` and the generation backends; nothing else keeps models.
 
 Everything returns plain data (engine.types, dataclasses, dicts, numpy, file paths), so callers never
@@ -50,7 +50,8 @@ if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the c
     from engine.evaluate import EvalConfig, EvalResult
     from engine.evaluators.ensemble import Ensemble
     from engine.evaluators.judge import JudgeResult
-    from engine.hallucination.pairs import PairConfig, PairSeq
+    from engine.grounding import Grounding
+    from engine.hallucination.pairs import PairConfig
     from engine.mining import MiningConfig, MiningReport
 
 
@@ -343,48 +344,25 @@ class Studio:
         "frames", "response"}), "logp_preferred", "logp_displaced", "gap"}; gap > 0: the model already
         prefers the preferred side. Raises InputError on bad input (e.g. a video task without a video).
         """
-        from dataclasses import asdict
+        from engine.pair_views import reward_gaps
 
-        from engine.hallucination.pairs import build_pairs
-        from engine.tasks import clean_prompt
+        return reward_gaps(self, task, response, short_prompt, video, rejected, model, seed, config)
 
-        task = Task.parse(task)
-        frames, meta = self._sample_frames(task, video)
-        short_prompt = clean_prompt(short_prompt, task) or None
-        built = build_pairs(task, short_prompt, frames, response, rejected, config, seed)
-        requests = [self._pair_request(s, frames, built.perturbed_frames, meta) for s in built.seqs]
-        # Task 3 with a video scores Task-1/2 rows too: a video model then, whatever the task's default
-        name = model or self.default_model(Task.DESCRIBE_VIDEO if frames is not None else task)
-        logps = self.response_logps(requests, [s.response for s in built.seqs], model=name)
-        return [
-            {
-                "term": term,
-                "condition": built.label(i),
-                "preferred": asdict(built.seqs[pref]),
-                "displaced": asdict(built.seqs[disp]),
-                "logp_preferred": logps[pref],
-                "logp_displaced": logps[disp],
-                "gap": logps[pref] - logps[disp],
-            }
-            for i, (term, pref, disp) in enumerate(built.pairs)
-        ]
+    def perturbation_strength(
+        self,
+        task: Task | int,
+        response: str,
+        short_prompt: str | None = None,
+        video: str | Path | None = None,
+        evaluators: Sequence[str] | None = None,
+        seed: int = 0,
+        config: PairConfig | None = None,
+    ) -> dict[str, Any]:
+        """How far each response / input hallucination of `reward_gaps`' pairs (same config and seed) moves
+        the evaluator ensemble: original vs perturbed score, drop and relative drop (engine.strength)."""
+        from engine.pair_views import perturbation_strength
 
-    def _sample_frames(self, task: Task, video: str | Path | None) -> tuple[Any, Any]:
-        """(frames, meta) of a sample's video, or (None, None) for a text-only Task-3 sample."""
-        if not video:
-            if task.needs_video:
-                raise InputError(f"task {int(task)} needs a video")
-            return None, None
-        return self.load_frames(video)
-
-    @staticmethod
-    def _pair_request(seq: PairSeq, frames: Any, perturbed: Any, meta: Any) -> Any:
-        """The model Request of one pair-builder sequence: its frames are the sample's, the perturbed or none."""
-        from engine.hallucination.pairs import NONE, PERTURBED
-        from engine.tasks import Request
-
-        chosen = None if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else frames)
-        return Request(seq.task, seq.short_prompt, chosen, None if chosen is None else meta)
+        return perturbation_strength(self, task, response, short_prompt, video, evaluators, seed, config)
 
     # -- evaluators (engine.evaluators) ---------------------------------------------------------
     @property
@@ -436,6 +414,15 @@ class Studio:
             return ScoreReport([], usable, notes)
         rows = self.ensemble.score_detailed(str(video), list(texts), usable)
         return ScoreReport(rows, usable, notes, self.ensemble.random_weights(usable))
+
+    def ground(
+        self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None, margin: float = 1.0
+    ) -> list[Grounding]:
+        """Each text's sentences scored against the video in one `score` call; the least-supported one
+        flagged when it sits `margin` points below the others' median (engine.grounding)."""
+        from engine.grounding import ground_texts
+
+        return ground_texts(self, video, texts, evaluators, margin)
 
     # -- the Task-3 LLM judge (engine.evaluators.judge) -----------------------------------------
     def judge_many(

@@ -144,6 +144,13 @@ class DataConfig:
     """Input hallucination: random crop keeping [lo, hi] of each side (Table 2 'Random Crop': 0.8-1.0)."""
     task2_input: str = _PAIRS.task2_input
     """What Task-2 input hallucination perturbs: video, prompt or both."""
+    strength_band: list[float] | None = _PAIRS.strength_band
+    """Keep only response / input hallucination pairs whose evaluator-measured strength is in [lo, hi]
+    (engine.strength; paper 3.3: too weak teaches nothing, too strong is trivial). None: keep all."""
+    strength_measure: str = _PAIRS.strength_measure
+    """What strength_band bounds: drop (ensemble points, 100 x cosine) or relative (drop / original score)."""
+    strength_evaluators: list[str] = field(default_factory=lambda: list(_PAIRS.strength_evaluators))
+    """The evaluators that measure strength (read only when strength_band is set)."""
     max_examples: int | None = None
     """Use at most this many examples (smoke runs)."""
     sample_set: str | None = None
@@ -162,6 +169,10 @@ class DataConfig:
         if self.crop_keep is not None:
             _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
         _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
+        _check_in("data.strength_measure", self.strength_measure, ("drop", "relative"))
+        if self.strength_band is not None:
+            band = self.strength_band
+            _check("data.strength_band", len(band) == 2 and band[0] <= band[1], "must be [lo, hi] with lo <= hi")
 
     def pair_config(self, loss: LossConfig) -> PairConfig:
         """The pair builder's config (engine.hallucination.pairs) for these data settings and loss terms."""
@@ -174,6 +185,9 @@ class DataConfig:
             task2_input=self.task2_input,
             terms=tuple(t for t, on in loss.enabled.items() if on),
             num_rejected=self.num_rejected,
+            strength_band=None if self.strength_band is None else tuple(self.strength_band),
+            strength_measure=self.strength_measure,
+            strength_evaluators=tuple(self.strength_evaluators),
         )
 
 

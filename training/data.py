@@ -39,6 +39,7 @@ from engine.hallucination.pairs import (
     build_pairs,
     derive_seed,
 )
+from engine.strength import EnsembleMeter, Meter, keep_in_band
 from engine.types import Task
 from training.config import DataConfig, LossConfig
 
@@ -205,6 +206,8 @@ class _Ctx:
     seed: int
     store: FrameStore
     aug: Augmenters
+    meter: Meter | None = None
+    """Measures hallucination strength when data.strength_band is set (engine.strength)."""
 
 
 def example_id(group: _Group) -> str:
@@ -214,7 +217,10 @@ def example_id(group: _Group) -> str:
 def _sample_video(group: _Group, ctx: _Ctx) -> tuple[str, dict[str, Any]] | None:
     """(frame file, meta) of the sample's video when a sequence of this example is conditioned on it."""
     task = Task(group.task)
-    wanted = task.needs_video or (task == Task.BEAUTIFY and "task_hallucination" in ctx.pairs.terms)
+    # Task 3 reads its video for task hallucination (Eq. 12-13) and to measure strength against (a band).
+    wanted = task.needs_video or (
+        task == Task.BEAUTIFY and ("task_hallucination" in ctx.pairs.terms or ctx.pairs.strength_band is not None)
+    )
     return ctx.store.decode(group.video) if wanted and group.video else None
 
 
@@ -248,6 +254,7 @@ def build_example(group: _Group, ctx: _Ctx) -> Example:
         )
     except InputError as exc:
         raise ValueError(f"sample {group.sample_id}, task {group.task}: {exc}") from None
+    built = keep_in_band(built, frames, ctx.meter, ctx.pairs)[0]  # no band: unchanged
     perturbed = None
     if built.perturbed_frames is not None:  # an exported video keeps its own meta; a drawn one the sample's
         perturbed = (ctx.store.put(built.perturbed_frames), given_meta if given.frames is not None else video[1])
@@ -260,6 +267,15 @@ def _train_seq(seq: PairSeq, video: tuple[str, dict] | None, perturbed: tuple[st
     """The builder's sequence with its frames as a stored file (name, meta)."""
     name, meta = (None, None) if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else video)
     return TrainSeq(seq.task, seq.response, seq.short_prompt, name, meta)
+
+
+def strength_meter(pairs: PairConfig) -> Meter | None:
+    """The evaluator ensemble that measures strength, loaded now (None without a band)."""
+    if pairs.strength_band is None:
+        return None
+    meter = EnsembleMeter(pairs.strength_evaluators)
+    meter.check()  # an evaluator that cannot load fails here, in one line, before any example is built
+    return meter
 
 
 # --------------------------------------------------------------------------- the data folder
@@ -291,7 +307,8 @@ def materialise(
         return examples_path
     out.mkdir(parents=True, exist_ok=True)
     store = FrameStore(out / "frames", cfg.num_frames, cfg.frame_size)
-    ctx = _Ctx(cfg.pair_config(loss), seed, store, augmenters or default_augmenters())
+    pairs = cfg.pair_config(loss)
+    ctx = _Ctx(pairs, seed, store, augmenters or default_augmenters(), strength_meter(pairs))
     groups = group_rows(read_export(export_path), cfg)
     try:
         examples = [build_example(g, ctx) for g in groups]

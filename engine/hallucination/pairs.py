@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.hallucination.text import TextHallucinationConfig, hallucinate_text
 from engine.hallucination.video import VideoHallucinationConfig, hallucinate_frames
 from engine.types import Task
@@ -39,6 +40,7 @@ TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucina
 #: Which frames a sequence is conditioned on: the sample's, the perturbed copy, or none (text only).
 ORIGINAL, PERTURBED, NONE = "original", "perturbed", "none"
 TASK2_INPUTS = ("video", "prompt", "both")
+STRENGTH_MEASURES = ("drop", "relative")
 
 
 @dataclass
@@ -61,6 +63,13 @@ class PairConfig:
     """The enabled HDPO terms; the others get no pairs."""
     num_rejected: int = 2
     """Rejected responses compared per example (paper: the 2 lowest-scored of 5 beams)."""
+    strength_band: tuple[float, float] | None = None
+    """Keep only response / input hallucination pairs whose measured strength lies in [lo, hi] (engine.strength;
+    section 3.3: too weak teaches nothing, too strong is trivial). None: keep all, measure nothing."""
+    strength_measure: str = "drop"
+    """What the band bounds: "drop" (ensemble points lost, 100 x cosine) or "relative" (drop / original score)."""
+    strength_evaluators: tuple[str, ...] = PAPER_EVALUATORS
+    """The evaluator ensemble that measures strength (only read when strength_band is set)."""
 
     def __post_init__(self) -> None:
         # Lists from YAML / JSON become tuples, so two configs of the same numbers compare equal.
@@ -76,7 +85,22 @@ class PairConfig:
             raise InputError(f"task2_input must be one of {', '.join(TASK2_INPUTS)}, got {self.task2_input!r}")
         if self.num_rejected < 0:
             raise InputError(f"num_rejected must be >= 0, got {self.num_rejected}")
+        self._check_strength()
         self.video_config()  # checks the ratios with the video augmenter's own one-line errors
+
+    def _check_strength(self) -> None:
+        self.strength_evaluators = tuple(self.strength_evaluators)
+        if self.strength_measure not in STRENGTH_MEASURES:
+            raise InputError(
+                f"strength_measure must be one of {', '.join(STRENGTH_MEASURES)}, got {self.strength_measure!r}"
+            )
+        if self.strength_band is not None:
+            lo, hi = (float(v) for v in self.strength_band)
+            if not lo <= hi:
+                raise InputError(f"strength_band must be [lo, hi] with lo <= hi, got {list(self.strength_band)}")
+            if not self.strength_evaluators:
+                raise InputError("strength_band needs at least one evaluator in strength_evaluators")
+            self.strength_band = (lo, hi)
 
     def video_config(self) -> VideoHallucinationConfig:
         return VideoHallucinationConfig(shuffle=self.shuffle, paste_ratio=self.paste_ratio, crop_keep=self.crop_keep)
