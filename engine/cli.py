@@ -1,7 +1,7 @@
 """`python -m engine`: every subcommand, registered explicitly in `build_parser`.
 
 generate, hallucinate-text, hallucinate-video, score, judge, mine-pairs, evaluate, record-instructions,
-generate-video (text-to-video, engine.t2v).
+generate-video (text-to-video, engine.t2v), ground / strength / tokens (engine.insight_cli).
 Each handler returns a JSON-able dict; --json prints it as JSON, otherwise its renderer prints it for
 people. Model work goes through `engine.service.Studio`. Bad input exits 2 with one line on stderr;
 nothing prints a traceback at a user.
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from annotations.errors import StoreError  # no torch: the store's errors are user errors too
 from engine.errors import InputError, StudioError, VideoError
 from engine.evaluators.registry import PAPER_EVALUATORS
+from engine.insight_cli import add_insight_parsers
 from engine.mining import DEFAULT_TRAIN_CONFIG, TASK3_SCORERS
 from engine.t2v.cli import add_t2v_parser
 from engine.types import Task
@@ -418,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring(sub)
     _add_store_commands(sub)
     add_t2v_parser(sub)
+    add_insight_parsers(sub)
     for action in sub.choices.values():  # --json is accepted after the subcommand too
         action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     return parser

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the c
     from sqlalchemy import Engine
 
     from engine.backends.base import Backend
+    from engine.budgets import Budgets
     from engine.evaluate import EvalConfig, EvalResult
     from engine.evaluators.ensemble import Ensemble
     from engine.evaluators.judge import JudgeResult
@@ -109,6 +110,7 @@ class Studio:
             if key is not None:
                 self._admitted.add(key)
         self._ensemble: Ensemble | None = None
+        self._budgets: Budgets | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
 
@@ -363,6 +365,16 @@ class Studio:
         from engine.pair_views import perturbation_strength
 
         return perturbation_strength(self, task, response, short_prompt, video, evaluators, seed, config)
+
+    @property
+    def budgets(self) -> Budgets:
+        """Token budgets of text-to-video targets (engine.budgets: count, cut, fit); tokenizers load once, locally."""
+        with self._registry_lock:
+            if self._budgets is None:
+                from engine.budgets import Budgets
+
+                self._budgets = Budgets()
+            return self._budgets
 
     # -- evaluators (engine.evaluators) ---------------------------------------------------------
     @property
