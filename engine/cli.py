@@ -1,7 +1,8 @@
 """`python -m engine`: every subcommand, registered explicitly in `build_parser`.
 
 generate, hallucinate-text, hallucinate-video, score, judge, mine-pairs, evaluate, record-instructions,
-generate-video (text-to-video, engine.t2v), ground / strength / tokens (engine.insight_cli).
+generate-video and evaluate-video (text-to-video, Table 3: engine.t2v.cli), ground / strength / tokens
+(engine.insight_cli).
 Each handler returns a JSON-able dict; --json prints it as JSON, otherwise its renderer prints it for
 people. Model work goes through `engine.service.Studio`. Bad input exits 2 with one line on stderr;
 nothing prints a traceback at a user.

@@ -2,7 +2,8 @@
 
 Verbs: generate (`run_task`; `stream_task` as tokens arrive), `score` (the evaluator ensemble), `judge` /
 `judge_many` (the Task-3 LLM judge), `ground` (per-sentence support), `mine` (preference pairs), `evaluate`
-(Table 1), `reward_gaps` and `perturbation_strength` (engine.pair_views), and the hallucination views.
+(Table 1), `reward_gaps` and `perturbation_strength` (engine.pair_views), and the hallucination views;
+text-to-video (`generate_video`, `evaluate_video`, ...: engine.t2v.studio's VideoVerbs, mixed in).
 The Studio owns the one evaluator `Ensemble` and the generation backends; nothing else keeps models.
 
 Everything returns plain data (engine.types, dataclasses, dicts, numpy, file paths), so callers never
@@ -41,6 +42,7 @@ from engine.models import (
     refusal,
     resolve,
 )
+from engine.t2v.studio import VideoVerbs
 from engine.types import Candidate, GenerationParams, Task
 
 if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
@@ -93,7 +95,7 @@ class StudioConfig:
 _ADMIN_CALLER: ContextVar[bool] = ContextVar("vidprompter_admin_caller", default=False)
 
 
-class Studio:
+class Studio(VideoVerbs):
     """Load-on-first-use model cache plus the verbs the app and CLIs need."""
 
     def __init__(self, config: StudioConfig | None = None, backends: Mapping[str, Backend] | None = None) -> None:

@@ -221,7 +221,9 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -
         stream = container.add_stream("libx264", rate=max(1, round(fps)))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
+        # mbtree=0: x264's macroblock-tree rate control gave different bytes for the same small frames from one
+        # write to the next (tests/engine/t2v/test_backend.py); without it the same frames make the same file.
+        stream.options = {"crf": "20", "preset": "veryfast", "x264-params": "mbtree=0"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

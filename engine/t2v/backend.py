@@ -22,7 +22,7 @@ import torch
 
 from engine.errors import BackendUnavailable, InputError, ModelLoadError
 from engine.models import downloads_allowed, pick_device
-from engine.t2v.errors import GenerationCancelled, GenerationError
+from engine.t2v.errors import GenerationBusy, GenerationCancelled, GenerationError
 from engine.t2v.presets import RANDOM_WEIGHTS_LABEL, T2VPreset, resolve_t2v, t2v_source
 from engine.t2v.tiny import quiet_progress_bars
 from engine.t2v.writer import check_out_path, write_clip_atomic
@@ -128,6 +128,10 @@ _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 _DEVICE_LOCKS_GUARD = threading.Lock()
 
 
+def busy_message(device: str) -> str:
+    return f"busy: another video is being generated on {device} (one at a time per device); try again when it ends"
+
+
 def device_lock(device: str) -> threading.Lock:
     """The lock that lets one generation at a time run on `device` (a T2V run fills a GPU on its own).
     "cuda" and "cuda:N" of the current GPU share one lock."""
@@ -195,18 +199,28 @@ class T2VPipeline:
         return request
 
     def generate(
-        self, request: ClipRequest, progress: Progress | None = None, cancel: threading.Event | None = None
+        self,
+        request: ClipRequest,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        wait: bool = True,
     ) -> GeneratedClip:
-        """Run the pipeline: uint8 frames (T, H, W, 3). Waits while another generation holds this device."""
+        """Run the pipeline: uint8 frames (T, H, W, 3). While another generation holds this device, waits
+        (wait=True: the CLIs) or raises GenerationBusy at once (wait=False: the app says "busy")."""
         request = self.check(request)
         tokens = self.count_tokens(request.prompt)
         callback = _step_callback(request.steps or 1, progress, cancel)
-        with device_lock(self.device):
+        lock = device_lock(self.device)
+        if not lock.acquire(blocking=wait):
+            raise GenerationBusy(busy_message(self.device))
+        try:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled("generation cancelled before it started")
             start = time.perf_counter()
             video = self._run(request, callback)
             seconds = time.perf_counter() - start
+        finally:
+            lock.release()
         return GeneratedClip(
             to_uint8(video), request, self.name, self.random_weights, tokens, self.max_tokens, self.device, seconds
         )
@@ -372,9 +386,10 @@ def generate_clip(
     out: str | os.PathLike,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    wait: bool = True,
 ) -> GeneratedClip:
     """Generate and write `out` (mp4) atomically: on any failure or cancel, no file (old contents kept)."""
     check_out_path(out)  # refuse a bad path before minutes of generation
-    clip = pipeline.generate(request, progress=progress, cancel=cancel)
+    clip = pipeline.generate(request, progress=progress, cancel=cancel, wait=wait)
     clip.path = write_clip_atomic(clip.frames, out, fps=clip.request.fps or pipeline.preset.fps)
     return clip

@@ -1,9 +1,11 @@
-"""`python -m engine generate-video`: a prompt -> an mp4 clip from a text-to-video preset.
+"""`python -m engine generate-video` (a prompt -> an mp4 clip) and `python -m engine evaluate-video` (Table 3).
 
     python -m engine generate-video --prompt TEXT [--model PRESET] [--seed S] [--frames N] [--fps F]
         [--steps K] [--guidance G] [--height H --width W] --out clip.mp4 [--json]
+    python -m engine evaluate-video --db URL [--split test] --base MODEL --trained MODEL_OR_CHECKPOINT
+        [--t2v PRESET] [--limit N] [--seed S] --out DIR [--json]
 
-engine.cli registers it with `add_t2v_parser(subparsers)`. Bad input exits 2 with one line on stderr and
+engine.cli registers both with `add_t2v_parser(subparsers)`. Bad input exits 2 with one line on stderr and
 writes nothing.
 """
 
@@ -42,6 +44,43 @@ def add_t2v_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     )
     p.add_argument("--vae-tiling", action="store_true", help="decode in tiles: less GPU memory for large frames")
     p.set_defaults(func=generate_video_payload, render=render_generate_video)
+    add_evaluate_parser(subparsers)
+    return p
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`evaluate-video`: Table 3 (paper section 4.5) for a base and a trained prompt model."""
+    from engine.evaluators.registry import PAPER_EVALUATORS
+
+    p = subparsers.add_parser(
+        "evaluate-video",
+        help="Table 3: clips from the short, base and trained prompts (same seeds), scored (markdown, CSV, clips)",
+    )
+    p.add_argument("--db", help="annotations database URL (default: $VIDPROMPTER_DB or sqlite:///data/studio.db)")
+    p.add_argument("--split", default="test", help="sample split (default test); samples need a short prompt")
+    p.add_argument("--base", required=True, help="base prompt model: preset or checkpoint folder")
+    p.add_argument("--trained", required=True, help="trained prompt model: preset or checkpoint folder")
+    p.add_argument(
+        "--t2v", default=DEFAULT_T2V_MODEL, help=f"text-to-video preset or folder (default {DEFAULT_T2V_MODEL})"
+    )
+    p.add_argument("--limit", type=int, help="at most this many samples")
+    p.add_argument("--seed", type=int, default=0, help="the seed of every clip (default 0)")
+    p.add_argument("--out", required=True, help="report folder (clips reused from an earlier run into it)")
+    p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
+    p.add_argument("--subject-evaluator", help="per-frame image model for subject consistency (default: the first)")
+    p.add_argument("--max-new-tokens", type=int, help="fixed prompt budget (default: covers each teacher response)")
+    for flag in ("frames", "steps", "height", "width"):
+        p.add_argument(f"--{flag}", type=int, help="the T2V preset's default when unset")
+    p.add_argument("--guidance", type=float, help="the T2V preset's default when unset")
+    p.add_argument(
+        "--long-prompts",
+        choices=("cut", "skip"),
+        default="cut",
+        help="a prompt over the T2V text encoder's limit: cut to the words that fit (default), or skip its clip",
+    )
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=evaluate_video_payload, render=render_evaluate_video)
     return p
 
 
@@ -84,3 +123,38 @@ def render_generate_video(payload: dict[str, Any]) -> str:
         f"{payload['prompt_tokens']}/{payload['max_tokens']} prompt tokens) in {payload['seconds']:.1f} s "
         f"on {payload['device']}"
     )
+
+
+def evaluate_video_payload(args: argparse.Namespace) -> dict[str, Any]:
+    from annotations.db import open_db
+    from engine.evaluators.registry import PAPER_EVALUATORS
+    from engine.service import Studio, StudioConfig
+    from engine.t2v.eval_config import VideoEvalConfig
+
+    config = VideoEvalConfig(
+        base=args.base,
+        trained=args.trained,
+        out_dir=args.out,
+        t2v=args.t2v,
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+        evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
+        subject_evaluator=args.subject_evaluator,
+        max_new_tokens=args.max_new_tokens,
+        frames=args.frames,
+        steps=args.steps,
+        guidance=args.guidance,
+        height=args.height,
+        width=args.width,
+        long_prompts=args.long_prompts,
+    )
+    resolve_t2v(config.t2v)  # an unknown preset is one line before the database opens
+    studio = Studio(StudioConfig(device=args.device))
+    return studio.evaluate_video(open_db(args.db), config, progress=not args.no_progress).as_dict()
+
+
+def render_evaluate_video(payload: dict[str, Any]) -> str:
+    files = "\n".join(f"  {k}: {v}" for k, v in payload["files"].items())
+    made = f"{payload['made']} of {payload['clips']} clips made ({payload['reused']} reused)"
+    return f"{payload['markdown']}\n\n{made}; wrote:\n{files}"

@@ -9,3 +9,7 @@ class GenerationError(StudioError):
 
 class GenerationCancelled(StudioError):
     """The caller cancelled a running generation (the app's Cancel button); nothing was written."""
+
+
+class GenerationBusy(StudioError):
+    """Another generation holds the device (one per GPU at a time); the caller asked not to wait."""

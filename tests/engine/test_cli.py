@@ -86,6 +86,7 @@ def test_every_verb_is_registered_in_one_parser():
         "evaluate",
         "record-instructions",
         "generate-video",
+        "evaluate-video",
     }
 
 
