@@ -7,15 +7,16 @@ reaches every annotator process on their next pair.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, func, select
 
 from annotations.active import refresh_all
 from annotations.common import check_in
 from annotations.db import read_session, write_session
-from annotations.models import ProjectSetting, utcnow
+from annotations.models import Pair, ProjectSetting, utcnow
 
 QUEUE_ORDERS = ("fifo", "active")
 DEFAULT_QUEUE_ORDER = "fifo"
@@ -73,3 +74,30 @@ def recompute_uncertainty(engine: Engine) -> int:
     """Recompute every pair's uncertainty in one write transaction; returns the number of pairs."""
     with write_session(engine) as session:
         return refresh_all(session)
+
+
+#: A pair at or above this uncertainty counts as "uncertain" in the admin's summary (e.g. members split 1:2,
+#: or an ensemble margin under ~1.4 points).
+UNCERTAIN_AT = 0.5
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Pairs still waiting for their first vote, by what the active order knows of them."""
+
+    total: int
+    uncertain: int  # uncertainty >= UNCERTAIN_AT: served first under the active order
+    unscored: int  # uncertainty 0: no comparable scores, served last (in FIFO order) under the active order
+
+
+def waiting_pairs(engine: Engine, origins: Sequence[str]) -> Waiting:
+    """How many queue pairs (of ``origins``, two different responses) have no vote yet, and how uncertain."""
+    p = Pair.__table__  # type: ignore[attr-defined]
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(case((p.c.uncertainty >= UNCERTAIN_AT, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((p.c.uncertainty <= 0, 1), else_=0)), 0),
+    ).where(p.c.n_judgements == 0, p.c.response_a_id != p.c.response_b_id, p.c.origin.in_(list(origins)))
+    with read_session(engine) as session:
+        total, uncertain, unscored = session.execute(query).one()
+    return Waiting(int(total), int(uncertain), int(unscored))

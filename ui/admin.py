@@ -19,6 +19,7 @@ import pandas as pd
 
 from ui.common import CONFIGS_DIR, AppContext, bind, config_presets
 from ui.loop_panel import build_mine_panel, build_report_panel, list_reports
+from ui.queue_panel import build_queue_panel
 
 TINY_PRESET = "tiny-cpu"
 TERMINAL = ("finished", "failed", "cancelled")
@@ -236,6 +237,7 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
     with gr.Tab("Admin", id="admin") as tab:
         gr.Markdown(device_note(), elem_id="admin-device")
         build_mine_panel(ctx)
+        build_queue_panel(ctx)
         preset, config, overrides, launch_btn = _launch_panel(ctx)
         with gr.Row():
             run_id = gr.Number(label="Run id", precision=0, elem_id="admin-run-id")
