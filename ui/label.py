@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 
 from ui.common import OWNER_KEY, AppContext, bind, check_owner, stage_media
+from ui.grounding import label_grounding
 from ui.render import DIFF_COLORS, md_text, word_diff
 
 CHOICES = {
@@ -123,6 +124,10 @@ def pair_values(ctx: AppContext, request: gr.Request) -> PairValues:
         "left_source": _source_label(view.left_source, view.left_model),
         "right_source": _source_label(view.right_source, view.right_model),
         "shown_at": time.time(),
+        # What the sentence grounding reads (ui.grounding): the server's video path and the two texts.
+        "video": view.video,
+        "left_text": view.left_text,
+        "right_text": view.right_text,
     }
     video = stage_media(view.video, ctx.work_dir) if view.video else None
     header = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
@@ -276,6 +281,7 @@ def build_label_tab(ctx: AppContext) -> gr.Tab:
             buttons = {c: gr.Button(f"{CHOICES[c]} [{k}]", elem_id=e, variant="secondary") for c, k, e in BUTTONS}
         gr.HTML(f"<div class='shortcut-legend' id='label-legend'>{_legend()}</div>")
         reveal = gr.Markdown(elem_id="label-reveal")
+        label_grounding(ctx, state)
         api_choice = gr.Textbox(visible=False, label="choice")
         api_vote, api_next, api_undo = (gr.Button(visible=False) for _ in range(3))
         shown = [prompt, video, left, right, progress, *buttons.values(), state]

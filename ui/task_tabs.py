@@ -16,7 +16,9 @@ from typing import Any
 import gradio as gr
 
 from engine.evaluators.registry import TINY_EVALUATORS
+from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, wire_budgets
 from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
+from ui.grounding import grounding_box, wire_grounding
 from ui.tasks import (
     CANDIDATE_COLUMNS,
     StopEvents,
@@ -27,7 +29,6 @@ from ui.tasks import (
     queue_hint,
     send_to_queue,
     session_key,
-    stream_beautify,
     stream_describe,
     update_evaluator_note,
     update_model_note,
@@ -213,14 +214,17 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         temperature = _preset_temperature(ctx, default)
         settings = _settings("beautify", candidates=3 if temperature > 0 else 1, temperature=temperature)
         judge = gr.Checkbox(value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)")
+        target, fit = budget_controls()
         run, stop = _run_buttons("Beautify", "beautify")
         res = _results(ctx, "beautify")
+        budget = budget_box()
         examples = gr.Examples(BEAUTIFY_EXAMPLES, inputs=[prompt], label="Examples (click one to run it)")
 
         ins = [prompt, model, *settings, judge]
         parts = {"run": run, "stop": stop, "model": model, "results": res}
         triggers = [run.click, prompt.submit, examples.load_input_event.then]
-        done = _wire(ctx, stops, triggers, stream_beautify, ins, parts)
+        done = _wire(ctx, stops, triggers, stream_beautify_in_budget, [*ins, target, fit], parts)
+        wire_budgets(ctx, done, res["state"], target, budget)  # each candidate's tokens under the target
         model.change(bind(update_model_note, ctx), model, [note, run], **_private())
         _api(ctx, beautify, ins, "beautify")
     return {"model": model, "note": note, "run": run, "done": done}
@@ -236,6 +240,7 @@ def _video_tab(ctx: AppContext, caption: bool) -> dict[str, Any]:
     settings = _settings(prefix)
     run, stop = _run_buttons(label, prefix)
     res = _results(ctx, prefix)
+    grounding = grounding_box(prefix)
     clips = _sample_videos() if not caption else [str(SAMPLES_DIR / v) for v, _ in CAPTION_EXAMPLES]
     clips = [c for c in clips if SAMPLES_DIR.joinpath(c).is_file()]
     rows = [[c] for c in clips] if not caption else [[c, dict(CAPTION_EXAMPLES)[c.rsplit("/", 1)[-1]]] for c in clips]
@@ -246,6 +251,7 @@ def _video_tab(ctx: AppContext, caption: bool) -> dict[str, Any]:
     handler = stream_describe if text else _stream_task1
     parts = {"run": run, "stop": stop, "model": model, "results": res}
     done = _wire(ctx, stops, [run.click], handler, ins, parts)
+    wire_grounding(ctx, done, res["state"], evals, grounding)  # sentence bars per candidate, after each run
     model.change(bind(update_model_note, ctx), model, [note, run], **_private())
     if text:
         _api(ctx, describe_video_with_caption, ins, "describe_video_with_caption")

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
+from ui.grounding import viewer_grounding
 from ui.render import md_text
+from ui.strength import strength_panel
 from ui.tasks import model_line
 
 CATEGORY_COLORS = {
@@ -300,12 +302,14 @@ def _task_section(ctx: AppContext, response: gr.Textbox, video: gr.Video) -> Non
         [gaps, plot, note],
         api_visibility="private",
     )
+    strength_panel(ctx, response, prompt, video, seed)  # beside the gaps: the same perturbations, by evaluators
 
 
 def build_viewer_tab(ctx: AppContext) -> None:
     with gr.Tab("Hallucination viewer", id="viewer"):
         response = _text_section(ctx)
         video = _video_section(ctx)
+        viewer_grounding(ctx, response, video)
         _task_section(ctx, response, video)
 
 
