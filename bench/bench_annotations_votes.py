@@ -6,12 +6,15 @@ Compares, in the same run and on the same disk:
   ``BEGIN IMMEDIATE`` under the flock write gate (annotations.db.raw_write);
 - ``store-sqlalchemy``: the same store functions on an engine made with ``raw_sqlite=False``,
   i.e. the SQLAlchemy Core path (what PostgreSQL uses, and the SQLite path before the raw one);
+- ``store-active`` / ``store-sqlalchemy-active``: the same two with the project's queue order set to
+  ``active`` (most uncertain first, annotations.queue_order) and every pair given a distinct random
+  uncertainty, so each pick walks ix_pair_active in a different order than the pairs' ids;
 - ``raw``: the baseline from issue 5: plain sqlite3 writers, WAL + busy_timeout, one
   ``BEGIN IMMEDIATE; INSERT; COMMIT`` per vote, no flock;
 - ``raw+flock``: the same raw writers behind the flock gate, to isolate what the gate does.
 
     .venv/bin/python bench/bench_annotations_votes.py [--procs 20] [--votes 200] [--rounds 1] [--json]
-        [--paths store,store-sqlalchemy,raw,raw+flock]
+        [--paths store,store-sqlalchemy,store-active,store-sqlalchemy-active,raw,raw+flock]
 
 ``--rounds N`` repeats the paths N times, rotating their order each round, so that a change in
 the machine's load hits every path alike (the box is shared).
@@ -23,6 +26,7 @@ import argparse
 import fcntl
 import json
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -53,11 +57,27 @@ def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
 # --------------------------------------------------------------------------- store path
 
 
-def _seed_store(url: str, n_pairs: int) -> None:
-    """n_pairs mined pairs in one transaction (seeding is not what we measure): the crash bench's seed."""
+def _seed_store(url: str, n_pairs: int, active: bool = False) -> None:
+    """n_pairs mined pairs in one transaction (seeding is not what we measure): the crash bench's seed.
+    ``active``: the project's queue order set to active, and the pairs' uncertainties a random permutation."""
     from bench_annotations_crash import seed  # same folder: the script's directory is on sys.path
 
     seed(url, n_pairs)
+    if active:
+        from annotations import store
+        from annotations.db import make_engine
+
+        path = url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            ids = [pid for (pid,) in conn.execute("SELECT id FROM pair")]
+            ranks = random.Random(0).sample(range(1, len(ids) + 1), len(ids))
+            conn.executemany(
+                "UPDATE pair SET uncertainty = ? WHERE id = ?",
+                [(r / len(ids), i) for r, i in zip(ranks, ids, strict=True)],
+            )
+        engine = make_engine(url)
+        store.set_queue_order(engine, "active", by="bench")
+        engine.dispose()
 
 
 def _store_worker(url: str, worker: int, votes: int, start_at: float, out_path: str, raw: bool = True) -> None:
@@ -91,6 +111,12 @@ def _verify_store(url: str, results: list[dict]) -> dict[str, object]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT pair_id, annotator_id FROM judgement").fetchall()
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        # What the order served first: the mean uncertainty of the first tenth of the votes (about 0.5 for FIFO
+        # over the active paths' random uncertainties, near 1 for the active order; 0 on the FIFO paths' seed).
+        first = "SELECT pair_id FROM judgement ORDER BY id LIMIT ?"
+        served = conn.execute(
+            f"SELECT AVG(p.uncertainty) FROM ({first}) j JOIN pair p ON p.id = j.pair_id", (max(1, len(rows) // 10),)
+        ).fetchone()[0]
     pairs_in_db = [p for p, _ in rows]
     return {
         "acked": len(acked),
@@ -98,6 +124,7 @@ def _verify_store(url: str, results: list[dict]) -> dict[str, object]:
         "lost": len(set(acked) - set(pairs_in_db)),
         "duplicated_pairs": len(pairs_in_db) - len(set(pairs_in_db)),  # a pair voted twice at overlap 1
         "integrity": integrity,
+        "served_uncertainty": served,
     }
 
 
@@ -181,7 +208,8 @@ def _run(mode: str, target: str, procs: int, votes: int, workdir: Path) -> tuple
 def _worker_main(argv: list[str]) -> None:
     mode, target, votes, start_at, index, out_path = argv
     if mode in STORE_PATHS:
-        _store_worker(target, int(index), int(votes), float(start_at), out_path, raw=mode == "store")
+        raw = mode in ("store", "store-active")
+        _store_worker(target, int(index), int(votes), float(start_at), out_path, raw=raw)
     else:
         _raw_worker(target, int(index), int(votes), mode == "raw+flock", float(start_at), out_path)
 
@@ -198,7 +226,7 @@ def _summary(results: list[dict], wall: float, verify: dict[str, object]) -> dic
     return summary
 
 
-STORE_PATHS = ("store", "store-sqlalchemy")
+STORE_PATHS = ("store", "store-sqlalchemy", "store-active", "store-sqlalchemy-active")
 PATHS = (*STORE_PATHS, "raw", "raw+flock")
 
 
@@ -207,7 +235,7 @@ def bench_path(name: str, procs: int, votes: int, workdir: Path, round_: int = 0
     stem = f"{name}-r{round_}"
     if name in STORE_PATHS:
         url = f"sqlite:///{workdir / f'{stem}.db'}"
-        _seed_store(url, procs * votes)
+        _seed_store(url, procs * votes, active=name.endswith("-active"))
         results, wall = _run(name, url, procs, votes, workdir)
         return _summary(results, wall, _verify_store(url, results))
     path = str(workdir / f"{stem}.db")
@@ -242,6 +270,9 @@ def _table(results: dict[str, dict[str, object]]) -> str:
         )
     lines.append("")
     for name, r in results.items():
+        if name.endswith("-active"):
+            lines.append(f"{name} mean uncertainty of the first tenth of the votes: {r['served_uncertainty']:.3f}")
+    for name, r in results.items():
         nxt = r.get("next_pair_latency_ms")
         if nxt:
             lines.append(
@@ -265,9 +296,12 @@ def _ratios(results: dict[str, dict[str, object]]) -> dict[str, float]:
         out["store_votes_per_s / raw_votes_per_s"] = rate("store") / rate("raw")
     if {"raw", "raw+flock"} <= set(results):
         out["raw_p99.9 / raw+flock_p99.9"] = lat("raw", "p99.9") / lat("raw+flock", "p99.9")
-    if set(STORE_PATHS) <= set(results):
+    if {"store", "store-sqlalchemy"} <= set(results):
         out["store_votes_per_s / store-sqlalchemy_votes_per_s"] = rate("store") / rate("store-sqlalchemy")
         out["store-sqlalchemy_p95 / store_p95"] = lat("store-sqlalchemy", "p95") / lat("store", "p95")
+    for fifo in ("store", "store-sqlalchemy"):  # the active order's cost on each path
+        if {fifo, f"{fifo}-active"} <= set(results):
+            out[f"{fifo}-active_p95 / {fifo}_p95"] = lat(f"{fifo}-active", "p95") / lat(fifo, "p95")
     return out
 
 
