@@ -134,6 +134,7 @@ def _evaluator_picker(ctx: AppContext, prefix: str) -> tuple[gr.Dropdown, gr.Mar
         multiselect=True,
         label="Evaluators (video-text similarity)",
         info=f"{TINY_EVALUATOR} is random weights: pipeline check only.",
+        elem_id=f"{prefix}-evals",
     )
     note = gr.Markdown(elem_id=f"{prefix}-eval-note", elem_classes=["eval-note"])
     evals.change(bind(update_evaluator_note, ctx), evals, note, api_visibility="private")
