@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlmodel import Session
 
 from annotations.models import Pair, Response, Score
 
@@ -49,6 +49,8 @@ TAU_ENSEMBLE = 2.0
 TAU_JUDGE = 1.0
 
 Scores = Mapping[str, float]
+#: Where the statements run: the migration's Connection, or a store function's (flushed) Session.
+Executor = Connection | Session
 _PAIR = Pair.__table__  # type: ignore[attr-defined]
 _SCORE = Score.__table__  # type: ignore[attr-defined]
 _RESPONSE = Response.__table__  # type: ignore[attr-defined]
@@ -90,7 +92,7 @@ def pair_uncertainty(a: Scores, b: Scores) -> float:
     d_e, d_j = ensemble_margin(a, b), judge_margin(a, b)
     if d_e is None and d_j is None:
         return 0.0
-    c = math.exp(-abs(d_e) / TAU_ENSEMBLE) if d_e is not None else math.exp(-abs(d_j) / TAU_JUDGE)  # type: ignore[arg-type]
+    c = math.exp(-abs(d_e) / TAU_ENSEMBLE) if d_e is not None else math.exp(-abs(d_j or 0.0) / TAU_JUDGE)
     g = member_split(a, b)
     h = float(d_e is not None and d_j is not None and d_e * d_j < 0)
     return 1.0 - (1.0 - c) * (1.0 - g) * (1.0 - h)
@@ -99,7 +101,7 @@ def pair_uncertainty(a: Scores, b: Scores) -> float:
 # --------------------------------------------------------------------------- keeping pair.uncertainty
 
 
-def _scores_of(conn: Any, response_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+def _scores_of(conn: Executor, response_ids: Iterable[int]) -> dict[int, dict[str, float]]:
     ids = sorted(set(response_ids))
     out: dict[int, dict[str, float]] = {rid: {} for rid in ids}
     for start in range(0, len(ids), 500):  # bound the IN list (SQLite's variable limit)
@@ -109,7 +111,7 @@ def _scores_of(conn: Any, response_ids: Iterable[int]) -> dict[int, dict[str, fl
     return out
 
 
-def uncertainty_of(conn: Any, response_a_id: int, response_b_id: int) -> float:
+def uncertainty_of(conn: Executor, response_a_id: int, response_b_id: int) -> float:
     """The uncertainty of a pair of these two stored responses (``conn``: a Connection or a flushed Session)."""
     if response_a_id == response_b_id:  # input / task hallucination pairs: nothing for a human to compare
         return 0.0
@@ -117,8 +119,8 @@ def uncertainty_of(conn: Any, response_a_id: int, response_b_id: int) -> float:
     return pair_uncertainty(scores[response_a_id], scores[response_b_id])
 
 
-def _write(conn: Any, pairs: Sequence[tuple[int, int, int]]) -> int:
-    """Recompute and store the uncertainty of (pair id, a, b) rows; returns how many changed."""
+def _write(conn: Executor, pairs: Sequence[tuple[int, int, int]]) -> int:
+    """Recompute and store the uncertainty of (pair id, a, b) rows; returns how many were written."""
     if not pairs:
         return 0
     scores = _scores_of(conn, [r for _, a, b in pairs for r in (a, b)])
@@ -128,7 +130,7 @@ def _write(conn: Any, pairs: Sequence[tuple[int, int, int]]) -> int:
     return len(rows)
 
 
-def refresh_for_responses(conn: Any, response_ids: Sequence[int]) -> int:
+def refresh_for_responses(conn: Executor, response_ids: Sequence[int]) -> int:
     """Refresh every pair with one of these responses on either side (their scores just changed). Finds the
     pairs through their samples (ix_pair_sample_task), not by scanning the pair table."""
     ids = sorted(set(response_ids))
@@ -141,7 +143,7 @@ def refresh_for_responses(conn: Any, response_ids: Sequence[int]) -> int:
     return _write(conn, [tuple(r) for r in conn.execute(query)])
 
 
-def refresh_all(conn: Any, batch: int = 5000) -> int:
+def refresh_all(conn: Executor, batch: int = 5000) -> int:
     """Recompute every pair's uncertainty (the v5 migration's backfill); returns the number of pairs."""
     done, last = 0, 0
     while True:
