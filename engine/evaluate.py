@@ -2,7 +2,9 @@
 
 For every sample of the split and every task: one greedy generation per model; Tasks 1-2 are scored by
 each CLIP-style evaluator (100 × cosine), Task 3 by the LLM judge (0-10; unparsed outputs are counted,
-never scored). Writes `table.md` (the Table-1 layout, one row per model), `table.csv` (the same),
+never scored). With two or more evaluators each video task also gets Table 2's "Averaged CLIP Score": the
+arithmetic mean of that task's evaluator columns (paper: of CLIP, Long-CLIP and VideoCLIP-XL).
+Writes `table.md` (the Table-1 layout plus the averaged columns, one row per model), `table.csv` (the same),
 `scores.csv` (one row per model, sample, task, evaluator) and `scores.png` (score distributions).
 The harness only reads the annotations database; every model call goes through the Studio's verbs.
 """
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from annotations.store import SampleInfo
 
 JUDGE_LABEL = "Judge"
+#: The pseudo-evaluator of Table 2's "Averaged CLIP Score" column (no row carries it; summarise derives it).
+AVERAGED = "averaged-clip"
+AVERAGED_LABEL = "Averaged CLIP Score"
 BUDGET_MARGIN, BUDGET_CAP, DEFAULT_BUDGET = 2.0, 512, 256  # the budget rule mining uses (engine.mining)
 
 
@@ -82,10 +87,14 @@ class EvalResult:
 
 
 def table_columns(tasks: tuple[int, ...], evaluators: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    """(task, evaluator, header) per column: a video task's evaluators (then their average, with two or
+    more: Table 2's column), the judge for Task 3."""
     cols = []
     for task in tasks:
         if Task(task).needs_video:
             cols += [(task, name, f"Task {task} {get_preset(name).label}") for name in evaluators]
+            if len(evaluators) >= 2:
+                cols.append((task, AVERAGED, f"Task {task} {AVERAGED_LABEL}"))
         else:
             cols.append((task, JUDGE_SCORE, f"Task {task} {JUDGE_LABEL}"))
     return cols
@@ -158,11 +167,19 @@ def can_run(model: str, sample: SampleInfo, task: Task) -> bool:
 
 
 def summarise(rows: list[ScoreRow], columns: list[tuple[int, str, str]], models: tuple[str, ...]):
+    """model -> header -> mean of the column's scored rows; an averaged column is the mean of its task's
+    evaluator columns (None if any of them is None), as Table 2 averages Table 1's columns."""
     values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     for r in rows:
         if r.value is not None:
             values[(r.model, r.task, r.evaluator)].append(r.value)
-    return {m: {header: _mean(values.get((m, t, e), [])) for t, e, header in columns} for m in models}
+    out = {m: {h: _mean(values.get((m, t, e), [])) for t, e, h in columns if e != AVERAGED} for m in models}
+    for cols in out.values():
+        for task, evaluator, header in columns:
+            if evaluator == AVERAGED:
+                parts = [cols[h] for t, e, h in columns if t == task and e not in (AVERAGED, JUDGE_SCORE)]
+                cols[header] = None if None in parts else _mean(parts)
+    return {m: {h: out[m][h] for _, _, h in columns} for m in models}  # in column order
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -182,7 +199,8 @@ def markdown_table(result: EvalResult) -> str:
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     notes = [
         "",
-        "CLIP-style columns: mean of 100 × cosine(video, text); judge column: mean LLM-judge score (0-10).",
+        "CLIP-style columns: mean of 100 × cosine(video, text); judge column: mean LLM-judge score (0-10); "
+        f"{AVERAGED_LABEL}: the mean of the task's CLIP-style columns (Table 2).",
         "Scored / unscored per model and column: "
         + "; ".join(f"{m} {h}: {ok}/{bad}" for (m, h), (ok, bad) in sorted(counts.items(), key=str) if h),
     ]
@@ -226,11 +244,12 @@ def plot_distributions(result: EvalResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(result.columns)
+    columns = [c for c in result.columns if c[1] != AVERAGED]  # per-sample scores exist for real columns only
+    n = len(columns)
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3 * nrows), squeeze=False)
-    for ax, (task, evaluator, header) in zip(axes.flat, result.columns, strict=False):
+    for ax, (task, evaluator, header) in zip(axes.flat, columns, strict=False):
         for model in result.summary:
             xs = [r.value for r in result.rows if (r.model, r.task, r.evaluator) == (model, task, evaluator)]
             xs = [x for x in xs if x is not None]

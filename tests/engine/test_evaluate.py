@@ -67,17 +67,22 @@ def test_harness_table_for_two_models(db, tmp_path):
     judge = fake_judge()
     result = Studio(StudioConfig(judge_model="judge"), backends={"judge": judge}).evaluate(db, config, progress=False)
     assert len(judge.prompts) == 2 * 3  # one judge prompt per model and test sample
-    headers = ["Task 1 tiny CLIP", "Task 1 tiny Long-CLIP", "Task 3 Judge"]
+    headers = ["Task 1 tiny CLIP", "Task 1 tiny Long-CLIP", "Task 1 Averaged CLIP Score", "Task 3 Judge"]
     assert [h for _, _, h in result.columns] == headers
     vlm, lm = result.summary["tiny-random-vlm"], result.summary["tiny-random-lm"]
     assert vlm["Task 1 tiny CLIP"] is not None and vlm["Task 3 Judge"] == 7.0  # unparsed ones are not averaged
-    assert lm["Task 1 tiny CLIP"] is None  # a text model has no video column
+    # Table 2's column: the arithmetic mean of the task's CLIP-style columns
+    assert vlm["Task 1 Averaged CLIP Score"] == pytest.approx(
+        (vlm["Task 1 tiny CLIP"] + vlm["Task 1 tiny Long-CLIP"]) / 2
+    )
+    assert lm["Task 1 tiny CLIP"] is None and lm["Task 1 Averaged CLIP Score"] is None  # a text model: no video column
     md = (out / "table.md").read_text()
-    assert "| Model | Task 1 tiny CLIP | Task 1 tiny Long-CLIP | Task 3 Judge |" in md
-    assert "| tiny-random-lm | – | – | 7.00 |" in md
+    assert "| Model | Task 1 tiny CLIP | Task 1 tiny Long-CLIP | Task 1 Averaged CLIP Score | Task 3 Judge |" in md
+    assert "| tiny-random-lm | – | – | – | 7.00 |" in md
     with open(out / "table.csv") as fh:
         table = list(csv.reader(fh))
     assert table[0] == ["model", *headers] and [r[0] for r in table[1:]] == ["tiny-random-vlm", "tiny-random-lm"]
+    assert float(table[1][3]) == pytest.approx(vlm["Task 1 Averaged CLIP Score"], abs=1e-4)
     with open(out / "scores.csv") as fh:
         per_sample = list(csv.DictReader(fh))
     assert {int(r["sample_id"]) for r in per_sample} == {1, 2, 3}  # the 3 test samples only
@@ -98,3 +103,33 @@ def test_evaluate_cli(db, tmp_path, capsys, monkeypatch):
     assert "tiny-random-vlm" in payload["markdown"]
     assert main([*argv[:-2], "--split", "nope", "--out", str(tmp_path / "p"), "--evaluator", "tiny-random-clip"]) == 2
     assert "no samples in split" in capsys.readouterr().err
+
+
+def test_averaged_clip_score_is_the_mean_of_the_task_columns():
+    """Table 2: the arithmetic mean of the CLIP, Long-CLIP and VideoCLIP-XL scores, per task, by hand."""
+    from engine.evaluate import EvalResult, ScoreRow, markdown_table, summarise, table_columns
+    from engine.evaluators.registry import PAPER_EVALUATORS
+
+    clip, long_clip, xl = PAPER_EVALUATORS
+    scores = {  # (task, evaluator) -> per-sample scores; paper's "+SFT" Task 1 row is 28.8 / 26.5 / 25.3
+        (1, clip): [28.0, 29.6],
+        (1, long_clip): [26.5],
+        (1, xl): [25.0, 25.6],
+        (2, clip): [30.0],
+        (2, long_clip): [],  # nothing scored: no average either
+        (2, xl): [20.0],
+    }
+    rows = [ScoreRow("m", i, t, e, v, "x") for (t, e), vs in scores.items() for i, v in enumerate(vs)]
+    columns = table_columns((1, 2), PAPER_EVALUATORS)
+    summary = summarise(rows, columns, ("m",))["m"]
+    assert list(summary)[:4] == [
+        "Task 1 CLIP",
+        "Task 1 Long-CLIP",
+        "Task 1 VideoCLIP-XL",
+        "Task 1 Averaged CLIP Score",
+    ]
+    assert summary["Task 1 Averaged CLIP Score"] == pytest.approx((28.8 + 26.5 + 25.3) / 3)  # 26.8667
+    assert summary["Task 2 Averaged CLIP Score"] is None
+    md = markdown_table(EvalResult(rows, columns, {"m": summary}))
+    assert "| m | 28.8 | 26.5 | 25.3 | 26.9 | 30.0 | – | 20.0 | – |" in md
+    assert table_columns((1,), (clip,)) == [(1, clip, "Task 1 CLIP")]  # one evaluator: nothing to average
