@@ -22,6 +22,7 @@ import gradio as gr
 from ui.common import OWNER_KEY, AppContext, bind, check_owner, stage_media
 from ui.grounding import label_grounding
 from ui.render import DIFF_COLORS, md_text, word_diff
+from ui.t2v_panel import pair_videos
 
 CHOICES = {
     "a_better": "A is better",
@@ -282,6 +283,7 @@ def build_label_tab(ctx: AppContext) -> gr.Tab:
         gr.HTML(f"<div class='shortcut-legend' id='label-legend'>{_legend()}</div>")
         reveal = gr.Markdown(elem_id="label-reveal")
         label_grounding(ctx, state)
+        pair_videos(ctx, state)  # the videos A and B make, side by side (ui.t2v_panel)
         api_choice = gr.Textbox(visible=False, label="choice")
         api_vote, api_next, api_undo = (gr.Button(visible=False) for _ in range(3))
         shown = [prompt, video, left, right, progress, *buttons.values(), state]

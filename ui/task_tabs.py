@@ -19,6 +19,7 @@ from engine.evaluators.registry import TINY_EVALUATORS
 from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, wire_budgets
 from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
 from ui.grounding import grounding_box, wire_grounding
+from ui.t2v_panel import candidate_videos, wire_candidate_videos
 from ui.tasks import (
     CANDIDATE_COLUMNS,
     StopEvents,
@@ -219,6 +220,7 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         run, stop = _run_buttons("Beautify", "beautify")
         res = _results(ctx, "beautify")
         budget = budget_box()
+        videos = candidate_videos(ctx)  # "Generate video" per candidate (ui.t2v_panel)
         examples = gr.Examples(BEAUTIFY_EXAMPLES, inputs=[prompt], label="Examples (click one to run it)")
 
         ins = [prompt, model, *settings, judge]
@@ -226,6 +228,7 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         triggers = [run.click, prompt.submit, examples.load_input_event.then]
         done = _wire(ctx, stops, triggers, stream_beautify_in_budget, [*ins, target, fit], parts)
         wire_budgets(ctx, done, res["state"], target, budget)  # each candidate's tokens under the target
+        wire_candidate_videos(ctx, done, res["state"], videos)  # its buttons follow each run's candidates
         model.change(bind(update_model_note, ctx), model, [note, run], **_private())
         _api(ctx, beautify, ins, "beautify")
     return {"model": model, "note": note, "run": run, "done": done}
