@@ -1,8 +1,9 @@
 """Text-to-video end to end on a tiny random pipeline: seconds per clip at the preset's default size, against the
 bare diffusers call with the same arguments (ratio = our checks + uint8 conversion + atomic mp4 write), and the
-frame-quality metrics on the clip.
+frame-quality metrics on the clip; with --eval-samples N, the Table-3 evaluation (python -m engine evaluate-video)
+on N text-only samples: seconds per sample and per stage, fresh and resumed (every clip reused).
 
-.venv/bin/python bench/bench_t2v.py [--model tiny-random-cogvideox] [--clips 5] [--device cpu]
+.venv/bin/python bench/bench_t2v.py [--model tiny-random-cogvideox] [--clips 5] [--device cpu] [--eval-samples 8]
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny-random-cogvideox")
     parser.add_argument("--clips", type=int, default=5, help="timed clips per variant (median reported)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval-samples", type=int, default=0, help="also time evaluate-video on this many samples")
+    parser.add_argument("--prompt-model", default="tiny-random-lm", help="base and trained model of the evaluation")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -83,6 +86,41 @@ def main() -> None:
     print(f"bare diffusers call, same arguments: {bare:.3f} s per clip")
     print(f"ratio ours/bare = {ours / bare:.2f}")
     print(f"flicker + Farneback motion on the clip: {metrics * 1e3:.1f} ms")
+    if args.eval_samples:
+        bench_evaluation(args.eval_samples, args.model, args.prompt_model, args.device)
+
+
+def bench_evaluation(samples: int, t2v: str, prompt_model: str, device: str) -> None:
+    """Table 3 on `samples` text-only samples (3 clips each), tiny-random-clip as the evaluator, then again into
+    the same folder (prompts and clips reused, scores recomputed)."""
+    from annotations.db import open_db
+    from annotations.store import upsert_sample
+    from engine.service import Studio, StudioConfig
+    from engine.t2v.eval_config import VideoEvalConfig
+
+    words = "dog cat car bird horse boat child woman man train".split()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_db(f"sqlite:///{tmp}/bench.db")
+        for i in range(samples):
+            upsert_sample(
+                db, None, f"a {words[i % len(words)]} moves past a {words[(i + 3) % len(words)]} {i}", "test"
+            )
+        studio = Studio(StudioConfig(device=device))
+        config = VideoEvalConfig(
+            prompt_model, prompt_model, f"{tmp}/out", t2v=t2v, evaluators=("tiny-random-clip",), max_new_tokens=24
+        )
+        start = time.perf_counter()
+        studio.load(prompt_model, 3), studio.t2v_pipeline(t2v), studio.require_evaluators(["tiny-random-clip"])
+        load_s = time.perf_counter() - start
+        fresh = studio.evaluate_video(db, config, progress=False).seconds
+        resumed = studio.evaluate_video(db, config, progress=False).seconds
+    stages = ", ".join(f"{k} {fresh[k]:.2f} s" for k in ("prompts", "clips", "scores"))
+    print(
+        f"evaluate-video, {samples} samples x 3 clips ({prompt_model} -> {t2v}; models loaded first: {load_s:.1f} s)"
+    )
+    print(f"  fresh: {fresh['per_sample']:.3f} s per sample ({stages})")
+    print(f"  resumed (every prompt and clip reused): {resumed['per_sample']:.3f} s per sample")
+    print(f"  ratio fresh/resumed = {fresh['per_sample'] / resumed['per_sample']:.2f}")
 
 
 if __name__ == "__main__":
