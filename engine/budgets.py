@@ -28,7 +28,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +111,12 @@ class Measure:
 Counter = Callable[[str], int]
 
 
-@dataclass
 class Budgets:
     """Counters per target (tokenizers loaded once, from local files only); a Studio owns one."""
 
-    _counters: dict[str, tuple[Counter, bool, str]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        self._counters: dict[str, tuple[Counter, bool, str]] = {}
+        self._lock = threading.Lock()
 
     def counter(self, target: str) -> tuple[Counter, bool, str]:
         """(count(text) with start/end tokens, exact?, method) of a target."""
