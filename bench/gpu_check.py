@@ -6,6 +6,7 @@ tiny-cpu config through the real trainer on the same device. Prints one JSON obj
     python bench/gpu_check.py            # on a CUDA host (H100 / H200); ~5 minutes
     python bench/gpu_check.py --tiny     # a toy-sized model on CPU: what the test suite runs
     python bench/gpu_check.py --vision-attention blocks --logps chunked   # one variant only
+    python bench/gpu_check.py --compile blocks   # + torch.compile of every decoder layer / vision block
 
 Variants (each a `step[...]` section, same model, batch and optimizer): the vision tower's attention
 `stock` (one SDPA call per window) or `blocks` (training.attention: one call per layer), and the log-probs
@@ -427,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", choices=("fp32-master", "bf16"), default="fp32-master")
     p.add_argument("--frozen-vision", action="store_true", help="freeze the vision encoder (model.freeze_vision)")
     p.add_argument("--no-trainer", action="store_true", help="skip the real-trainer run")
+    p.add_argument("--compile", choices=("off", "blocks"), default="off", help="model.compile (training.speed)")
+    p.add_argument("--compile-backend", choices=("inductor", "aot_eager", "eager"), default="inductor")
     args = p.parse_args(argv)
     steps = args.steps or (1 if args.tiny else 3)
     rows = args.rows or (2 if args.tiny else 8)
@@ -454,7 +457,14 @@ def main(argv: list[str] | None = None) -> int:
 def _build_section(built: dict, args, rows: int) -> dict:
     built["model"], built["opt"], built["batch"] = build(args.tiny, rows, args.weights, args.frozen_vision)
     total, vision = _params(built["model"])
-    return {"params_total": total, "params_vision": vision, "tokens_per_step": built["batch"]["input_ids"].numel()}
+    out = {"params_total": total, "params_vision": vision, "tokens_per_step": built["batch"]["input_ids"].numel()}
+    if args.compile == "blocks":  # the trainer's model.compile=blocks (training.speed), once for every variant
+        from training.speed import compile_blocks
+
+        device = built["batch"]["input_ids"].device
+        log = lambda line: print(line, file=sys.stderr)  # noqa: E731 - stdout is the JSON report
+        out["compiled_blocks"] = compile_blocks(built["model"], args.compile_backend, device, log=log)
+    return out
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ _PAIRS = PairConfig()
 
 #: The pair losses (the HDPO terms, TERMS, are the pair builder's); torch-free for the job runner and UI.
 PAIR_LOSSES = ("sigmoid", "hinge", "ipo")
+#: Every loss.kind: the pair losses, KTO (unpaired, over the DPO data) and SFT (NLL on the chosen responses).
+LOSS_KINDS = (*PAIR_LOSSES, "kto", "sft")
 
 
 #: The repository's config presets: `base:` in a config the admin tab launches resolves only in here.
@@ -61,6 +63,11 @@ class ModelConfig:
     logps: str = "chunked"
     """chunked: label log-probs in tiles, forward and backward, never the (S, R, V) logits
     (training.logps.label_logps; ~0.22 of the log-prob step's peak memory); full: the logits path."""
+    compile: str = "off"
+    """off, or blocks: torch.compile each decoder layer and vision block (training.speed); a backend that
+    cannot compile here falls back to eager with one log line."""
+    compile_backend: str = "inductor"
+    """torch.compile backend for model.compile=blocks (inductor; aot_eager / eager to check the wiring)."""
     lora: bool = False
     """Train LoRA adapters instead of all weights; the reference is then the base with adapters off."""
     lora_r: int = 16
@@ -77,6 +84,8 @@ class ModelConfig:
         _check_in("model.gradient_checkpointing", self.gradient_checkpointing, ("auto", "on", "off"))
         _check_in("model.vision_attention", self.vision_attention, ("blocks", "stock"))
         _check_in("model.logps", self.logps, ("chunked", "full"))
+        _check_in("model.compile", self.compile, ("off", "blocks"))
+        _check_in("model.compile_backend", self.compile_backend, ("inductor", "aot_eager", "eager"))
         _check("model.lora_r", self.lora_r >= 1, "must be >= 1")
         _check("model.lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
 
@@ -86,7 +95,9 @@ class LossConfig:
     beta: float = 0.1
     """KL strength beta of Eq. 1-2 (paper 4.1: 0.1)."""
     kind: str = "sigmoid"
-    """Pair loss: sigmoid (DPO / HDPO), hinge or ipo (baselines)."""
+    """sigmoid (DPO / HDPO), hinge, ipo (length-normalised), or the unpaired baselines kto (Ethayarajh et al.
+    2024, over the DPO data: chosen desirable, rejected undesirable) and sft (NLL on the chosen responses;
+    its checkpoint is what model.name of an HDPO run can start from, as the paper's reference model)."""
     dpo: bool = True
     """Eq. 3-5: chosen over each rejected response."""
     response_hallucination: bool = True
@@ -99,15 +110,32 @@ class LossConfig:
     """Weight per term (dpo, response_hallucination, input_hallucination, task_hallucination)."""
     anchor_weight: float = 0.0
     """mDPO-style anchor -log sigma(r(y_g)) weight (0 = off; the mDPO baseline uses 1)."""
+    desirable_weight: float = 1.0
+    """KTO lambda_D: weight of the desirable (chosen) rows (TRL's default 1.0)."""
+    undesirable_weight: float = 1.0
+    """KTO lambda_U: weight of the undesirable (rejected) rows (TRL's default 1.0)."""
 
     def __post_init__(self) -> None:
         _check("loss.beta", self.beta > 0, "must be > 0")
-        _check_in("loss.kind", self.kind, PAIR_LOSSES)
+        _check_in("loss.kind", self.kind, LOSS_KINDS)
         unknown = set(self.weights) - set(TERMS)
         _check("loss.weights", not unknown, f"unknown term(s) {sorted(unknown)}; terms are {TERMS}")
         self.weights = {**dict.fromkeys(TERMS, 1.0), **{k: float(v) for k, v in self.weights.items()}}
         _check("loss.anchor_weight", self.anchor_weight >= 0, "must be >= 0")
-        _check("loss", any(self.enabled.values()) or self.anchor_weight > 0, "every term is off")
+        _check("loss.desirable_weight", self.desirable_weight > 0, "must be > 0")
+        _check("loss.undesirable_weight", self.undesirable_weight > 0, "must be > 0")
+        _check("loss", self.kind == "sft" or any(self.enabled.values()) or self.anchor_weight > 0, "every term is off")
+        if self.kind == "kto":  # KTO reads the DPO pairs unpaired; the hallucination terms are pair losses
+            extra = [t for t, on in self.enabled.items() if on and t != "dpo"]
+            _check(
+                "loss.kind", self.dpo and not extra, f"kto takes the dpo data only: set loss.dpo true, {extra} false"
+            )
+            _check("loss.anchor_weight", self.anchor_weight == 0, "kto has no anchor term: set 0")
+
+    @property
+    def pair_terms(self) -> tuple[str, ...]:
+        """The HDPO terms whose pairs materialisation draws (none for sft: it reads the chosen only)."""
+        return () if self.kind == "sft" else tuple(t for t, on in self.enabled.items() if on)
 
     @property
     def enabled(self) -> dict[str, bool]:
@@ -142,8 +170,24 @@ class DataConfig:
     """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
     crop_keep: list[float] | None = _PAIRS.crop_keep
     """Input hallucination: random crop keeping [lo, hi] of each side (Table 2 'Random Crop': 0.8-1.0)."""
+    crop_area: list[float] | None = _PAIRS.crop_area
+    """Input hallucination: RandomResizedCrop keeping [lo, hi] of the AREA (official mDPO: [0.01, 0.2])."""
+    crop_per_frame: bool = _PAIRS.crop_per_frame
+    """One crop box per frame instead of one per clip (the paper does not say; default: per clip)."""
+    paste_per_frame: bool = _PAIRS.paste_per_frame
+    """One paste box per frame (default: 'onto each frame') instead of one per clip."""
     task2_input: str = _PAIRS.task2_input
     """What Task-2 input hallucination perturbs: video, prompt or both."""
+    task3_input: str = _PAIRS.task3_input
+    """What Task-3 input hallucination perturbs: prompt (word swaps, HDPO) or none (mDPO has no text term)."""
+    prefetch_workers: int | None = None
+    """Threads that encode upcoming micro-batches (frames -> processor tensors) while the model runs;
+    None: 2 on CUDA, 0 (inline) on CPU, where they would share the cores the step uses."""
+    prefetch_batches: int = 4
+    """Micro-batches encoded ahead (bounds the memory the prefetch holds)."""
+    pad_to_multiple: int = 1
+    """Round each micro-batch's prompt and response widths up to a multiple of this (e.g. 64): fewer
+    distinct shapes for torch.compile / CUDA graphs, at the cost of padding; 1: no rounding."""
     strength_band: list[float] | None = _PAIRS.strength_band
     """Keep only response / input hallucination pairs whose evaluator-measured strength is in [lo, hi]
     (engine.strength; paper 3.3: too weak teaches nothing, too strong is trivial). None: keep all."""
@@ -169,6 +213,15 @@ class DataConfig:
         if self.crop_keep is not None:
             _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
         _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
+        _check_in("data.task3_input", self.task3_input, ("prompt", "none"))
+        if self.crop_area is not None:
+            _check_range("data.crop_area", self.crop_area, 0.0, 1.0)
+        _check(
+            "data.crop_area", self.crop_area is None or self.crop_keep is None, "set crop_keep or crop_area, not both"
+        )
+        _check("data.prefetch_workers", self.prefetch_workers is None or self.prefetch_workers >= 0, "must be >= 0")
+        _check("data.prefetch_batches", self.prefetch_batches >= 1, "must be >= 1")
+        _check("data.pad_to_multiple", self.pad_to_multiple >= 1, "must be >= 1")
         _check_in("data.strength_measure", self.strength_measure, ("drop", "relative"))
         if self.strength_band is not None:
             band = self.strength_band
@@ -182,8 +235,12 @@ class DataConfig:
             shuffle=self.shuffle_frames,
             paste_ratio=None if self.paste_ratio is None else tuple(self.paste_ratio),
             crop_keep=None if self.crop_keep is None else tuple(self.crop_keep),
+            crop_area=None if self.crop_area is None else tuple(self.crop_area),
+            crop_per_frame=self.crop_per_frame,
+            paste_per_frame=self.paste_per_frame,
             task2_input=self.task2_input,
-            terms=tuple(t for t, on in loss.enabled.items() if on),
+            task3_input=self.task3_input,
+            terms=loss.pair_terms,
             num_rejected=self.num_rejected,
             strength_band=None if self.strength_band is None else tuple(self.strength_band),
             strength_measure=self.strength_measure,

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,10 +285,38 @@ def _manifest(export_path: str, cfg: DataConfig, loss: LossConfig, seed: int) ->
     return {
         "version": MANIFEST_VERSION,
         "export_sha256": file_sha256(export_path),
-        "data": asdict(cfg) | {"path": None},  # where it came from does not matter
+        # where it came from and how it is fed (prefetch, padding) do not change the examples
+        "data": {k: v for k, v in asdict(cfg).items() if k not in _FEED_FIELDS} | {"path": None},
         "terms": loss.enabled,
+        "loss_kind": loss.kind,  # kto adds mismatched sequences, sft keeps examples without pairs
         "seed": seed,
     }
+
+
+#: DataConfig fields that change how examples are fed, not what they are (kept out of the manifest).
+_FEED_FIELDS = ("prefetch_workers", "prefetch_batches", "pad_to_multiple", "prompt_cache_items")
+
+#: The pair term of KTO's mismatched sequence: (x_i, y_g of another sample), only its log-ratio is read.
+KTO_KL = "kto_kl"
+
+
+def add_kto_mismatched(examples: list[Example], seed: int) -> None:
+    """KTO's KL sequences: each example gets its conditioning x with the chosen response y' of another
+    example (seqs[0] of a donor), paired as (KTO_KL, 0, i). TRL rotates completions by one within each
+    batch of its dataset: (x_1, y_n), (x_2, y_1), ...; here the rotation runs over a seeded order of all
+    examples, the donor skipping back past examples of the same sample (Task 1 and 2 of one clip describe
+    the same video, so their responses would not be mismatched)."""
+    order = np.random.default_rng(derive_seed(seed, KTO_KL)).permutation(len(examples)).tolist()
+    for j, i in enumerate(order):
+        example = examples[i]
+        chosen = example.seqs[0]
+        donors = (examples[order[j - k]] for k in range(1, len(order)))  # lazily: usually the first one fits
+        fits = (d for d in donors if d.sample_id != example.sample_id and d.seqs[0].response != chosen.response)
+        donor = next(fits, None)
+        if donor is None:  # one sample only: no mismatched response exists; z_ref comes from the others
+            continue
+        example.seqs.append(replace(example.seqs[0], response=donor.seqs[0].response))
+        example.pairs.append((KTO_KL, 0, len(example.seqs) - 1))
 
 
 def materialise(
@@ -314,9 +342,11 @@ def materialise(
         examples = [build_example(g, ctx) for g in groups]
     except ValueError as exc:
         raise ValueError(f"{export_path}: {exc}") from None
-    examples = [e for e in examples if e.pairs]
+    examples = [e for e in examples if e.pairs or loss.kind == "sft"]  # sft reads the chosen seqs[0] only
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
+    if loss.kind == "kto":
+        add_kto_mismatched(examples, seed)
     if not examples:
         raise ValueError(f"{export_path}: no trainable examples (split {cfg.split!r}, tasks {cfg.tasks})")
     tmp = examples_path.with_suffix(".jsonl.tmp")

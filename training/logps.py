@@ -18,6 +18,7 @@ The PairIndex of each term then points into those S entries. Identical sequences
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,7 +59,7 @@ def flatten(examples: list[Example]) -> FlatBatch:
     seqs: list[TrainSeq] = []
     keys: list[str] = []
     where: dict[str, int] = {}
-    rows: dict[str, list[tuple[int, int, int]]] = {t: [] for t in TERMS}
+    rows: dict[str, list[tuple[int, int, int]]] = {t: [] for t in TERMS}  # + any other term (kto_kl)
     anchor: list[tuple[int, int, int]] = []
     for b, example in enumerate(examples):
         local = []
@@ -70,7 +71,7 @@ def flatten(examples: list[Example]) -> FlatBatch:
                 keys.append(key)
             local.append(where[key])
         for term, pref, disp in example.pairs:
-            rows[term].append((local[pref], local[disp], b))
+            rows.setdefault(term, []).append((local[pref], local[disp], b))
         anchor.append((local[0], local[0], b))
     pairs = {t: _index(r) for t, r in rows.items()}
     return FlatBatch(seqs, keys, pairs, _index(anchor), len(examples))
@@ -92,61 +93,87 @@ class PromptCache:
     so without this each micro-batch decodes and preprocesses the same frames several times, and
     every epoch tokenises everything again. max_items bounds memory: a processed 16-frame 448² video
     is ~77 MB of float32 patches, so the default keeps a few micro-batches' worth, not the dataset.
+    Thread-safe: prefetch workers (training.feed) share it; a prompt two workers miss at once is encoded
+    twice (same result), never half-stored.
     """
 
     def __init__(self, max_items: int = 64) -> None:
         self.max_items = max_items
         self._items: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get(self, lm: LoadedModel, seq: TrainSeq, frames_dir: Path) -> dict[str, torch.Tensor]:
         key = (seq.task, seq.short_prompt, seq.video)
-        part = self._items.get(key)
-        if part is not None:
-            self.hits += 1
-            self._items.move_to_end(key)
-            return part
-        self.misses += 1
-        part = encode_prompt_part(lm, to_request(seq, frames_dir))
-        self._items[key] = part
-        if len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        with self._lock:
+            part = self._items.get(key)
+            if part is not None:
+                self.hits += 1
+                self._items.move_to_end(key)
+                return part
+            self.misses += 1
+        part = encode_prompt_part(lm, to_request(seq, frames_dir))  # outside the lock: workers overlap
+        with self._lock:
+            self._items[key] = part
+            if len(self._items) > self.max_items:
+                self._items.popitem(last=False)
         return part
 
 
 def encode(
-    lm: LoadedModel, seqs: list[TrainSeq], frames_dir: Path, align: bool = True, cache: PromptCache | None = None
+    lm: LoadedModel,
+    seqs: list[TrainSeq],
+    frames_dir: Path,
+    align: bool = True,
+    cache: PromptCache | None = None,
+    multiple: int = 1,
 ) -> dict[str, Any]:
     """The (S, L) log-prob batch, built on the CPU (DataLoader workers can run it).
 
-    align=True gives the response-aligned layout plus `keep` (see the module docstring).
-    cache: reuse encoded prompts across sequences, micro-batches and epochs (see PromptCache).
+    align=True gives the response-aligned layout plus `keep` (see the module docstring); `multiple` rounds
+    its prompt and response widths up (align_responses). cache: reuse encoded prompts across sequences,
+    micro-batches and epochs (see PromptCache).
     """
     cpu_lm = replace(lm, model=None, device="cpu")
     cache = cache or PromptCache(max_items=len(seqs) + 1)  # at least: shared prompts within this batch
     parts = [cache.get(cpu_lm, s, frames_dir) for s in seqs]
     batch: dict[str, Any] = collate_for_logps(cpu_lm, parts, [s.response for s in seqs])
     if align:
-        batch, keep = align_responses(batch, lm.tokenizer.pad_token_id)
+        batch, keep = align_responses(batch, lm.tokenizer.pad_token_id, multiple)
         batch["keep"] = keep
     return batch
+
+
+def token_counts(batch: dict[str, Any]) -> torch.Tensor:
+    """(S,) float32: response tokens per row (EOS included), the lengths IPO and SFT average over. Read
+    from the labels, so it needs no forward and matches the cached reference log-probs' sums."""
+    return (batch["labels"] != IGNORE_INDEX).sum(1).float()
 
 
 _ALIGN_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "token_type_ids")
 
 
-def align_responses(batch: dict[str, torch.Tensor], pad_id: int) -> tuple[dict[str, torch.Tensor], int]:
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def align_responses(
+    batch: dict[str, torch.Tensor], pad_id: int, multiple: int = 1
+) -> tuple[dict[str, torch.Tensor], int]:
     """Left-pad prompts so every response starts at the same column; returns (batch, keep).
 
     keep = R_max + 1: the last `keep` positions hold every response token and the position that
     predicts its first token. Prompt start = first label position (labels are -100 on the prompt).
+    multiple > 1 rounds the prompt width P and R_max up to multiples of it (masked padding, label -100):
+    micro-batches then come in a few shapes, which torch.compile and CUDA graphs reuse, where exact
+    widths would give each batch its own; the log-probs do not change.
     """
     labels = batch["labels"]  # (S, L)
     is_resp = labels != IGNORE_INDEX
     lengths = batch["attention_mask"].sum(1)  # (S,) prompt + response tokens
     starts = is_resp.float().argmax(1)  # (S,) first response column
-    prompt_max = int(starts.max())
-    resp_max = int((lengths - starts).max())
+    prompt_max = _round_up(int(starts.max()), multiple)
+    resp_max = _round_up(int((lengths - starts).max()), multiple)
     width = prompt_max + resp_max
     out = {}
     for key, value in batch.items():

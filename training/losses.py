@@ -13,6 +13,9 @@ the partition function Z(x,q) cancels inside every difference below). Every term
 
 Inputs are log-prob tensors of shape (N,) (one entry per pair; N = pairs, not examples). Outputs are
 per-pair losses; `hdpo` reduces them to per-example losses. No model call happens here.
+
+Baselines beside HDPO (paper Table 1): hinge, IPO (length-normalised, as TRL and the IPO authors),
+mDPO's conditional + anchor terms, KTO (`kto`, unpaired) and SFT (`sft`, NLL on the chosen responses).
 """
 
 from __future__ import annotations
@@ -57,21 +60,32 @@ def preference_loss(
     ref_disp: torch.Tensor,
     beta: float = DEFAULT_BETA,
     kind: str = "sigmoid",
+    pref_tokens: torch.Tensor | None = None,
+    disp_tokens: torch.Tensor | None = None,
 ) -> PairLoss:
-    """One preference pair per entry, (N,) each.
+    """One preference pair per entry, (N,) each; log-probs are summed over each response's tokens.
 
     kind="sigmoid": -log sigma(r_pref - r_disp)                          (Eq. 2, DPO)
     kind="hinge":   max(0, 1 - (r_pref - r_disp))                        (SLiC / RSO hinge)
-    kind="ipo":     (h - 1 / (2 beta))^2, h = log-ratio difference       (IPO, Azar et al. 2024, Eq. 17)
+    kind="ipo":     (h - 1 / (2 beta))^2                                 (IPO, Azar et al. 2024, Eq. 17)
+        with h = (log pi/pi_ref)(y_pref) / |y_pref| - (log pi/pi_ref)(y_disp) / |y_disp|: each log-ratio
+        averaged over its completion's tokens (pref_tokens, disp_tokens (N,), EOS included), as TRL's
+        `loss_type="ipo"` does and as the IPO paper's results were computed (TRL says so, confirmed with the
+        IPO authors). Summed log-ratios of ~200-token captions would put the 1/(2 beta) = 5 target on a scale
+        the IPO paper never used. Rewards (metrics) stay beta * summed log-ratios, as TRL logs them.
     """
     pref_logratio = policy_pref - ref_pref
     disp_logratio = policy_disp - ref_disp
-    h = pref_logratio - disp_logratio
     if kind == "sigmoid":
-        losses = -F.logsigmoid(beta * h)
+        losses = -F.logsigmoid(beta * (pref_logratio - disp_logratio))
     elif kind == "hinge":
-        losses = torch.relu(1.0 - beta * h)
+        losses = torch.relu(1.0 - beta * (pref_logratio - disp_logratio))
     elif kind == "ipo":
+        if pref_tokens is None or disp_tokens is None:
+            raise ValueError(
+                "the IPO loss averages log-ratios over completion tokens: pass pref_tokens and disp_tokens"
+            )
+        h = pref_logratio / pref_tokens.clamp(min=1) - disp_logratio / disp_tokens.clamp(min=1)
         losses = (h - 1.0 / (2.0 * beta)) ** 2
     else:
         raise ValueError(f"unknown pair loss {kind!r}; use one of {PAIR_LOSSES}")
@@ -108,9 +122,20 @@ def hinge_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: f
     return preference_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, kind="hinge")
 
 
-def ipo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = DEFAULT_BETA) -> PairLoss:
-    """Baseline: IPO, squared distance of the log-ratio difference to 1/(2 beta)."""
-    return preference_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, kind="ipo")
+def ipo_loss(
+    policy_chosen,
+    policy_rejected,
+    ref_chosen,
+    ref_rejected,
+    chosen_tokens,
+    rejected_tokens,
+    beta: float = DEFAULT_BETA,
+) -> PairLoss:
+    """Baseline: IPO, squared distance of the token-averaged log-ratio difference to 1/(2 beta) (see
+    `preference_loss`); chosen_tokens, rejected_tokens (N,): completion lengths in tokens."""
+    return preference_loss(
+        policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, "ipo", chosen_tokens, rejected_tokens
+    )
 
 
 def mdpo_conditional_loss(policy_g, policy_g_corrupt, ref_g, ref_g_corrupt, beta: float = DEFAULT_BETA) -> PairLoss:
@@ -185,6 +210,7 @@ def hdpo(
     kind: str = "sigmoid",
     anchor: PairIndex | None = None,
     anchor_weight: float = 0.0,
+    tokens: torch.Tensor | None = None,
 ) -> HDPOOutput:
     """HDPO: the sum of Eq. 3-13 as losses, per example.
 
@@ -192,9 +218,9 @@ def hdpo(
     pairs: term -> PairIndex into those S sequences. An example's loss is
         sum_t weight_t * mean over the example's t-pairs of -log sigma(r_pref - r_disp)
     (a term with no pair in an example adds 0), so with only "dpo" on and one rejected response per
-    example this is exactly `dpo_loss`. `kind` swaps the pair loss for the hinge / IPO baselines;
-    `anchor` (indices of chosen sequences, pref = disp) adds mDPO's anchor term.
-    Returns losses (B,) - the caller takes .mean() - and metrics per term.
+    example this is exactly `dpo_loss`. `kind` swaps the pair loss for the hinge / IPO baselines (IPO
+    needs `tokens`, (S,) response lengths); `anchor` (indices of chosen sequences, pref = disp) adds
+    mDPO's anchor term. Returns losses (B,) - the caller takes .mean() - and metrics per term.
     """
     weights = weights or {}
     enabled = enabled or {}
@@ -203,8 +229,15 @@ def hdpo(
     for term, idx in pairs.items():
         if not enabled.get(term, True) or len(idx) == 0:
             continue
+        lengths = (None, None) if tokens is None else (tokens[idx.pref], tokens[idx.disp])
         out = preference_loss(
-            policy_logps[idx.pref], policy_logps[idx.disp], ref_logps[idx.pref], ref_logps[idx.disp], beta, kind
+            policy_logps[idx.pref],
+            policy_logps[idx.disp],
+            ref_logps[idx.pref],
+            ref_logps[idx.disp],
+            beta,
+            kind,
+            *lengths,
         )
         losses = losses + weights.get(term, 1.0) * _per_example_mean(out.losses, idx.example, n_examples)
         metrics.update(_term_metrics(term, out))
@@ -214,3 +247,97 @@ def hdpo(
         metrics["anchor/loss"] = anchored.detach().mean()
     metrics["loss"] = losses.detach().mean()
     return HDPOOutput(losses, metrics)
+
+
+# --------------------------------------------------------------------------- KTO and SFT baselines (Table 1)
+
+
+def kto_reference_point(policy_kl: torch.Tensor, ref_kl: torch.Tensor) -> torch.Tensor:
+    """KTO's z_ref: mean log-ratio of mismatched (x, y') sequences, detached, 0-d. (K,) each.
+
+    y' is another example's response under x, so the mean estimates KL(pi_theta(y'|x) || pi_ref(y'|x)) over
+    the batch (Ethayarajh et al. 2024, section 4.1; TRL: KL completions rotated within a batch, the mean
+    gathered over processes - the caller averages the per-process values - then clamped at 0)."""
+    return (policy_kl - ref_kl).mean().detach()
+
+
+def kto_loss(
+    policy_chosen: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    z_ref: torch.Tensor,
+    beta: float = DEFAULT_BETA,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """KTO (Ethayarajh et al. 2024, Eq. 8): unpaired desirable (chosen, (D,)) and undesirable (rejected, (U,)).
+
+        r(x, y) = log pi_theta(y|x) - log pi_ref(y|x)
+        z_ref   = max(0, z)  (z: `kto_reference_point`, no gradient)
+        v(x, y) = lambda_D * sigma(beta * (r - z_ref))   if y is desirable
+                  lambda_U * sigma(beta * (z_ref - r))   if y is undesirable
+        L_KTO   = E[lambda_y - v(x, y)]
+    Returns (desirable losses (D,), undesirable losses (U,)): lambda_D * (1 - sigma(beta (r - z_ref))) and
+    lambda_U * (1 - sigma(beta (z_ref - r))), TRL's `loss_type="kto"` term by term.
+    """
+    z = z_ref.clamp(min=0)
+    chosen = desirable_weight * (1 - torch.sigmoid(beta * ((policy_chosen - ref_chosen) - z)))
+    rejected = undesirable_weight * (1 - torch.sigmoid(beta * (z - (policy_rejected - ref_rejected))))
+    return chosen, rejected
+
+
+def kto(
+    policy_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    chosen: PairIndex,
+    rejected: PairIndex,
+    z_ref: torch.Tensor,
+    n_examples: int,
+    beta: float = DEFAULT_BETA,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> HDPOOutput:
+    """KTO over a flat batch: chosen.pref rows are desirable, rejected.disp rows undesirable (each example's
+    chosen and its rejected responses, the DPO data read unpaired). An example's loss is the mean of its
+    rows' losses (TRL averages all rows of a batch: the same when every example has as many rejected).
+    Returns losses (B,) and metrics (kto/*)."""
+    c_loss, r_loss = kto_loss(
+        policy_logps[chosen.pref],
+        ref_logps[chosen.pref],
+        policy_logps[rejected.disp],
+        ref_logps[rejected.disp],
+        z_ref,
+        beta,
+        desirable_weight,
+        undesirable_weight,
+    )
+    rows = torch.cat([c_loss, r_loss])  # (D + U,)
+    owner = torch.cat([chosen.example, rejected.example])
+    losses = _per_example_mean(rows, owner, n_examples)
+    c_reward = _rewards(policy_logps[chosen.pref], ref_logps[chosen.pref], beta).detach()
+    r_reward = _rewards(policy_logps[rejected.disp], ref_logps[rejected.disp], beta).detach()
+    metrics = {
+        "kto/loss": rows.detach().mean(),
+        "kto/z_ref": z_ref.clamp(min=0).detach(),
+        "kto/reward_chosen": c_reward.mean(),
+        "kto/reward_rejected": r_reward.mean() if r_reward.numel() else c_reward.new_zeros(()),
+        "loss": losses.detach().mean(),
+    }
+    return HDPOOutput(losses, metrics)
+
+
+def sft_loss(policy_logps: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """SFT baseline (paper Table 1 "+SFT"): mean token NLL of each chosen response, (N,) -> (N,).
+
+    policy_logps: summed log-probs of the response tokens (EOS included), tokens: their count. Each example
+    weighs the same whatever its length (a caption and a short Task-3 prompt alike), independent of how
+    examples are split into micro-batches and processes."""
+    return -policy_logps / tokens.clamp(min=1)
+
+
+def sft(policy_logps: torch.Tensor, tokens: torch.Tensor, chosen: PairIndex, n_examples: int) -> HDPOOutput:
+    """SFT over a flat batch: the NLL of each example's chosen sequence (chosen.pref), per example (B,)."""
+    nll = sft_loss(policy_logps[chosen.pref], tokens[chosen.pref])
+    losses = _per_example_mean(nll, chosen.example, n_examples)
+    return HDPOOutput(losses, {"sft/nll": nll.detach().mean(), "loss": losses.detach().mean()})

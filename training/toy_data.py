@@ -51,7 +51,7 @@ def fake_text(text: str, lo: int, hi: int, seed: int) -> tuple[str, list[dict[st
 
 
 def fake_frames(
-    frames: np.ndarray, shuffle: bool, paste: Any, crop: Any, seed: int
+    frames: np.ndarray, shuffle: bool, paste: Any, crop: Any, seed: int, **_options: Any
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
     """A cheap stand-in for the frame augmenter: seeded shuffle, top-left third inverted."""
     rng = np.random.default_rng(seed)

@@ -3,9 +3,13 @@
 setup: Accelerator -> data (materialise once) -> policy (+ LoRA) -> reference cache (one no-grad pass
        with the policy before it moves, or a resident copy) -> AdamW + schedule -> resume state.
 train: for each optimizer step, `accum` micro-batches; each micro-batch is ONE forward over all its
-       sequences (training.logps), the reference log-probs come from the cache, losses from
-       training.losses.hdpo; then clip, step, log, maybe checkpoint. SIGTERM / SIGINT finish the current
-       step, save a checkpoint and return.
+       sequences (training.logps), encoded ahead by training.feed's worker threads, the reference
+       log-probs come from the cache, losses from training.objective (HDPO, a pair baseline, KTO or SFT);
+       then clip, step, log, maybe checkpoint. SIGTERM / SIGINT finish the current step, save a
+       checkpoint and return.
+Speed knobs (training.config): model.vision_attention (blocks: one attention call per vision layer),
+model.logps (chunked: no (S, R, V) logits), model.compile (training.speed), data.prefetch_workers,
+data.pad_to_multiple.
 
 Run folder: config.yaml, data/, checkpoints/step-N/ (model/, trainer_state.pt, state.json),
 metrics.jsonl, tb/, train.log (written by the job runner).
@@ -27,12 +31,15 @@ import numpy as np
 import torch
 import yaml
 
+from training.attention import set_vision_attention
 from training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import Augmenters, Example, TrainSeq, load_examples, materialise, micro_batches
-from training.logps import FlatBatch, PromptCache, encode, flatten, forward_logps
-from training.losses import hdpo
+from training.feed import BatchFeed, feed_workers
+from training.logps import FlatBatch, PromptCache, encode, flatten, forward_logps, token_counts
+from training.objective import needs_reference, objective
 from training.refcache import RefCache, model_id
+from training.speed import compile_blocks, freeze_vision_encoder
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -52,22 +59,6 @@ class TrainResult:
     """Reference-model forwards (micro-batches): the cache pass plus any resident-mode forwards."""
 
 
-def freeze_vision_encoder(model: Any) -> int:
-    """requires_grad=False on a VLM's vision encoder except its merger (the projector into the LM).
-
-    Returns the number of frozen parameters (0 for a text-only model). Pixels never need gradients,
-    so autograd then skips the whole tower's backward."""
-    visual = getattr(getattr(model, "model", model), "visual", None) or getattr(model, "visual", None)
-    if visual is None:
-        return 0
-    frozen = 0
-    for name, p in visual.named_parameters():
-        if not name.startswith("merger."):
-            p.requires_grad_(False)
-            frozen += p.numel()
-    return frozen
-
-
 @dataclass
 class DataBundle:
     """The materialised examples and the step arithmetic they imply (built by `_setup_data`)."""
@@ -76,6 +67,8 @@ class DataBundle:
     frames_dir: Path
     """<data>/frames: the content-addressed frame arrays the examples' sequences name."""
     prompt_cache: PromptCache
+    feed: BatchFeed
+    """Encodes upcoming micro-batches in worker threads (training.feed)."""
     accum: int
     """Micro-batches per optimizer step on this process (gradient accumulation)."""
     steps_per_epoch: int
@@ -172,10 +165,12 @@ class Trainer:
         n_micro = len(micro_batches(len(examples), o.micro_batch_size, self.cfg.run.seed, 0, 0, world))
         steps_per_epoch = math.ceil(n_micro / accum)
         total = steps_per_epoch * o.epochs
+        workers = feed_workers(self.cfg.data.prefetch_workers, acc.device)
         return DataBundle(
             examples=examples,
             frames_dir=data_dir / "frames",
             prompt_cache=PromptCache(max_items=self.cfg.data.prompt_cache_items),
+            feed=BatchFeed(workers, self.cfg.data.prefetch_batches, pin_memory=acc.device.type == "cuda"),
             accum=accum,
             steps_per_epoch=steps_per_epoch,
             total_steps=min(total, o.max_steps) if o.max_steps else total,
@@ -193,7 +188,8 @@ class Trainer:
         model.config.use_cache = False
         if mc.freeze_vision:
             freeze_vision_encoder(model)
-        ref_model_id = model_id(model, lm.source, torch.float32)
+        ref_model_id = model_id(model, lm.source, torch.float32)  # the weights' identity, whatever the kernels
+        set_vision_attention(model, mc.vision_attention)  # a no-op for a model without a Qwen2-VL-style tower
         if mc.lora:
             model = self._wrap_lora(model)
         return ModelBundle(lm, model, ref_model_id)
@@ -209,7 +205,9 @@ class Trainer:
         return get_peft_model(model, config)
 
     def _setup_reference(self, acc: Accelerator, data: DataBundle, models: ModelBundle) -> Reference:
-        """cached: fill the cache now, with the policy before it moves; resident: keep a frozen copy."""
+        """cached: fill the cache now, with the policy before it moves; resident: keep a frozen copy; sft: none."""
+        if not needs_reference(self.cfg.loss):
+            return Reference()
         if self.cfg.run.reference == "cached":
             return Reference(cache=self._fill_ref_cache(acc, data, models))
         if self.cfg.model.lora:  # the same model with adapters off
@@ -239,14 +237,32 @@ class Trainer:
         model = models.model.eval()
         out: dict[str, float] = {}
         chunk = max(1, self.cfg.optim.micro_batch_size * 4)
+        starts = list(range(0, len(seqs), chunk))
+        jobs = [(("ref", i), lambda i=i: self._encode_seqs(seqs[i : i + chunk])) for i in starts]
         reference = model.disable_adapter() if self.cfg.model.lora else contextlib.nullcontext()
         with reference, acc.autocast():
-            for i in range(0, len(seqs), chunk):
-                batch = encode(models.lm, seqs[i : i + chunk], data.frames_dir, cache=data.prompt_cache)
-                logps = forward_logps(model, batch, acc.device).float().cpu().tolist()
-                out.update(zip(keys[i : i + chunk], logps, strict=True))
+            for n, (key, thunk) in enumerate(jobs):
+                data.feed.prefetch(jobs[n + 1 :])
+                batch = data.feed.take(key, thunk)
+                logps = self._forward(model, batch).float().cpu().tolist()
+                out.update(zip(keys[key[1] : key[1] + chunk], logps, strict=True))
                 self.ref_forwards += 1
         return out
+
+    def _encode_seqs(self, seqs: list[TrainSeq]) -> dict[str, Any]:
+        """The log-prob batch of `seqs` (CPU; runs in a feed worker)."""
+        d = self.data
+        return encode(self.models.lm, seqs, d.frames_dir, cache=d.prompt_cache, multiple=self.cfg.data.pad_to_multiple)
+
+    def _encode_examples(self, examples: list[Example]) -> tuple[FlatBatch, dict[str, Any], torch.Tensor]:
+        """A micro-batch: its flat sequences and pairs, the encoded batch and each row's response tokens."""
+        flat = flatten(examples)
+        batch = self._encode_seqs(flat.seqs)
+        return flat, batch, token_counts(batch)
+
+    def _forward(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
+        """(S,) summed response log-probs: model.logps=chunked scores the LM head in tiles (training.logps)."""
+        return forward_logps(model, batch, self.accelerator.device, chunked=self.cfg.model.logps == "chunked")
 
     def _setup_optimizer(self, acc: Accelerator, model: Any, total_steps: int) -> tuple[Any, Optim]:
         """AdamW + schedule over the trainable parameters; returns (the prepared model, the optimizer)."""
@@ -271,8 +287,10 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         self._seed()
         self.data = self._setup_data(acc)
-        models = self._setup_model(acc.device)
+        self.models = models = self._setup_model(acc.device)  # the feed's encoder reads models.lm from here on
         self.reference = self._setup_reference(acc, self.data, models)
+        if self.cfg.model.compile == "blocks":  # after the reference copy: it stays eager
+            compile_blocks(models.model, self.cfg.model.compile_backend, acc.device)
         prepared, self.optim = self._setup_optimizer(acc, models.model, self.data.total_steps)
         self.models = replace(models, model=prepared)
         if self.resume:
@@ -281,39 +299,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _ref_logps(self, flat: FlatBatch, batch: dict[str, Any]) -> torch.Tensor:
+    def _ref_logps(self, flat: FlatBatch, batch: dict[str, Any]) -> torch.Tensor | None:
+        if not needs_reference(self.cfg.loss):
+            return None
         if self.reference.cache is not None:
             return self.reference.cache.lookup(flat.keys).to(self.accelerator.device)
         self.ref_forwards += 1
         with torch.no_grad():
             if self.reference.model is not None:
-                return forward_logps(self.reference.model, batch, self.accelerator.device)
+                return self._forward(self.reference.model, batch)
             with self.accelerator.unwrap_model(self.models.model).disable_adapter():
-                return forward_logps(self.models.model, batch, self.accelerator.device)
+                return self._forward(self.models.model, batch)
 
-    def _micro_step(self, examples: list[Example], n_step_examples: int) -> tuple[dict[str, torch.Tensor], int]:
-        """Forward + backward of one micro-batch; returns its metrics and how many sequences it scored."""
-        flat = flatten(examples)
-        batch = encode(self.models.lm, flat.seqs, self.data.frames_dir, cache=self.data.prompt_cache)
-        lc = self.cfg.loss
+    def _gather_sum(self, value: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(value, reduction="sum") if self.accelerator.num_processes > 1 else value
+
+    def _micro_step(self, encoded: tuple, n_step_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+        """Forward + backward of one encoded micro-batch (`_encode_examples`); returns its metrics and how
+        many sequences it scored."""
+        flat, batch, tokens = encoded
         with self.accelerator.autocast():
             ref = self._ref_logps(flat, batch)
-            policy = forward_logps(self.models.model, batch, self.accelerator.device)  # (S,) one forward
-        out = hdpo(
-            policy,
-            ref,
-            flat.pairs,
-            flat.n_examples,
-            weights=lc.weights,
-            enabled=lc.enabled,
-            beta=lc.beta,
-            kind=lc.kind,
-            anchor=flat.anchor,
-            anchor_weight=lc.anchor_weight,
-        )
+            policy = self._forward(self.models.model, batch)  # (S,) one forward
+        out = objective(self.cfg.loss, policy, ref, flat, tokens, self._gather_sum)
         # Sum / examples-in-step: the accumulated gradient is that of the step's mean example loss.
         self.accelerator.backward(out.losses.sum() / n_step_examples)
         return out.metrics, len(flat.seqs)
+
+    def _jobs(self, step: int) -> list[tuple[tuple[int, int], Any]]:
+        """Step `step`'s micro-batches as feed jobs: ((step, k), encode thunk)."""
+        if step >= self.data.total_steps:
+            return []
+        examples = self.data.examples
+        chunks = self._step_batches(step)
+        return [((step, k), lambda c=c: self._encode_examples([examples[j] for j in c])) for k, c in enumerate(chunks)]
 
     def _step_batches(self, step: int) -> list[list[int]]:
         """The micro-batches (example indices) of global optimizer step `step` on this process."""
@@ -332,11 +351,14 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         weights: dict[str, int] = {}
         n_seqs = 0
+        jobs = self._jobs(step) + self._jobs(step + 1)  # this step's micro-batches, then the next step's
         for i, chunk in enumerate(chunks):
+            self.data.feed.prefetch(jobs[i + 1 :])  # workers encode ahead while this micro-batch runs
+            encoded = self.data.feed.take(*jobs[i])
             sync = i == len(chunks) - 1
             ctx = contextlib.nullcontext() if sync else self.accelerator.no_sync(model)
             with ctx:
-                metrics, seqs = self._micro_step([self.data.examples[j] for j in chunk], n)
+                metrics, seqs = self._micro_step(encoded, n)
             n_seqs += seqs
             for k, v in metrics.items():  # example-weighted mean over the micro-batches that have the term
                 sums[k] = sums.get(k, 0.0) + v.detach().float() * len(chunk)
@@ -378,6 +400,8 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+            if hasattr(self, "data"):
+                self.data.feed.close()
             if hasattr(self, "sink"):
                 self.sink.close()
 

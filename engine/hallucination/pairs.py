@@ -40,6 +40,7 @@ TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucina
 #: Which frames a sequence is conditioned on: the sample's, the perturbed copy, or none (text only).
 ORIGINAL, PERTURBED, NONE = "original", "perturbed", "none"
 TASK2_INPUTS = ("video", "prompt", "both")
+TASK3_INPUTS = ("prompt", "none")
 STRENGTH_MEASURES = ("drop", "relative")
 
 
@@ -57,8 +58,16 @@ class PairConfig:
     """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
     crop_keep: tuple[float, float] | None = None
     """Input hallucination: random crop keeping [lo, hi] of each side (None: no crop)."""
+    crop_area: tuple[float, float] | None = None
+    """Input hallucination: RandomResizedCrop keeping [lo, hi] of the area (official mDPO: 0.01-0.2; None: off)."""
+    crop_per_frame: bool = False
+    """One crop box per frame instead of one per clip."""
+    paste_per_frame: bool = True
+    """One paste box per frame (default) instead of one per clip."""
     task2_input: str = "video"
     """What Task-2 input hallucination perturbs: video, prompt or both."""
+    task3_input: str = "prompt"
+    """What Task-3 (text-only conditioning) input hallucination perturbs: prompt (word swaps) or none."""
     terms: tuple[str, ...] = TERMS
     """The enabled HDPO terms; the others get no pairs."""
     num_rejected: int = 2
@@ -77,12 +86,15 @@ class PairConfig:
         self.prompt_words = _int_range("prompt_words", self.prompt_words)
         self.paste_ratio = None if self.paste_ratio is None else tuple(float(v) for v in self.paste_ratio)
         self.crop_keep = None if self.crop_keep is None else tuple(float(v) for v in self.crop_keep)
+        self.crop_area = None if self.crop_area is None else tuple(float(v) for v in self.crop_area)
         self.terms = tuple(self.terms)
         unknown = sorted(set(self.terms) - set(TERMS))
         if unknown:
             raise InputError(f"unknown HDPO term(s) {unknown}; terms are {', '.join(TERMS)}")
         if self.task2_input not in TASK2_INPUTS:
             raise InputError(f"task2_input must be one of {', '.join(TASK2_INPUTS)}, got {self.task2_input!r}")
+        if self.task3_input not in TASK3_INPUTS:
+            raise InputError(f"task3_input must be one of {', '.join(TASK3_INPUTS)}, got {self.task3_input!r}")
         if self.num_rejected < 0:
             raise InputError(f"num_rejected must be >= 0, got {self.num_rejected}")
         self._check_strength()
@@ -103,7 +115,16 @@ class PairConfig:
             self.strength_band = (lo, hi)
 
     def video_config(self) -> VideoHallucinationConfig:
-        return VideoHallucinationConfig(shuffle=self.shuffle, paste_ratio=self.paste_ratio, crop_keep=self.crop_keep)
+        return VideoHallucinationConfig(
+            shuffle=self.shuffle, paste_ratio=self.paste_ratio, crop_keep=self.crop_keep, **self.frame_options()
+        )
+
+    def frame_options(self) -> dict[str, Any]:
+        """The frame augmenter's keyword options beyond (shuffle, paste_ratio, crop_keep) that differ from
+        their defaults: an augmenter written for the five positional arguments keeps working, and fails
+        loudly (unexpected keyword) rather than ignoring an option it does not know."""
+        options = {"crop_area": None, "crop_per_frame": False, "paste_per_frame": True}
+        return {k: getattr(self, k) for k, default in options.items() if getattr(self, k) != default}
 
 
 def _int_range(name: str, value: Sequence[int]) -> tuple[int, int]:
@@ -167,7 +188,8 @@ class HdpoPairs:
 
 #: text(text, min_words, max_words, seed) -> (new text, record of the edits)
 TextAugmenter = Callable[[str, int, int, int], tuple[str, Any]]
-#: frames(frames (T,H,W,3) uint8, shuffle, paste_ratio, crop_keep, seed) -> (new frames, record of the ops)
+#: frames(frames (T,H,W,3) uint8, shuffle, paste_ratio, crop_keep, seed, **PairConfig.frame_options())
+#: -> (new frames, record of the ops)
 FrameAugmenter = Callable[..., tuple[np.ndarray, Any]]
 
 
@@ -183,9 +205,10 @@ def perturb_frames(
     paste_ratio: tuple[float, float] | None,
     crop_keep: tuple[float, float] | None,
     seed: int,
+    **options: Any,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """engine.hallucination.hallucinate_frames as a FrameAugmenter."""
-    config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
+    """engine.hallucination.hallucinate_frames as a FrameAugmenter (options: VideoHallucinationConfig fields)."""
+    config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep, **options)
     return hallucinate_frames(frames, config, seed=seed)
 
 
@@ -255,8 +278,10 @@ def _response_hallucination(b: _Build) -> None:
 
 def _perturbs(b: _Build) -> tuple[bool, bool]:
     """(video?, prompt?) that input hallucination perturbs (paper: x^(t) + H^(t)): the inputs the task
-    has; Task 2 has both and perturbs what task2_input says."""
+    has; Task 2 has both and perturbs what task2_input says; a prompt-only task (Task 3) per task3_input."""
     task, choice = b.task, b.config.task2_input
+    if not task.needs_video and b.config.task3_input == "none":
+        return False, False
     both = task.needs_video and task.needs_prompt
     video = task.needs_video and (not both or choice in ("video", "both"))
     prompt = task.needs_prompt and (not both or choice in ("prompt", "both"))
@@ -301,7 +326,8 @@ def _drawn_input(b: _Build) -> tuple[np.ndarray | None, Any, str | None, Any]:
     frames = ops = text = edits = None
     if video:
         c = b.config
-        frames, ops = b.aug.frames(b.frames, c.shuffle, c.paste_ratio, c.crop_keep, derive_seed(b.seed, "video"))
+        seed = derive_seed(b.seed, "video")
+        frames, ops = b.aug.frames(b.frames, c.shuffle, c.paste_ratio, c.crop_keep, seed, **c.frame_options())
     if prompt:
         lo, hi = b.config.prompt_words
         text, edits = b.aug.text(b.short_prompt, lo, hi, derive_seed(b.seed, "prompt"))

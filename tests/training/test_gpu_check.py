@@ -46,6 +46,17 @@ def test_gpu_check_flags_pick_one_variant_and_skip_the_trainer():
     assert "trainer" not in report and report["summary"] == {}
 
 
+@pytest.mark.slow
+def test_gpu_check_compile_flag_compiles_the_blocks():
+    stdout = io.StringIO()
+    argv = ["--tiny", "--vision-attention", "blocks", "--logps", "chunked", "--no-trainer"]
+    with redirect_stdout(stdout):
+        rc = gpu_check.main([*argv, "--compile", "blocks", "--compile-backend", "aot_eager"])
+    report = json.loads(stdout.getvalue())
+    assert rc == 0 and report["model"]["compiled_blocks"] == 4  # 2 decoder layers + 2 vision blocks
+    assert report["step[vision=blocks,logps=chunked]"]["tokens_per_s"] > 0
+
+
 def test_variants_run_before_first_and_after_last():
     assert gpu_check._variants("both", "both") == [
         ("stock", "full"),

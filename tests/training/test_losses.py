@@ -34,11 +34,60 @@ def test_sigmoid_terms_match_hand_calculation(fn):
     assert out.accuracies.tolist() == [1.0, 1.0]
 
 
-def test_hinge_and_ipo_match_hand_calculation():
+def test_hinge_matches_hand_calculation():
     # h = (pol_p - ref_p) - (pol_d - ref_d) = 1 - (-0.5) = 1.5 ; 0.5 - (-1) = 1.5
     assert L.hinge_loss(PP, PD, RP, RD, beta=0.1).losses.tolist() == pytest.approx([1 - 0.15, 1 - 0.15])
-    assert L.ipo_loss(PP, PD, RP, RD, beta=0.1).losses.tolist() == pytest.approx([(1.5 - 5.0) ** 2] * 2)
     assert L.hinge_loss(t(0.0), t(-100.0), t(0.0), t(0.0), beta=0.1).losses.tolist() == [0.0]
+
+
+def test_ipo_averages_log_ratios_over_completion_tokens():
+    # log-ratios: pref 1 and 0.5, disp -0.5 and -1; lengths pref 10 and 5 tokens, disp 4 and 2:
+    # h = 1/10 - (-0.5/4) = 0.225 ; 0.5/5 - (-1/2) = 0.6 ; target 1/(2*0.1) = 5
+    out = L.ipo_loss(PP, PD, RP, RD, t(10.0, 5.0), t(4.0, 2.0), beta=0.1)
+    assert out.losses.tolist() == pytest.approx([(0.225 - 5) ** 2, (0.6 - 5) ** 2])
+    assert out.pref_rewards.tolist() == pytest.approx(R_PREF)  # rewards stay beta * summed log-ratios (as TRL)
+    # the summed form (the old behaviour) would be (1.5 - 5)^2 for both
+    assert out.losses.tolist() != pytest.approx([(1.5 - 5.0) ** 2] * 2)
+    with pytest.raises(ValueError, match="completion tokens"):
+        L.preference_loss(PP, PD, RP, RD, kind="ipo")
+
+
+def test_hdpo_ipo_reads_the_token_counts():
+    pol, ref = t(-10, -12), t(-11, -11.5)
+    out = L.hdpo(pol, ref, {"dpo": _idx([(0, 1, 0)])}, 1, kind="ipo", tokens=t(10.0, 4.0))
+    assert out.losses.tolist() == pytest.approx([(0.225 - 5) ** 2])
+
+
+def test_kto_matches_hand_calculation():
+    # desirable r = -10 - (-11) = 1, undesirable r = -12 - (-11.5) = -0.5; KL rows: r' = -1 - (-3) = 2 and
+    # -5 - (-4) = -1 -> z = mean = 0.5; beta 0.1, lambda_D 2, lambda_U 1
+    z = L.kto_reference_point(t(-1.0, -5.0), t(-3.0, -4.0))
+    assert z.item() == pytest.approx(0.5)
+    chosen, rejected = L.kto_loss(t(-10.0), t(-11.0), t(-12.0), t(-11.5), z, 0.1, 2.0, 1.0)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert chosen.tolist() == pytest.approx([2 * (1 - sig(0.1 * (1 - 0.5)))])
+    assert rejected.tolist() == pytest.approx([1 - sig(0.1 * (0.5 + 0.5))])
+    # z is clamped at 0 (a negative KL estimate means the policy is at the reference)
+    neg = L.kto_reference_point(t(-5.0), t(-4.0))
+    assert L.kto_loss(t(-10.0), t(-11.0), t(-12.0), t(-11.5), neg)[0].tolist() == pytest.approx([1 - sig(0.1)])
+
+
+def test_kto_over_a_flat_batch_averages_each_examples_rows():
+    # ex0: chosen 0, rejected 1 and 2; ex1: chosen 3, rejected 4; z given (0)
+    pol, ref = t(-10, -12, -13, -4, -3), t(-11, -11.5, -12, -4.5, -2)
+    chosen, rejected = _idx([(0, 0, 0), (3, 3, 1)]), _idx([(0, 1, 0), (0, 2, 0), (3, 4, 1)])
+    out = L.kto(pol, ref, chosen, rejected, t(0.0), 2, beta=0.1)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    ex0 = ((1 - sig(0.1)) + (1 - sig(0.05)) + (1 - sig(0.1))) / 3
+    ex1 = ((1 - sig(0.05)) + (1 - sig(0.1))) / 2
+    assert out.losses.tolist() == pytest.approx([ex0, ex1])
+
+
+def test_sft_is_the_mean_token_nll_of_each_chosen_response():
+    # chosen 0 (summed log-prob -6 over 3 tokens), chosen 2 (-10 over 4 tokens); 1 is not read
+    out = L.sft(t(-6.0, -100.0, -10.0), t(3.0, 9.0, 4.0), _idx([(0, 0, 0), (2, 2, 1)]), 2)
+    assert out.losses.tolist() == pytest.approx([2.0, 2.5])
+    assert out.metrics["loss"].item() == pytest.approx(2.25)
 
 
 def test_anchor_and_mdpo_conditional():
