@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import InputError
-from engine.evaluators.scores import SCORE_CONVENTION, ScoreReport
-from engine.sentences import split_sentences
+from engine.evaluators.scores import SCORE_CONVENTION, EnsembleScore, ScoreReport
+from engine.sentences import Sentence, split_sentences
 
 #: Points (100 × cosine) below the median of the other sentences that flag the least-supported one.
 DEFAULT_MARGIN = 1.0
@@ -112,13 +112,15 @@ def ground_texts(
     return out
 
 
-def _sentences(text: str):
+def _sentences(text: str) -> list[Sentence]:
     if not isinstance(text, str) or not text.strip():
         raise InputError("cannot ground an empty text")
     return split_sentences(text)
 
 
-def _grounding(text: str, scored: list, report: ScoreReport, margin: float) -> Grounding:
+def _grounding(
+    text: str, scored: list[tuple[Sentence, EnsembleScore]], report: ScoreReport, margin: float
+) -> Grounding:
     means = [row.mean for _, row in scored]
     median = statistics.median(means) if means else 0.0
     sentences = [

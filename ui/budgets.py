@@ -20,6 +20,7 @@ from engine.types import Candidate, Task
 from ui.common import AppContext, bind
 from ui.tasks import (
     StopEvents,
+    best_first,
     make_params,
     preset_top_p,
     score_with_judge,
@@ -60,7 +61,7 @@ def budget_panel(ctx: AppContext, state: dict | None, target: str) -> str:
     cands = [c for c in (state or {}).get("candidates") or [] if c["text"].strip()]
     if not cands:
         return EMPTY.format(f"Run to count the candidates' tokens under {html.escape(TARGETS[target].label)}.")
-    cands.sort(key=lambda c: (c["scores"].get("judge") is None, -(c["scores"].get("judge") or 0.0), c["rank"]))
+    cands.sort(key=lambda c: best_first(c["scores"], c["rank"]))  # the cards' order
     parts = [measure_html(c["text"], _measure(ctx, c["text"], target), f"#{c['rank'] + 1}") for c in cands]
     return f"<div class='budget-box'>{''.join(parts)}</div>"
 

@@ -16,6 +16,7 @@ import gradio as gr
 from engine.errors import StudioError
 from engine.evaluators.registry import TINY_EVALUATORS
 from ui.common import RANDOM_WEIGHTS_LABEL, AppContext, bind, on_model_event
+from ui.tasks import best_first
 
 #: Half the bar track (the median sits in the middle) spans at least this many points.
 MIN_SCALE = 2.0
@@ -71,8 +72,8 @@ def groundings_html(groundings: list[dict[str, Any]], titles: list[str]) -> str:
     return f"<div class='ground-box'>{body}{legend(groundings[0])}</div>"
 
 
-def _ground(ctx: AppContext, video: str, texts: list[str], evals: list[str] | None) -> list[dict[str, Any]]:
-    return [g.as_dict() for g in ctx.studio.ground(video, texts, list(evals or []) or None)]
+def _ground(ctx: AppContext, video: str, texts: list[str], evals: list[str]) -> list[dict[str, Any]]:
+    return [g.as_dict() for g in ctx.studio.ground(video, texts, list(evals))]
 
 
 # -- the Describe tabs ------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def ground_candidates(ctx: AppContext, state: dict | None, evals: list[str] | No
         return EMPTY.format("")
     if not evals:
         return EMPTY.format("No evaluator chosen: no sentence grounding.")
-    cands.sort(key=lambda c: (c["scores"].get("mean") is None, -(c["scores"].get("mean") or 0.0), c["rank"]))
+    cands.sort(key=lambda c: best_first(c["scores"], c["rank"]))  # the cards' order
     try:
         groundings = _ground(ctx, video, [c["text"] for c in cands], evals)
     except StudioError as exc:
@@ -119,6 +120,8 @@ def ground_text_view(
         raise gr.Error("sentence grounding needs a video: upload one or pick a sample clip")
     if not (text or "").strip():
         raise gr.Error("paste a detailed prompt to ground")
+    if not evals:
+        raise gr.Error("pick at least one evaluator")
     g = _ground(ctx, video, [text], evals)[0]
     return groundings_html([g], [""]), g
 

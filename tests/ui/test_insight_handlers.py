@@ -64,6 +64,8 @@ def test_viewer_grounds_each_sentence_and_escapes_it(ctx) -> None:
         ground_text_view(ctx, None, EVIL, TINY)
     with pytest.raises(gr.Error, match="paste a detailed prompt"):
         ground_text_view(ctx, BUNNY, "  ", TINY)
+    with pytest.raises(gr.Error, match="pick at least one evaluator"):
+        ground_text_view(ctx, BUNNY, EVIL, [])
 
 
 def test_describe_grounds_every_candidate_best_first(ctx) -> None:
