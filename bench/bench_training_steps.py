@@ -3,7 +3,7 @@
     python bench/bench_training_steps.py hdpo-vs-dpo [--model tiny-random-vlm] [--steps 6]
     python bench/bench_training_steps.py trl         [--model tiny-random-lm]  [--steps 10]
     python bench/bench_training_steps.py refcache    [--model tiny-random-lm]  [--steps 6] [--lora]
-    python bench/bench_training_steps.py all
+    python bench/bench_training_steps.py [all]
 
 Prints one JSON line per measurement and the ratio against its baseline. "step_s" is the fastest timed
 step after one warm-up step (the least disturbed on a shared machine; the median is printed beside it);
@@ -242,7 +242,7 @@ def refcache(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["hdpo-vs-dpo", "trl", "refcache", "all", "_measure"])
+    p.add_argument("what", nargs="?", default="all", choices=["hdpo-vs-dpo", "trl", "refcache", "all", "_measure"])
     p.add_argument("--model", default=None)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--lora", default=None, type=lambda s: s.lower() in ("1", "true", "yes"))
