@@ -87,6 +87,9 @@ def test_every_verb_is_registered_in_one_parser():
         "record-instructions",
         "generate-video",
         "evaluate-video",
+        "ground",
+        "strength",
+        "tokens",
     }
 
 
