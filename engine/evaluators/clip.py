@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from engine.errors import ModelLoadError
 from engine.evaluators.base import VideoTextEvaluator, resize_crop_normalise
@@ -29,6 +30,45 @@ from engine.evaluators.checkpoints import (
     weights_path,
 )
 from engine.evaluators.registry import EvaluatorPreset
+
+
+# -- text towers ---------------------------------------------------------------------------------
+def can_trim_text(tower: nn.Module) -> bool:
+    """Whether `encode_text_trimmed` gives this open_clip text tower's own features.
+
+    True for CLIP's layout (CLIP, Long-CLIP, VideoCLIP-XL's text tower): a causal mask, so position i reads
+    positions <= i only, and the feature taken at the end token (argmax pooling: it has the highest id). The
+    padding after the longest text's end token then changes no feature. Not for towers that pool the last
+    position, attend both ways, or append a class token after the padding.
+    """
+    pool = getattr(tower, "text_pool_type", getattr(tower, "pool_type", None))
+    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+    return (
+        pool == "argmax"
+        and getattr(tower, "attn_mask", None) is not None
+        and getattr(tower, "cls_emb", None) is None
+        and not getattr(tower, "output_tokens", False)
+        and all(hasattr(tower, name) for name in needed)
+    )
+
+
+def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """int tokens (K, L) padded to the context -> raw text features (K, D), the transformer run over only the
+    n <= L positions up to the longest text's end token (`can_trim_text` says when that is exact).
+
+    Six short sentences padded to Long-CLIP's 248 positions cost six full encodes; trimmed, about one.
+    """
+    end = tokens.argmax(dim=-1)  # (K,) end-token position of each text
+    n = int(end.max()) + 1
+    tokens = tokens[:, :n]  # (K, n)
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:n].to(cast)  # (K, n, W)
+    x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask[:n, :n]))  # causal mask for n positions
+    pooled = x[torch.arange(len(x), device=x.device), end]  # (K, W)
+    projection = tower.text_projection
+    if projection is None:
+        return pooled
+    return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection  # (K, D)
 
 
 class FrameAveragingEvaluator(VideoTextEvaluator):
@@ -45,6 +85,8 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         self.mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
         self.batch_size = batch_size
+        self.text_tower = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in .text; CLIP inline
+        self.trim_text = can_trim_text(self.text_tower)
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         return resize_crop_normalise(frames, self.image_size, self.mean, self.std, crop=True)
@@ -59,7 +101,8 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         return F.normalize(per_frame.mean(dim=0), dim=-1)  # average of unit vectors, re-normalised
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(tokens)
+        """(K, context) -> (K, D); the text transformer stops at the longest text's end token when exact."""
+        return encode_text_trimmed(self.text_tower, tokens) if self.trim_text else self.model.encode_text(tokens)
 
 
 # -- loaders ------------------------------------------------------------------------------------
