@@ -13,9 +13,10 @@ paper's shapes (section 3.5): CLIP ViT-L/14 (77 tokens, 8 frames averaged), Long
 tokens) and VideoCLIP-XL (ViT-L/14 video encoder over 8 x 256 patches jointly, Long-CLIP text tower).
 Random weights: the cost is the architecture's, the scores mean nothing.
 
---paper also probes what the warm path would cost if the text towers stopped at the longest text's end token
-instead of running the padding to 248 positions (the causal mask lets no token see the padding after it, so
-the features are the same): the Long-CLIP-shaped tower, 6 sentences vs the whole text, padded vs trimmed.
+--paper also shows what the evaluators save by stopping their text towers at the longest text's end token
+(engine.evaluators.clip.encode_text_trimmed) instead of running the padding to 248 positions (the causal mask
+lets no token see the padding after it, so the features are the same): the Long-CLIP-shaped tower, 6 sentences
+vs the whole text, padded (the tower's own forward) vs trimmed.
 
 Run: .venv/bin/python bench/bench_grounding.py [--paper] [--reps 3]   (the tiny ensemble runs 5 x reps rounds)
 """
@@ -147,6 +148,8 @@ def trim_probe(reps: int) -> None:
     import torch
     from open_clip.transformer import LayerNorm, QuickGELU, TextTransformer
 
+    from engine.evaluators.clip import encode_text_trimmed
+
     torch.manual_seed(0)
     tower = TextTransformer(
         context_length=248,
@@ -161,12 +164,7 @@ def trim_probe(reps: int) -> None:
     tokenizer = open_clip.SimpleTokenizer(context_length=248)
 
     def trimmed(tokens: torch.Tensor) -> torch.Tensor:
-        n = int(tokens.argmax(-1).max()) + 1  # the end token has the highest id
-        tokens = tokens[:, :n]
-        x = tower.transformer(
-            tower.token_embedding(tokens) + tower.positional_embedding[:n], attn_mask=tower.attn_mask[:n, :n]
-        )
-        return tower.ln_final(x)[torch.arange(len(x)), tokens.argmax(-1)] @ tower.text_projection
+        return encode_text_trimmed(tower, tokens)  # what the evaluators run
 
     sentences, whole = tokenizer([s.text for s in split_sentences(TEXT)]), tokenizer([TEXT])
     with torch.inference_mode():
