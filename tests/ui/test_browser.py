@@ -10,7 +10,6 @@ Screenshots of each tab (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README'
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -20,32 +19,16 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.ui.browser import BROWSER_MARKS, open_page, open_tab, pick, set_slider, wait_text
 from ui.app_server import SAMPLES, Server, judgements, seed_pairs, start_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
 EVIL_HOST = "evil.test"
 EVIL_PROMPT = f"A cat <img src=http://{EVIL_HOST}/x.png> naps ![x](http://{EVIL_HOST}/y.png)"
 WET = "A grey cat naps on a wet red sofa in the afternoon sun."
 DAMP = "A grey cat naps on a damp red sofa in the afternoon sun."
 VOTE_BUTTONS = ("vote-a", "vote-b", "vote-tie", "vote-bad", "vote-skip")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 def seed_text_only_pair(db_url: str) -> int:
@@ -66,70 +49,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     seed_text_only_pair(server.db_url)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-def open_page(browser, url: str) -> tuple:
-    """A fresh page on `url` (its own context: clipboard allowed) and the list of URLs it requests."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    requests: list[str] = []
-    page.on("request", lambda req: requests.append(req.url))
-    page.goto(url)
-    page.get_by_text("single-user local mode").wait_for()
-    return page, requests
-
-
-@pytest.fixture()
-def page(browser, app: Server) -> Iterator:
-    page, _ = open_page(browser, app.url)
-    yield page
-    page.context.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("VIDPROMPTER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-
-
-def pick(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input").first
-    box.click()
-    box.fill(value)
-    box.press("Enter")
-
-
-def set_slider(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
-def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> str:
-    """Wait until the element's rendered text (hidden copies left out: Gradio tables keep one) has `text`."""
-    page.wait_for_function(
-        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
-        arg=[selector, text],
-        timeout=timeout,
-    )
-    return page.locator(selector).inner_text()
 
 
 def fits(page, selector: str) -> bool:

@@ -9,7 +9,6 @@ Screenshots (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README's come from
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,17 +16,9 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.ui.browser import BROWSER_MARKS, open_tab, pick, set_slider
 from ui.app_server import SAMPLES, Server, start_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
 PROMPT = (
     "A big white rabbit wakes up in a green meadow and stretches under a tall tree. "
     "Two butterflies flutter around its head in the morning sun. "
@@ -35,11 +26,7 @@ PROMPT = (
     "The camera slowly pulls back to a wide shot of the hills."
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def seed_video_pair(db_url: str) -> int:
@@ -61,47 +48,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser, app: Server) -> Iterator:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(app.url)
-    page.get_by_text("single-user local mode").wait_for()
-    yield page
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("VIDPROMPTER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def pick(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input").first
-    box.click()
-    box.fill(value)
-    box.press("Enter")
-
-
-def set_slider(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
 def bars(page, box: str) -> list[str]:
     """The sentences of a grounding box, as shown."""
     page.locator(f"{box} .ground-row").first.wait_for(timeout=120_000)
@@ -117,7 +63,7 @@ def upload(page, elem_id: str, clip: str = "bunny.mp4") -> None:
 
 
 def test_viewer_grounds_a_prompt_and_measures_strength(page, shots: Path) -> None:
-    page.get_by_role("tab", name="Hallucination viewer").click()
+    open_tab(page, "Hallucination viewer")
     page.locator("#viewer-text textarea").fill(PROMPT)
     upload(page, "viewer-video-in")
     page.locator("#viewer-ground-run").click()
@@ -143,7 +89,7 @@ def test_viewer_grounds_a_prompt_and_measures_strength(page, shots: Path) -> Non
 
 
 def test_describe_grounds_each_candidate(page) -> None:
-    page.get_by_role("tab", name="Describe a video").click()
+    open_tab(page, "Describe a video")
     pick(page, "describe-model", "tiny-random-vlm")
     pick(page, "describe-evals", "tiny-random-clip")
     upload(page, "describe-video")
@@ -159,7 +105,7 @@ def test_describe_grounds_each_candidate(page) -> None:
 
 
 def test_label_grounds_both_responses_on_request(page) -> None:
-    page.get_by_role("tab", name="Label").click()
+    open_tab(page, "Label")
     page.locator("#label-input").get_by_text("Pair #").wait_for()
     page.get_by_text("Sentence grounding (evaluators)").click()
     page.locator("#label-ground-run").click()

@@ -4,7 +4,6 @@ shows the saved order. A screenshot of the panel goes to $VIDPROMPTER_SCREENSHOT
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,16 +11,10 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
-from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, open_page, open_tab, wait_text
+from tests.ui.browser import BROWSER_MARKS, open_page, open_tab, wait_text
 from ui.app_server import Server, start_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 def seed(db_url: str) -> dict[str, int]:
@@ -45,23 +38,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
     pairs = seed(server.db_url)
     yield server, pairs
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("VIDPROMPTER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def test_admin_switches_to_most_uncertain_first(browser, app: tuple[Server, dict[str, int]], shots: Path) -> None:

@@ -8,7 +8,6 @@ Screenshots (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README's come from
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,25 +16,13 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.ui.browser import BROWSER_MARKS, open_tab, pick
 from ui.app_server import Server, start_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
 TINY = "tiny-random-cogvideox"
 REAL_PRESET_VARS = ("COGVIDEOX_2B", "COGVIDEOX_5B", "WAN2_1_T2V_1_3B", "EASYANIMATE_V5_1_7B")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def seed_text_pair(db_url: str) -> int:
@@ -61,39 +48,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture()
-def page(browser, app: Server) -> Iterator:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
+def page(page):
+    """conftest's page, with a 60 s default wait: a tiny T2V clip on 2 shared cores can take that long."""
     page.set_default_timeout(60_000)
-    page.goto(app.url)
-    page.get_by_text("single-user local mode").wait_for()
-    yield page
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("VIDPROMPTER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def pick(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input").first
-    box.click()
-    box.fill(value)
-    box.press("Enter")
+    return page
 
 
 def video_src(page, elem_id: str) -> str:
@@ -141,7 +100,7 @@ def test_generate_a_clip_from_a_beautify_candidate(page, shots: Path) -> None:
 
 
 def test_label_tab_videos_of_a_and_b_side_by_side(page, shots: Path) -> None:
-    page.get_by_role("tab", name="Label").click()
+    open_tab(page, "Label")
     page.locator("#label-input").get_by_text("Pair #").wait_for()
     page.locator("#label-t2v").get_by_text("Compare the videos A and B make").click()
     pick(page, "label-t2v-model", TINY)
