@@ -78,7 +78,7 @@ def pid_alive(pid: int | None) -> bool:
     try:
         stat = (proc / "stat").read_text()
         cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-    except FileNotFoundError:  # exited between the two checks
+    except (FileNotFoundError, ProcessLookupError):  # exited between the two checks (ENOENT or ESRCH)
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False

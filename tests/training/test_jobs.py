@@ -151,3 +151,16 @@ def test_launch_cancel_resume_detached(jobs: Jobs, tmp_path: Path):
     jobs.cancel(run_id)
     again = jobs.wait(run_id, timeout=120)
     assert again["status"] == "cancelled" and again["step"] > stopped_at
+
+
+@pytest.mark.parametrize("error", [FileNotFoundError, ProcessLookupError])
+def test_a_process_exiting_while_its_proc_entry_is_read_is_dead(monkeypatch, error):
+    """/proc/<pid>/stat of an exiting process raises ESRCH (ProcessLookupError), not only ENOENT: the
+    admin tab's status poll then read "dead", never a traceback (seen in a full `make test` run)."""
+    import training.jobs as jobs_module
+
+    def vanished(self, *args, **kwargs):
+        raise error(3, "No such process")
+
+    monkeypatch.setattr(jobs_module.Path, "read_text", vanished)
+    assert jobs_module.pid_alive(1) is False  # pid 1 exists, so the check reaches /proc
