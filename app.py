@@ -69,6 +69,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "$VIDPROMPTER_MODEL_ROOTS, os.pathsep-separated); presets are always allowed",
     )
     parser.add_argument("--max-models", type=int, default=2, help="generation models kept loaded (LRU beyond)")
+    parser.add_argument(
+        "--t2v-offload",
+        default="none",
+        choices=["none", "model", "sequential"],
+        help="text-to-video CPU offload on a small GPU (model: whole components; sequential: layer by layer)",
+    )
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
     parser.add_argument(
         "--media-root",
@@ -105,12 +111,14 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")  # a password piped from a Windows file ends in \r\n
 
 
-def studio_config(model: str | None, model_roots: Sequence[str] = (), max_models: int = 2) -> StudioConfig:
+def studio_config(
+    model: str | None, model_roots: Sequence[str] = (), max_models: int = 2, t2v_offload: str = "none"
+) -> StudioConfig:
     """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots."""
     from engine.models import resolve
     from engine.service import StudioConfig
 
-    confined = {"model_roots": tuple(model_roots), "max_models": max_models}
+    confined = {"model_roots": tuple(model_roots), "max_models": max_models, "t2v_offload": t2v_offload}
     if not model:
         return StudioConfig(**confined)
     kind = resolve(model).kind  # ModelLoadError for an unknown name: reported by main()
@@ -135,7 +143,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
     _record_instructions(db)
     roots = args.model_root if args.model_root is not None else list(env_model_roots())
-    studio = Studio(studio_config(args.model, roots, args.max_models))
+    studio = Studio(studio_config(args.model, roots, args.max_models, args.t2v_offload))
     upload_dir = _upload_dir(db_url)
     folders = launch_folders(args, upload_dir)
     ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts)

@@ -83,6 +83,8 @@ class StudioConfig:
     folders only under these roots, and a folder not loaded before only inside `Studio.admin_access()`."""
     max_models: int = 2
     """Generation models kept loaded; the least recently used one is dropped (freed) beyond this."""
+    t2v_offload: str = "none"
+    """Text-to-video CPU offload on CUDA: "none", "model" or "sequential" (engine.t2v.backend.OFFLOAD_MODES)."""
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:

@@ -102,7 +102,7 @@ class VideoVerbs:
             if cache.pipeline is not None:  # freed first: two real pipelines do not fit one GPU
                 cache.pipeline = cache.name = None
                 _release_memory()
-            cache.pipeline = load_t2v(key, device=self.config.device)
+            cache.pipeline = load_t2v(key, device=self.config.device, offload=self.config.t2v_offload)
             cache.name = key
             return cache.pipeline
         finally:

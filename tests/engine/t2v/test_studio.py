@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from engine.errors import InputError, ModelLoadError
+from engine.errors import BackendUnavailable, InputError, ModelLoadError
 from engine.service import Studio, StudioConfig
 from engine.t2v.backend import device_lock
 from engine.t2v.errors import GenerationBusy, GenerationCancelled
@@ -94,3 +94,17 @@ def test_clip_path_is_fresh_per_request(tmp_path):
         a != b and a.parent.parent == tmp_path and a.name == "cand-1-..-x-s3.mp4"
     )  # one name in its own folder, never a path
     assert clip_path(tmp_path, "///", 0).name == "clip-s0.mp4"
+
+
+def test_app_offload_flag_reaches_the_pipeline_loader(tmp_path):
+    """`app.py --t2v-offload model` travels through StudioConfig to load_t2v: on this CUDA-less host the load
+    is refused with the backend's one line (on a GPU host the same value sets diffusers' model offload)."""
+    import app
+
+    args = app.parse_args(["--t2v-offload", "model"])
+    config = app.studio_config(None, (), 2, args.t2v_offload)
+    assert config.t2v_offload == "model" and app.parse_args([]).t2v_offload == "none"
+    studio = Studio(StudioConfig(device="cpu", t2v_offload=config.t2v_offload))
+    with pytest.raises(BackendUnavailable, match="--offload model moves weights between the CPU and a GPU"):
+        studio.generate_video("a cat", tmp_path / "a.mp4", TINY)
+    assert not list(tmp_path.iterdir()) and studio.loaded_t2v() is None
