@@ -224,10 +224,14 @@ def sequence_logps(model: Any, lm: LoadedModel, seqs: list[TrainSeq], frames_dir
 
 # ------------------------------------------------------------- log-probs without the (S, keep, V) logits
 
-#: Tile of the chunked log-prob kernel: label positions x vocabulary columns. Its fp32 logits (64 MiB at
-#: these sizes) are the largest temporary; the (S, keep, V) tensor of the logits path never exists.
+#: Tile of the chunked log-prob kernel: label positions x vocabulary columns. Its fp32 logits (64 MiB on an
+#: accelerator, 8 MiB on CPU) are the largest temporary; the (S, keep, V) tensor of the logits path never exists.
 CHUNK_ROWS = 2048
 CHUNK_VOCAB = 8192
+#: On CPU a narrower tile keeps the softmax passes nearer the cache: forward + backward at V 151,936 took
+#: 0.91-0.95 of the 8192-column time (bench/bench_logps_memory.py); on CUDA wide tiles
+#: keep the kernel launches per step few.
+CHUNK_VOCAB_CPU = 1024
 
 
 def _unwrap(model: Any) -> Any:
@@ -269,15 +273,17 @@ def _lm_head_inputs(head: torch.nn.Module):
 
 
 def label_logps(
-    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int = CHUNK_ROWS, cols: int = CHUNK_VOCAB
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int = CHUNK_ROWS, cols: int | None = None
 ) -> torch.Tensor:
     """gather_logps(hidden @ weight.T, labels) without the logits: summed label log-probs (S,), float32.
 
     hidden (S, K, Hd) LM-head inputs, weight (V, Hd), labels (S, K) with IGNORE_INDEX off the response.
     Position t predicts label t+1. Only the N positions that predict a label are scored, in tiles of
     rows x cols logits, in forward and again in backward (recomputed: nothing of size N x V is saved).
-    Under autocast the tiles run in the autocast dtype, as the LM head would.
+    Under autocast the tiles run in the autocast dtype, as the LM head would. cols None: CHUNK_VOCAB_CPU on
+    CPU, CHUNK_VOCAB elsewhere.
     """
+    cols = cols or (CHUNK_VOCAB_CPU if hidden.device.type == "cpu" else CHUNK_VOCAB)
     labels = labels[:, 1:]
     mask = labels != IGNORE_INDEX  # (S, K-1)
     x = hidden[:, :-1][mask]  # (N, Hd)
