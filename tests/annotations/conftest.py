@@ -6,13 +6,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from annotations import store
+from annotations import db, store
 from annotations.db import make_engine, open_db
 
 PG_ENV = "VIDPROMPTER_PG_URL"
@@ -137,3 +138,21 @@ def _make_pairs(engine: Engine, video: Path, n: int, task: int = 1) -> list[int]
         store.add_scores(engine, beam, {"clip": 0.2, "judge": 3.0})
         pair_ids.append(store.add_pair(engine, sample, task, teacher, beam))
     return pair_ids
+
+
+@pytest.fixture(params=["raw-sqlite", "sqlalchemy-sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def vote_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Both SQLite vote paths (raw sqlite3 and SQLAlchemy), and PostgreSQL when VIDPROMPTER_PG_URL is set."""
+    if request.param == "postgres":
+        engine = _pg_engine()
+        db.init_db(engine)
+        yield engine
+        engine.dispose()
+        with engine.admin.connect() as conn:  # type: ignore[attr-defined]
+            conn.execute(text(f"DROP SCHEMA {engine.info_schema} CASCADE"))  # type: ignore[attr-defined]
+        return
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'votes.db'}", raw_sqlite=request.param == "raw-sqlite")
+    db.init_db(engine)
+    assert db.uses_raw_sqlite(engine) is (request.param == "raw-sqlite")
+    yield engine
+    engine.dispose()

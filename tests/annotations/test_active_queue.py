@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -17,28 +17,9 @@ from sqlalchemy import Engine, text
 
 from annotations import active, db, queue_sqlite, store
 from annotations.errors import LeaseLost, StoreError
-from tests.annotations.conftest import _pg_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 E = math.exp
-
-
-@pytest.fixture(params=["raw-sqlite", "sqlalchemy-sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def qengine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """Both SQLite vote paths, and PostgreSQL when VIDPROMPTER_PG_URL is set."""
-    if request.param == "postgres":
-        engine = _pg_engine()
-        db.init_db(engine)
-        yield engine
-        engine.dispose()
-        with engine.admin.connect() as conn:  # type: ignore[attr-defined]
-            conn.execute(text(f"DROP SCHEMA {engine.info_schema} CASCADE"))  # type: ignore[attr-defined]
-        return
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'q.db'}", raw_sqlite=request.param == "raw-sqlite")
-    db.init_db(engine)
-    assert db.uses_raw_sqlite(engine) is (request.param == "raw-sqlite")
-    yield engine
-    engine.dispose()
 
 
 def scored_pair(engine: Engine, tag: str, a: Mapping[str, float], b: Mapping[str, float]) -> int:
@@ -170,107 +151,107 @@ def _four_pairs(engine: Engine) -> list[int]:
     ]
 
 
-def test_active_serves_the_most_uncertain_first_and_unscored_last(qengine: Engine) -> None:
-    sure, split, bare, close = _four_pairs(qengine)
-    assert served(qengine, "active", 5) == [split, close, sure, bare, None]
+def test_active_serves_the_most_uncertain_first_and_unscored_last(vote_engine: Engine) -> None:
+    sure, split, bare, close = _four_pairs(vote_engine)
+    assert served(vote_engine, "active", 5) == [split, close, sure, bare, None]
 
 
-def test_fifo_is_the_default_and_keeps_creation_order(qengine: Engine) -> None:
-    pairs = _four_pairs(qengine)
-    assert served(qengine, None, 5) == [*pairs, None]
+def test_fifo_is_the_default_and_keeps_creation_order(vote_engine: Engine) -> None:
+    pairs = _four_pairs(vote_engine)
+    assert served(vote_engine, None, 5) == [*pairs, None]
 
 
-def test_ties_and_unscored_pairs_fall_back_to_fifo(qengine: Engine) -> None:
-    tie1 = scored_pair(qengine, "t1", {"llm-judge": 6}, {"llm-judge": 5})
-    bare1 = scored_pair(qengine, "b1", {}, {})
-    tie2 = scored_pair(qengine, "t2", {"llm-judge": 2}, {"llm-judge": 3})
-    bare2 = scored_pair(qengine, "b2", {"m1": 1}, {"m2": 1})  # scored, but by different evaluators
-    top = scored_pair(qengine, "top", {"llm-judge": 4}, {"llm-judge": 4})
-    assert served(qengine, "active", 5) == [top, tie1, tie2, bare1, bare2]
+def test_ties_and_unscored_pairs_fall_back_to_fifo(vote_engine: Engine) -> None:
+    tie1 = scored_pair(vote_engine, "t1", {"llm-judge": 6}, {"llm-judge": 5})
+    bare1 = scored_pair(vote_engine, "b1", {}, {})
+    tie2 = scored_pair(vote_engine, "t2", {"llm-judge": 2}, {"llm-judge": 3})
+    bare2 = scored_pair(vote_engine, "b2", {"m1": 1}, {"m2": 1})  # scored, but by different evaluators
+    top = scored_pair(vote_engine, "top", {"llm-judge": 4}, {"llm-judge": 4})
+    assert served(vote_engine, "active", 5) == [top, tie1, tie2, bare1, bare2]
 
 
-def test_fewest_judgements_still_come_first_under_active(qengine: Engine) -> None:
-    sure, split, _bare, close = _four_pairs(qengine)
-    view = store.next_pair(qengine, "alice", overlap=2, order="active")
+def test_fewest_judgements_still_come_first_under_active(vote_engine: Engine) -> None:
+    sure, split, _bare, close = _four_pairs(vote_engine)
+    view = store.next_pair(vote_engine, "alice", overlap=2, order="active")
     assert view.pair_id == split
-    store.record_judgement(qengine, split, "alice", "a_better", view.left_response_id)
+    store.record_judgement(vote_engine, split, "alice", "a_better", view.left_response_id)
     # split has a judgement now: a pair without one comes before its second, however uncertain split is.
-    assert served(qengine, "active", 1, overlap=2) == [close]
+    assert served(vote_engine, "active", 1, overlap=2) == [close]
 
 
-def test_setting_round_trips_and_next_pair_follows_it(qengine: Engine) -> None:
-    sure, split, *_ = _four_pairs(qengine)
-    assert store.queue_order_info(qengine) == store.QueueOrder("fifo")
-    set_ = store.set_queue_order(qengine, "active", by="boss")
-    info = store.queue_order_info(qengine)
+def test_setting_round_trips_and_next_pair_follows_it(vote_engine: Engine) -> None:
+    sure, split, *_ = _four_pairs(vote_engine)
+    assert store.queue_order_info(vote_engine) == store.QueueOrder("fifo")
+    set_ = store.set_queue_order(vote_engine, "active", by="boss")
+    info = store.queue_order_info(vote_engine)
     assert (info.order, info.updated_by) == ("active", "boss") and info.updated_at is not None
     assert set_.order == "active"
-    assert store.next_pair(qengine, "alice").pair_id == split  # no order given: the project's
-    store.set_queue_order(qengine, "fifo", by="boss")
-    assert store.queue_order(qengine) == "fifo"
-    assert store.next_pair(qengine, "bob").pair_id == sure
-    assert store.next_pair(qengine, "bob", order="active").pair_id == sure  # a held lease comes back first
+    assert store.next_pair(vote_engine, "alice").pair_id == split  # no order given: the project's
+    store.set_queue_order(vote_engine, "fifo", by="boss")
+    assert store.queue_order(vote_engine) == "fifo"
+    assert store.next_pair(vote_engine, "bob").pair_id == sure
+    assert store.next_pair(vote_engine, "bob", order="active").pair_id == sure  # a held lease comes back first
 
 
-def test_bad_order_is_one_line(qengine: Engine) -> None:
+def test_bad_order_is_one_line(vote_engine: Engine) -> None:
     with pytest.raises(StoreError, match=r"^queue order must be one of fifo, active; got 'random'$"):
-        store.set_queue_order(qengine, "random")
+        store.set_queue_order(vote_engine, "random")
     with pytest.raises(StoreError, match=r"^queue order must be one of fifo, active; got 'lifo'$"):
-        store.next_pair(qengine, "alice", order="lifo")
-    assert store.queue_order(qengine) == "fifo"
+        store.next_pair(vote_engine, "alice", order="lifo")
+    assert store.queue_order(vote_engine) == "fifo"
 
 
 # --------------------------------------------------------------------------- guarantees with active on
 
 
-def test_active_overlap_leases_and_expiry(qengine: Engine) -> None:
-    store.set_queue_order(qengine, "active", by="boss")
-    sure, split, _bare, close = _four_pairs(qengine)
+def test_active_overlap_leases_and_expiry(vote_engine: Engine) -> None:
+    store.set_queue_order(vote_engine, "active", by="boss")
+    sure, split, _bare, close = _four_pairs(vote_engine)
     # Overlap 3: the most uncertain pair goes to three annotators, the fourth gets the next one.
-    assert served(qengine, None, 4, overlap=3) == [split, split, split, close]
-    assert store.next_pair(qengine, "ann0", overlap=3).pair_id == split  # a reload: the held lease
+    assert served(vote_engine, None, 4, overlap=3) == [split, split, split, close]
+    assert store.next_pair(vote_engine, "ann0", overlap=3).pair_id == split  # a reload: the held lease
     # A short lease expires and its pair goes back to the queue, first in line again.
-    late = store.next_pair(qengine, "zed", lease_seconds=0.05)
+    late = store.next_pair(vote_engine, "zed", lease_seconds=0.05)
     assert late.pair_id == sure  # at overlap 1, split and close are held by others: sure is next
     time.sleep(0.1)
-    assert store.next_pair(qengine, "yan").pair_id == sure
+    assert store.next_pair(vote_engine, "yan").pair_id == sure
     with pytest.raises(LeaseLost):
-        store.record_judgement(qengine, sure, "zed", "a_better", late.left_response_id)
+        store.record_judgement(vote_engine, sure, "zed", "a_better", late.left_response_id)
 
 
-def test_active_undo_skip_and_progress(qengine: Engine) -> None:
-    store.set_queue_order(qengine, "active", by="boss")
-    sure, split, bare, close = _four_pairs(qengine)
+def test_active_undo_skip_and_progress(vote_engine: Engine) -> None:
+    store.set_queue_order(vote_engine, "active", by="boss")
+    sure, split, bare, close = _four_pairs(vote_engine)
     order = []
     for _ in range(2):
-        view = store.next_pair(qengine, "alice")
-        store.record_judgement(qengine, view.pair_id, "alice", "a_better", view.left_response_id)
+        view = store.next_pair(vote_engine, "alice")
+        store.record_judgement(vote_engine, view.pair_id, "alice", "a_better", view.left_response_id)
         order.append(view.pair_id)
     assert order == [split, close]
-    assert store.undo_last(qengine, "alice") == close
-    assert store.next_pair(qengine, "bob").pair_id == sure  # close is leased back to alice
-    assert store.next_pair(qengine, "alice").pair_id == close
-    view = store.next_pair(qengine, "carol")
+    assert store.undo_last(vote_engine, "alice") == close
+    assert store.next_pair(vote_engine, "bob").pair_id == sure  # close is leased back to alice
+    assert store.next_pair(vote_engine, "alice").pair_id == close
+    view = store.next_pair(vote_engine, "carol")
     assert view.pair_id == bare
-    store.record_judgement(qengine, bare, "carol", "skip", view.left_response_id)
-    assert store.next_pair(qengine, "carol") is None  # split is judged, close and sure are held
-    assert store.progress(qengine, "alice") == (1, 4)
+    store.record_judgement(vote_engine, bare, "carol", "skip", view.left_response_id)
+    assert store.next_pair(vote_engine, "carol") is None  # split is judged, close and sure are held
+    assert store.progress(vote_engine, "alice") == (1, 4)
 
 
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_active_queue_threads_never_share_a_pair(qengine: Engine) -> None:
+def test_active_queue_threads_never_share_a_pair(vote_engine: Engine) -> None:
     """Six annotator threads on one engine (every backend): each pair voted exactly once, nothing lost."""
-    pairs = [scored_pair(qengine, str(i), {"llm-judge": 5 + i % 4}, {"llm-judge": 5}) for i in range(18)]
-    store.set_queue_order(qengine, "active", by="boss")
+    pairs = [scored_pair(vote_engine, str(i), {"llm-judge": 5 + i % 4}, {"llm-judge": 5}) for i in range(18)]
+    store.set_queue_order(vote_engine, "active", by="boss")
     handed: list[int] = []
     errors: list[BaseException] = []
 
     def annotate(name: str) -> None:
         try:
-            while (view := store.next_pair(qengine, name)) is not None:
-                store.record_judgement(qengine, view.pair_id, name, "b_better", view.left_response_id, 0.1)
+            while (view := store.next_pair(vote_engine, name)) is not None:
+                store.record_judgement(vote_engine, view.pair_id, name, "b_better", view.left_response_id, 0.1)
                 handed.append(view.pair_id)  # list.append is atomic under the GIL
         except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
             errors.append(exc)
@@ -282,7 +263,7 @@ def test_active_queue_threads_never_share_a_pair(qengine: Engine) -> None:
         t.join()
     assert not errors
     assert sorted(handed) == sorted(pairs)
-    assert sorted(j["pair_id"] for j in store.recent_judgements(qengine, 100)) == sorted(pairs)
+    assert sorted(j["pair_id"] for j in store.recent_judgements(vote_engine, 100)) == sorted(pairs)
 
 
 # --------------------------------------------------------------------------- concurrency: processes
@@ -300,18 +281,18 @@ while (view := store.next_pair(engine, name)) is not None:
 """
 
 
-def test_active_queue_loses_and_duplicates_nothing_across_processes(qengine: Engine) -> None:
+def test_active_queue_loses_and_duplicates_nothing_across_processes(vote_engine: Engine) -> None:
     """Four annotator processes (separate interpreters) on each vote path, PostgreSQL included."""
-    _bulk_pairs(qengine, 120)
-    store.set_queue_order(qengine, "active", by="boss")
-    url, raw = qengine.url.render_as_string(hide_password=False), db.uses_raw_sqlite(qengine)
+    _bulk_pairs(vote_engine, 120)
+    store.set_queue_order(vote_engine, "active", by="boss")
+    url, raw = vote_engine.url.render_as_string(hide_password=False), db.uses_raw_sqlite(vote_engine)
     procs = [
         subprocess.Popen([sys.executable, "-c", VOTER, url, f"p{i}", str(int(raw))], stdout=subprocess.PIPE, cwd=ROOT)
         for i in range(4)
     ]
     acked = [int(line) for p in procs for line in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs)
-    with qengine.connect() as conn:
+    with vote_engine.connect() as conn:
         voted = [pid for (pid,) in conn.execute(text("SELECT pair_id FROM judgement"))]
         by_uncertainty = [pid for (pid,) in conn.execute(text("SELECT id FROM pair ORDER BY uncertainty DESC, id"))]
         first_voted = [pid for (pid,) in conn.execute(text("SELECT pair_id FROM judgement ORDER BY id LIMIT 4"))]

@@ -4,35 +4,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from annotations import db, store
+from annotations import store
 from annotations.errors import LeaseLost
-from tests.annotations.conftest import _pg_engine
 
 REASSIGNED = r"pair \d+ was reassigned to someone else \(your lease on it expired\); press Next pair"
-
-
-@pytest.fixture(params=["raw-sqlite", "sqlalchemy-sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def vote_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """Both SQLite vote paths, and PostgreSQL when VIDPROMPTER_PG_URL is set."""
-    if request.param == "postgres":
-        engine = _pg_engine()
-        db.init_db(engine)
-        yield engine
-        engine.dispose()
-        with engine.admin.connect() as conn:  # type: ignore[attr-defined]
-            conn.execute(text(f"DROP SCHEMA {engine.info_schema} CASCADE"))  # type: ignore[attr-defined]
-        return
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'v.db'}", raw_sqlite=request.param == "raw-sqlite")
-    db.init_db(engine)
-    assert db.uses_raw_sqlite(engine) is (request.param == "raw-sqlite")
-    yield engine
-    engine.dispose()
 
 
 def _judgements(engine: Engine) -> list[tuple[str, str]]:
