@@ -56,17 +56,6 @@ __all__ = [
 
 CARD_MARKER = "<!-- written by python -m annotations export -->"
 
-# Container signatures for when PyAV is not importable: (offset, bytes).
-_MAGIC = [
-    (4, b"ftyp"),  # mp4 / mov / m4v / 3gp
-    (0, b"\x1a\x45\xdf\xa3"),  # matroska / webm
-    (0, b"RIFF"),  # avi
-    (0, b"GIF8"),
-    (0, b"\x00\x00\x01\xba"),  # mpeg-ps
-    (0, b"FLV"),
-]
-
-
 # --------------------------------------------------------------------------- export
 
 
