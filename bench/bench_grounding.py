@@ -13,10 +13,10 @@ paper's shapes (section 3.5): CLIP ViT-L/14 (77 tokens, 8 frames averaged), Long
 tokens) and VideoCLIP-XL (ViT-L/14 video encoder over 8 x 256 patches jointly, Long-CLIP text tower).
 Random weights: the cost is the architecture's, the scores mean nothing.
 
---paper also shows what the evaluators save by stopping their text towers at the longest text's end token
-(engine.evaluators.clip.encode_text_trimmed) instead of running the padding to 248 positions (the causal mask
-lets no token see the padding after it, so the features are the same): the Long-CLIP-shaped tower, 6 sentences
-vs the whole text, padded (the tower's own forward) vs trimmed.
+--paper also shows what the evaluators save by reading each text only up to its own end token instead of running
+the padding to 248 positions (the causal mask lets no token see the padding after it, so the features are the
+same): the Long-CLIP-shaped tower, 6 sentences vs the whole text, padded (the tower's own forward), trimmed at the
+longest text's end (encode_text_trimmed) and packed into one row (encode_text_packed, what the evaluators run).
 
 Run: .venv/bin/python bench/bench_grounding.py [--paper] [--reps 3]   (the tiny ensemble runs 5 x reps rounds)
 """
@@ -143,12 +143,13 @@ def report(name: str, r: dict[str, tuple[float, float]]) -> None:
 
 
 def trim_probe(reps: int) -> None:
-    """CPU seconds of a Long-CLIP-shaped text tower (width 768, 12 layers, 248 positions), padded vs trimmed."""
+    """CPU seconds of a Long-CLIP-shaped text tower (width 768, 12 layers, 248 positions): padded, trimmed at
+    the longest text's end token, and packed (each text to its own end token, one row: what the evaluators run)."""
     import open_clip
     import torch
     from open_clip.transformer import LayerNorm, QuickGELU, TextTransformer
 
-    from engine.evaluators.clip import encode_text_trimmed
+    from engine.evaluators.clip import encode_text_packed, encode_text_trimmed
 
     torch.manual_seed(0)
     tower = TextTransformer(
@@ -162,18 +163,21 @@ def trim_probe(reps: int) -> None:
         norm_layer=LayerNorm,
     ).eval()
     tokenizer = open_clip.SimpleTokenizer(context_length=248)
-
-    def trimmed(tokens: torch.Tensor) -> torch.Tensor:
-        return encode_text_trimmed(tower, tokens)  # what the evaluators run
-
     sentences, whole = tokenizer([s.text for s in split_sentences(TEXT)]), tokenizer([TEXT])
+    ways = {
+        "padded": tower,
+        "trimmed": lambda t: encode_text_trimmed(tower, t),
+        "packed": lambda t: encode_text_packed(tower, t),
+    }
     with torch.inference_mode():
-        diff = (tower(sentences) - trimmed(sentences)).abs().max().item()
-        runs = [lambda: tower(sentences), lambda: trimmed(sentences), lambda: tower(whole), lambda: trimmed(whole)]
-        (_, s_pad), (_, s_trim), (_, w_pad), (_, w_trim) = timed(runs, reps)
-    print("Long-CLIP-shaped text tower, CPU seconds (padded to 248 / trimmed at the end token):")
-    print(f"  6 sentences {s_pad:.2f} / {s_trim:.2f}; whole text {w_pad:.2f} / {w_trim:.2f}; ", end="")
-    print(f"warm ratio padded {s_pad / w_pad:.2f}, trimmed {s_trim / w_trim:.2f}; max |feature diff| {diff:.1e}")
+        diff = max((tower(sentences) - way(sentences)).abs().max().item() for way in ways.values())
+        runs = [lambda w=way, t=t: w(t) for way in ways.values() for t in (sentences, whole)]
+        seconds = [cpu for _, cpu in timed(runs, reps)]
+    print("Long-CLIP-shaped text tower, CPU seconds, 6 sentences / whole text (warm ratio):")
+    for i, name in enumerate(ways):
+        sent, text = seconds[2 * i], seconds[2 * i + 1]
+        print(f"  {name:8s} {sent:.2f} / {text:.2f} ({sent / text:.2f})")
+    print(f"  max |feature diff| against padded {diff:.1e}")
 
 
 def main() -> None:

@@ -71,6 +71,60 @@ def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection  # (K, D)
 
 
+#: Packed rows hold at most this many positions: attention over a packed row costs T^2, so many texts are
+#: split over a few rows rather than one long one (a Long-CLIP text, 248 positions, always fits).
+PACK_POSITIONS = 512
+
+
+def encode_text_packed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """int tokens (K, L) padded to the context -> raw text features (K, D), each text cut at its own end token
+    and the texts packed end to end into rows of <= PACK_POSITIONS positions. A block-diagonal causal mask keeps
+    each text to its own positions, which restart at 0, so each feature is the padded forward's
+    (`can_trim_text` says when that is exact). Positions read: the texts' own lengths summed, not K x the
+    longest: six sentences of a detailed prompt cost about what the whole prompt does.
+    """
+    lengths = (tokens.argmax(dim=-1) + 1).tolist()  # K end-token positions + 1
+    features: list[torch.Tensor | None] = [None] * len(lengths)
+    for row in _pack_rows(lengths, PACK_POSITIONS):
+        pooled = _encode_packed_row(tower, [tokens[i, : lengths[i]] for i in row])  # (len(row), W)
+        for i, feature in zip(row, pooled, strict=True):
+            features[i] = feature
+    pooled = torch.stack(features)  # type: ignore[arg-type]  # (K, W)
+    projection = tower.text_projection
+    if projection is None:
+        return pooled
+    return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection  # (K, D)
+
+
+def _pack_rows(lengths: list[int], limit: int) -> list[list[int]]:
+    """Text indices grouped in order into rows whose lengths sum to <= limit (a longer text gets a row alone)."""
+    rows: list[list[int]] = []
+    used = limit
+    for i, n in enumerate(lengths):
+        if used + n > limit:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += n
+    return rows
+
+
+def _encode_packed_row(tower: nn.Module, texts: list[torch.Tensor]) -> torch.Tensor:
+    """Token runs [(n_j,)] -> final-norm features at each run's end token (J, W), from one (1, T) forward."""
+    device = texts[0].device
+    ids = torch.cat(texts)  # (T,)
+    positions = torch.cat([torch.arange(len(t), device=device) for t in texts])  # (T,) restart per text
+    block = torch.cat([torch.full((len(t),), j, device=device) for j, t in enumerate(texts)])  # (T,) owner
+    order = torch.arange(len(ids), device=device)
+    allowed = (block[:, None] == block[None, :]) & (order[:, None] >= order[None, :])  # (T, T) causal per text
+    mask = torch.zeros(allowed.shape, dtype=tower.attn_mask.dtype, device=device).masked_fill(~allowed, -torch.inf)
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(ids[None]).to(cast) + tower.positional_embedding[positions][None].to(cast)  # (1, T, W)
+    x = tower.ln_final(tower.transformer(x, attn_mask=mask))
+    ends = torch.tensor([len(t) for t in texts], device=device).cumsum(0) - 1  # (J,) end-token positions
+    return x[0, ends]
+
+
 class FrameAveragingEvaluator(VideoTextEvaluator):
     """An open_clip image-text model scoring videos by the mean of its L2-normalised frame features."""
 
@@ -101,8 +155,8 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         return F.normalize(per_frame.mean(dim=0), dim=-1)  # average of unit vectors, re-normalised
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(K, context) -> (K, D); the text transformer stops at the longest text's end token when exact."""
-        return encode_text_trimmed(self.text_tower, tokens) if self.trim_text else self.model.encode_text(tokens)
+        """(K, context) -> (K, D); each text read up to its own end token, packed (exact when trim_text)."""
+        return encode_text_packed(self.text_tower, tokens) if self.trim_text else self.model.encode_text(tokens)
 
 
 # -- loaders ------------------------------------------------------------------------------------

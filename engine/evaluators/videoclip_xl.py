@@ -32,7 +32,7 @@ from engine.evaluators.checkpoints import (
     merge_long_clip_positions,
     weights_path,
 )
-from engine.evaluators.clip import can_trim_text, encode_text_trimmed
+from engine.evaluators.clip import can_trim_text, encode_text_packed
 from engine.evaluators.registry import EvaluatorPreset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -153,8 +153,8 @@ class VideoCLIPXLEvaluator(VideoTextEvaluator):
         return F.normalize(self.vision(self.preprocess(frames).to(self.device))[0].float(), dim=-1)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(K, 248) -> (K, D); the transformer stops at the longest text's end token (same features)."""
-        return encode_text_trimmed(self.text, tokens) if self.trim_text else self.text(tokens)
+        """(K, 248) -> (K, D); each text read up to its own end token, packed (same features)."""
+        return encode_text_packed(self.text, tokens) if self.trim_text else self.text(tokens)
 
 
 def load_videoclip_xl_evaluator(preset: EvaluatorPreset, weights: str, device: str) -> VideoCLIPXLEvaluator:

@@ -1,4 +1,5 @@
-"""Text towers stop at the longest text's end token: same features as the padded run, fewer positions.
+"""Text towers read each text only up to its own end token, the texts packed into one row: same features as
+the padded run, far fewer positions.
 
 One test per checkpoint format (open_clip CLIP, Long-CLIP, VideoCLIP-XL), each against the tower's own
 padded forward (open_clip's `encode_text` / `TextTransformer.forward` over the full context).
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import LayerNorm, QuickGELU, TextTransformer
 
-from engine.evaluators.clip import can_trim_text, encode_text_trimmed
+from engine.evaluators import clip as clip_module
+from engine.evaluators.clip import can_trim_text, encode_text_packed, encode_text_trimmed
 
 SENTENCES = [
     "A rabbit wakes up.",
@@ -21,14 +23,15 @@ SENTENCES = [
 ]
 LONG_TEXT = " ".join(["a white rabbit hops slowly across the green grass near a large tree"] * 8)  # 106 tokens
 
-# (preset, texts, encoder positions the batch needs: the longest text's tokens, start and end included)
+# Tokens of each text, start and end included: SENTENCES 7, 19, 5; LONG_TEXT 106 (cut to 77 by CLIP).
+# (preset, texts, positions of the one packed row: each text's own tokens, summed)
 CASES = [
-    ("tiny-random-clip", SENTENCES, 19),
-    ("tiny-random-clip", [SENTENCES[0], LONG_TEXT], 77),  # the long text is cut at 77: nothing to trim
-    ("tiny-random-long-clip", SENTENCES, 19),
-    ("tiny-random-long-clip", [SENTENCES[2], LONG_TEXT], 106),
-    ("tiny-random-videoclip-xl", SENTENCES, 19),
-    ("tiny-random-videoclip-xl", [LONG_TEXT, SENTENCES[0]], 106),
+    ("tiny-random-clip", SENTENCES, 7 + 19 + 5),  # padded: 3 x 77
+    ("tiny-random-clip", [SENTENCES[0], LONG_TEXT], 7 + 77),  # the long text is cut at 77
+    ("tiny-random-long-clip", SENTENCES, 7 + 19 + 5),  # padded: 3 x 248
+    ("tiny-random-long-clip", [SENTENCES[2], LONG_TEXT], 5 + 106),
+    ("tiny-random-videoclip-xl", SENTENCES, 7 + 19 + 5),
+    ("tiny-random-videoclip-xl", [LONG_TEXT, SENTENCES[0]], 106 + 7),
 ]
 
 
@@ -46,9 +49,9 @@ def text_transformer(ev) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize(("preset", "texts", "positions"), CASES)
-def test_trimmed_features_equal_padded_ones(load_tiny, preset, texts, positions):
+def test_packed_features_equal_padded_ones(load_tiny, preset, texts, positions):
     ev = load_tiny(preset)
-    assert min(max(ev.count_tokens(texts)), ev.context_length) == positions  # the table above is right
+    assert sum(min(n, ev.context_length) for n in ev.count_tokens(texts)) == positions  # the table is right
     stack = text_transformer(ev)
     seen: list[tuple[int, ...]] = []
     hook = stack.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape)))
@@ -56,7 +59,7 @@ def test_trimmed_features_equal_padded_ones(load_tiny, preset, texts, positions)
         trimmed = ev.text_features(texts)  # (K, D)
     finally:
         hook.remove()
-    assert seen == [(len(texts), positions, stack.width)]  # one pass for the batch, trimmed
+    assert seen == [(1, positions, stack.width)]  # one pass: one packed row
     assert (trimmed - padded_features(ev, texts)).abs().max().item() <= 1e-5
 
 
@@ -99,3 +102,20 @@ def test_trimmed_tower_matches_its_forward_and_reads_fewer_positions():
     hook.remove()
     assert seen == [24, 19]
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=0)
+
+
+def test_packed_tower_matches_its_forward_over_several_rows(monkeypatch):
+    """More text than one row holds: rows of <= PACK_POSITIONS, each text whole in one row, order kept."""
+    tower = tiny_tower()
+    texts = SENTENCES * 3  # 9 texts of 7, 19, 5 tokens
+    tokens = open_clip.tokenize(texts, context_length=24)
+    monkeypatch.setattr(clip_module, "PACK_POSITIONS", 40)
+    seen: list[int] = []
+    hook = tower.transformer.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[1]))
+    with torch.inference_mode():
+        full = tower(tokens)
+        packed = encode_text_packed(tower, tokens)
+    hook.remove()
+    # the padded forward, then rows filled in order up to 40: 7+19+5+7, 19+5+7, 19+5
+    assert seen == [24, 38, 31, 24]
+    torch.testing.assert_close(packed, full, atol=1e-5, rtol=0)
