@@ -18,19 +18,9 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.unprivileged import NOBODY, unprivileged
 
 ROOT = Path(__file__).resolve().parents[2]
-NOBODY = 65534
-
-
-def unprivileged() -> list[str]:
-    """A command prefix that drops root to nobody (empty when not root: the mode bits already bind us)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: cannot drop to an unprivileged user")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
 @pytest.fixture()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import signal
 import time
 import urllib.parse
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.unprivileged import unprivileged
 from training.jobs import Folders, Jobs, pid_alive
 from ui.app_server import ADMIN, ANNOTATOR, Server, judgements, seed_pairs, start_app
-
-NOBODY = 65534
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +94,6 @@ def test_an_upload_over_the_limit_is_refused(guarded_app: Server, tmp_path: Path
 # -- a read-only database ---------------------------------------------------------------------------
 
 
-def _as_nobody() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: cannot drop to an unprivileged user")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-
-
 @pytest.mark.slow
 def test_the_app_starts_on_a_read_only_database_and_says_so_on_write(tmp_path_factory) -> None:
     from gradio_client import Client
@@ -119,7 +108,7 @@ def test_the_app_starts_on_a_read_only_database_and_says_so_on_write(tmp_path_fa
     for folder in (workdir, *workdir.parents[:3]):  # nobody must reach it and write logs beside it
         os.chmod(folder, os.stat(folder).st_mode | 0o755)
     os.chmod(workdir, 0o777)
-    server = start_app(workdir, prefix=_as_nobody(), env={"HOME": str(workdir), "MPLCONFIGDIR": str(workdir)})
+    server = start_app(workdir, prefix=unprivileged(), env={"HOME": str(workdir), "MPLCONFIGDIR": str(workdir)})
     try:
         client = Client(server.url, verbose=False)
         with pytest.raises(Exception, match=r"is read-only \(the file is read-only\): nothing can be saved"):
