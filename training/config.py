@@ -16,7 +16,7 @@ from typing import Any, get_args, get_type_hints
 
 import yaml
 
-from engine.hallucination.pairs import TERMS, PairConfig
+from engine.hallucination.pairs import TASK2_INPUTS, TASK3_INPUTS, TERMS, PairConfig
 
 #: The pair builder's defaults: the one source of the augmentation numbers (= configs/hdpo.yaml).
 _PAIRS = PairConfig()
@@ -212,8 +212,8 @@ class DataConfig:
             _check_range("data.paste_ratio", self.paste_ratio, 0.0, 1.0)
         if self.crop_keep is not None:
             _check_range("data.crop_keep", self.crop_keep, 0.0, 1.0)
-        _check_in("data.task2_input", self.task2_input, ("video", "prompt", "both"))
-        _check_in("data.task3_input", self.task3_input, ("prompt", "none"))
+        _check_in("data.task2_input", self.task2_input, TASK2_INPUTS)
+        _check_in("data.task3_input", self.task3_input, TASK3_INPUTS)
         if self.crop_area is not None:
             _check_range("data.crop_area", self.crop_area, 0.0, 1.0)
         _check(

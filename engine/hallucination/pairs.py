@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,12 @@ ORIGINAL, PERTURBED, NONE = "original", "perturbed", "none"
 TASK2_INPUTS = ("video", "prompt", "both")
 TASK3_INPUTS = ("prompt", "none")
 STRENGTH_MEASURES = ("drop", "relative")
+#: The frame augmenter's keyword options beyond (shuffle, paste_ratio, crop_keep), with its defaults.
+_FRAME_OPTIONS = {
+    f.name: f.default
+    for f in fields(VideoHallucinationConfig)
+    if f.name in ("crop_area", "crop_per_frame", "paste_per_frame")
+}
 
 
 @dataclass
@@ -123,8 +129,7 @@ class PairConfig:
         """The frame augmenter's keyword options beyond (shuffle, paste_ratio, crop_keep) that differ from
         their defaults: an augmenter written for the five positional arguments keeps working, and fails
         loudly (unexpected keyword) rather than ignoring an option it does not know."""
-        options = {"crop_area": None, "crop_per_frame": False, "paste_per_frame": True}
-        return {k: getattr(self, k) for k, default in options.items() if getattr(self, k) != default}
+        return {k: getattr(self, k) for k, default in _FRAME_OPTIONS.items() if getattr(self, k) != default}
 
 
 def _int_range(name: str, value: Sequence[int]) -> tuple[int, int]:
