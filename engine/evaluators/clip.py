@@ -57,6 +57,7 @@ def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     n <= L positions up to the longest text's end token (`can_trim_text` says when that is exact).
 
     Six short sentences padded to Long-CLIP's 248 positions cost six full encodes; trimmed, about one.
+    The evaluators run `encode_text_packed` (no padding at all); this is its baseline in bench_grounding.
     """
     end = tokens.argmax(dim=-1)  # (K,) end-token position of each text
     n = int(end.max()) + 1
@@ -64,11 +65,7 @@ def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     cast = tower.transformer.get_cast_dtype()
     x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:n].to(cast)  # (K, n, W)
     x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask[:n, :n]))  # causal mask for n positions
-    pooled = x[torch.arange(len(x), device=x.device), end]  # (K, W)
-    projection = tower.text_projection
-    if projection is None:
-        return pooled
-    return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection  # (K, D)
+    return _project(tower, x[torch.arange(len(x), device=x.device), end])  # (K, D)
 
 
 #: Packed rows hold at most this many positions: attention over a packed row costs T^2, so many texts are
@@ -89,11 +86,15 @@ def encode_text_packed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
         pooled = _encode_packed_row(tower, [tokens[i, : lengths[i]] for i in row])  # (len(row), W)
         for i, feature in zip(row, pooled, strict=True):
             features[i] = feature
-    pooled = torch.stack(features)  # type: ignore[arg-type]  # (K, W)
+    return _project(tower, torch.stack(features))  # type: ignore[arg-type]  # (K, D)
+
+
+def _project(tower: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """End-token features (K, W) through the tower's text projection (a Linear, a matrix or none) -> (K, D)."""
     projection = tower.text_projection
     if projection is None:
         return pooled
-    return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection  # (K, D)
+    return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
 
 
 def _pack_rows(lengths: list[int], limit: int) -> list[list[int]]:
