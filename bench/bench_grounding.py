@@ -28,6 +28,7 @@ import importlib.util
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.evaluators.ensemble import Ensemble
 from engine.evaluators.scores import ScoreReport
@@ -71,22 +72,11 @@ def tiny_ensemble() -> Ensemble:
     return Ensemble(members=[load_evaluator(n, "cpu") for n in TINY_EVALUATORS])
 
 
-def paper_shaped_ensemble() -> Ensemble:
-    """CLIP-L, Long-CLIP-L and VideoCLIP-XL at their real sizes with random weights (no download)."""
-    import open_clip
-    import torch
-    from open_clip.model import CLIP
+def long_clip_text_tower() -> Any:
+    """A random Long-CLIP-L text tower (width 768, 12 layers, 248 positions): open_clip's TextTransformer."""
     from open_clip.transformer import LayerNorm, QuickGELU, TextTransformer
 
-    from engine.evaluators.clip import FrameAveragingEvaluator
-    from engine.evaluators.videoclip_xl import VideoCLIPXLEvaluator, VideoVisionTransformer
-
-    torch.manual_seed(0)
-    cfg = open_clip.get_model_config("ViT-L-14")
-    clip = CLIP(**cfg, quick_gelu=True)
-    long_cfg = {**cfg, "text_cfg": {**cfg["text_cfg"], "context_length": 248}}
-    long_clip = CLIP(**long_cfg, quick_gelu=True)
-    text = TextTransformer(  # Long-CLIP-L's text tower, as VideoCLIP-XL's checkpoint holds it
+    return TextTransformer(
         context_length=248,
         vocab_size=49408,
         width=768,
@@ -96,6 +86,23 @@ def paper_shaped_ensemble() -> Ensemble:
         act_layer=QuickGELU,
         norm_layer=LayerNorm,
     )
+
+
+def paper_shaped_ensemble() -> Ensemble:
+    """CLIP-L, Long-CLIP-L and VideoCLIP-XL at their real sizes with random weights (no download)."""
+    import open_clip
+    import torch
+    from open_clip.model import CLIP
+
+    from engine.evaluators.clip import FrameAveragingEvaluator
+    from engine.evaluators.videoclip_xl import VideoCLIPXLEvaluator, VideoVisionTransformer
+
+    torch.manual_seed(0)
+    cfg = open_clip.get_model_config("ViT-L-14")
+    clip = CLIP(**cfg, quick_gelu=True)
+    long_cfg = {**cfg, "text_cfg": {**cfg["text_cfg"], "context_length": 248}}
+    long_clip = CLIP(**long_cfg, quick_gelu=True)
+    text = long_clip_text_tower()  # Long-CLIP-L's text tower, as VideoCLIP-XL's checkpoint holds it
     video_xl = VideoCLIPXLEvaluator("videoclip-xl (shape)", VideoVisionTransformer().eval(), text.eval())
     return Ensemble(
         members=[
@@ -147,21 +154,11 @@ def trim_probe(reps: int) -> None:
     the longest text's end token, and packed (each text to its own end token, one row: what the evaluators run)."""
     import open_clip
     import torch
-    from open_clip.transformer import LayerNorm, QuickGELU, TextTransformer
 
     from engine.evaluators.clip import encode_text_packed, encode_text_trimmed
 
     torch.manual_seed(0)
-    tower = TextTransformer(
-        context_length=248,
-        vocab_size=49408,
-        width=768,
-        heads=12,
-        layers=12,
-        output_dim=768,
-        act_layer=QuickGELU,
-        norm_layer=LayerNorm,
-    ).eval()
+    tower = long_clip_text_tower().eval()
     tokenizer = open_clip.SimpleTokenizer(context_length=248)
     sentences, whole = tokenizer([s.text for s in split_sentences(TEXT)]), tokenizer([TEXT])
     ways = {
