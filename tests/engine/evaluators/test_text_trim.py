@@ -91,31 +91,28 @@ def test_only_causal_end_token_towers_are_trimmed(kwargs, trimmable):
     assert can_trim_text(tower) is trimmable
 
 
-def test_trimmed_tower_matches_its_forward_and_reads_fewer_positions():
-    tower = tiny_tower()
-    tokens = open_clip.tokenize(SENTENCES, context_length=24)
+def forward_then(tower: TextTransformer, encode, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(the tower's padded forward, encode(tower, tokens), positions of every transformer pass: padded first)."""
+    tokens = open_clip.tokenize(texts, context_length=24)
     seen: list[int] = []
     hook = tower.transformer.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[1]))
     with torch.inference_mode():
         full = tower(tokens)
-        trimmed = encode_text_trimmed(tower, tokens)
+        ours = encode(tower, tokens)
     hook.remove()
+    return full, ours, seen
+
+
+def test_trimmed_tower_matches_its_forward_and_reads_fewer_positions():
+    full, trimmed, seen = forward_then(tiny_tower(), encode_text_trimmed, SENTENCES)
     assert seen == [24, 19]
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=0)
 
 
 def test_packed_tower_matches_its_forward_over_several_rows(monkeypatch):
     """More text than one row holds: rows of <= PACK_POSITIONS, each text whole in one row, order kept."""
-    tower = tiny_tower()
-    texts = SENTENCES * 3  # 9 texts of 7, 19, 5 tokens
-    tokens = open_clip.tokenize(texts, context_length=24)
     monkeypatch.setattr(clip_module, "PACK_POSITIONS", 40)
-    seen: list[int] = []
-    hook = tower.transformer.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[1]))
-    with torch.inference_mode():
-        full = tower(tokens)
-        packed = encode_text_packed(tower, tokens)
-    hook.remove()
+    full, packed, seen = forward_then(tiny_tower(), encode_text_packed, SENTENCES * 3)  # 9 texts: 7, 19, 5 tokens
     # the padded forward, then rows filled in order up to 40: 7+19+5+7, 19+5+7, 19+5
     assert seen == [24, 38, 31, 24]
     torch.testing.assert_close(packed, full, atol=1e-5, rtol=0)
