@@ -35,7 +35,7 @@ from annotations.models import (
     utcnow,
 )
 from annotations.queue_order import QUEUE_ORDER_KEY, check_order, stored_order
-from annotations.queue_sqlite import Head, Side, lease_lost_message
+from annotations.queue_sqlite import Head, Side, lease_lost_message, skipped_message
 from annotations.samples import scores_for
 
 # Pairs a human is asked about by default: hallucination pairs are correct by construction.
@@ -292,14 +292,18 @@ def record_judgement(
     shown_left_response_id: int,
     seconds_taken: float | None = None,
     require_lease: bool = True,
+    overlap: int = 1,
 ) -> int:
     """Record a vote; returns the judgement id.
 
-    A first vote on a pair is accepted only from the annotator holding its lease (``next_pair`` or
-    ``undo_last`` gave it to them): once a lease has expired and the pair went to someone else, the
-    late vote raises LeaseLost ("reassigned ... press Next pair") and nothing is written, so one pair
-    never gets two votes from a single overlap slot. ``require_lease=False`` is for seeding judgements
-    that were not cast in this queue (tests, imports of labels made elsewhere).
+    A vote that adds to the pair's count (a first vote, or a skip turned into a vote) is accepted only
+    from the annotator holding its lease (``next_pair`` or ``undo_last`` gave it to them) on a slot still
+    open at ``overlap`` (the queue's, as given to ``next_pair``): once a lease has expired and the pair went
+    to someone else, the late vote raises LeaseLost ("reassigned ... press Next pair"); a vote on a pair the
+    voter skipped (a second tab still showing it) after someone else took its slot raises LeaseLost ("you
+    skipped pair N ..."). Nothing is
+    written then, so one pair never gets two votes from a single overlap slot. ``require_lease=False`` is
+    for seeding judgements that were not cast in this queue (tests, imports of labels made elsewhere).
 
     ``choice`` is relative to the SHOWN sides: ``a_better`` = the left response (labelled A)
     is better, ``b_better`` = the right one. It is stored normalised to the pair's mined
@@ -315,7 +319,7 @@ def record_judgement(
     counts = int(stored != "skip")
     if uses_raw_sqlite(engine):
         return queue_sqlite.record(
-            engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken, require_lease
+            engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken, require_lease, overlap
         )
     j = Judgement.__table__  # type: ignore[attr-defined]
     with write_connection(engine) as conn:
@@ -324,8 +328,8 @@ def record_judgement(
                 j.c.pair_id == pair_id, j.c.annotator_id == me
             )
         ).first()
-        if row is None and require_lease and not _holds_lease(conn, pair_id, me):
-            raise LeaseLost(lease_lost_message(pair_id))
+        if require_lease:
+            _check_slot(conn, pair_id, me, row, counts, overlap)
         conn.execute(delete(_LEASE).where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id == me))
         now = utcnow()
         if row is None:
@@ -348,6 +352,30 @@ def record_judgement(
             )
             _bump(conn, pair_id, counts - int(row.choice != "skip"))
         return int(row.id)
+
+
+def _check_slot(conn: Connection, pair_id: int, me: int, row: Any, counts: int, overlap: int) -> None:
+    """queue_sqlite._check_slot on the SQLAlchemy path: a changed mind between counted votes always stands; a skip
+    turned into a vote only while a slot is open; a first vote needs the lease (and, if it counts, an open slot)."""
+    if row is not None and (row.choice != "skip" or not counts):
+        return
+    if row is not None:
+        if not _slot_open(conn, pair_id, me, overlap):
+            raise LeaseLost(skipped_message(pair_id))
+        return
+    if not _holds_lease(conn, pair_id, me) or (counts and not _slot_open(conn, pair_id, me, overlap)):
+        raise LeaseLost(lease_lost_message(pair_id))
+
+
+def _slot_open(conn: Connection, pair_id: int, me: int, overlap: int) -> bool:
+    """One of the pair's ``overlap`` slots is free for ``me``: its votes plus others' live leases below it."""
+    others = (
+        select(func.count(_LEASE.c.id))
+        .where(_LEASE.c.pair_id == pair_id, _LEASE.c.annotator_id != me, _LEASE.c.expires_at > utcnow())
+        .scalar_subquery()
+    )
+    taken = conn.execute(select(Pair.n_judgements + others).where(Pair.id == pair_id)).scalar()
+    return taken is not None and taken < overlap
 
 
 def _holds_lease(conn: Connection, pair_id: int, annotator_id: int) -> bool:
@@ -373,14 +401,16 @@ def _bump(conn: Connection | Session, pair_id: int, delta: int) -> None:
         conn.execute(update(Pair).where(col(Pair.id) == pair_id).values(n_judgements=Pair.n_judgements + delta))
 
 
-def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 120) -> int | None:
+def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 120, overlap: int = 1) -> int | None:
     """Delete this annotator's most recent judgement; returns its pair id (None if none).
 
-    The pair is leased back to them, so the next ``next_pair`` shows it again.
+    The pair is leased back to them while one of its ``overlap`` slots is free, so the next ``next_pair``
+    shows it again; an undone skip whose slot someone else filled meanwhile comes back without a lease
+    (a vote on it is refused: the slot is theirs).
     """
     me = annotator_id(engine, annotator)
     if uses_raw_sqlite(engine):
-        return queue_sqlite.undo(engine, me, lease_seconds)
+        return queue_sqlite.undo(engine, me, lease_seconds, overlap)
     j = Judgement.__table__  # type: ignore[attr-defined]
     with write_connection(engine) as conn:
         row = conn.execute(
@@ -393,7 +423,9 @@ def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 12
             return None
         _bump(conn, row.pair_id, -int(row.choice != "skip"))
         conn.execute(delete(j).where(j.c.id == row.id))
-        _lease(conn, row.pair_id, me, utcnow() + timedelta(seconds=lease_seconds))
+        conn.execute(delete(_LEASE).where(_LEASE.c.pair_id == row.pair_id, _LEASE.c.annotator_id == me))
+        if _slot_open(conn, row.pair_id, me, overlap):
+            _lease(conn, row.pair_id, me, utcnow() + timedelta(seconds=lease_seconds))
         return int(row.pair_id)
 
 

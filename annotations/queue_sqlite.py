@@ -54,6 +54,12 @@ _SQL_DELETE_LEASE = "DELETE FROM pair_lease WHERE pair_id = ? AND annotator_id =
 # expired leases before it hands a pair out, so an unswept row means the pair went to no one else).
 _SQL_HOLDS_LEASE = "SELECT 1 FROM pair_lease WHERE pair_id = ? AND annotator_id = ?"
 _SQL_INSERT_LEASE = "INSERT INTO pair_lease (pair_id, annotator_id, expires_at) VALUES (?, ?, ?)"
+# Is one of the pair's `overlap` slots still free for annotator ?2: its decisive votes plus everyone else's live
+# leases below the overlap (the voter's own lease is the slot being filled).
+_SQL_SLOT_OPEN = (
+    "SELECT p.n_judgements + (SELECT COUNT(*) FROM pair_lease l"
+    " WHERE l.pair_id = p.id AND l.annotator_id <> ?2 AND l.expires_at > ?3) < ?4 FROM pair p WHERE p.id = ?1"
+)
 _SQL_PAIR_VIEW = (
     "SELECT p.task, p.origin, p.sample_id, s.video, s.short_prompt,"
     " a.id, a.text, a.source, a.model, b.id, b.text, b.source, b.model"
@@ -86,6 +92,15 @@ Side = tuple[int, str, str, str | None]
 def lease_lost_message(pair_id: int) -> str:
     """The one line a voter gets for a pair they do not hold: both vote paths say it."""
     return f"pair {pair_id} was reassigned to someone else (your lease on it expired); press Next pair"
+
+
+def skipped_message(pair_id: int) -> str:
+    """The one line for a vote on a pair the voter skipped (a second tab still showing it) after someone else
+    took the slot the skip gave back to the queue."""
+    return (
+        f"you skipped pair {pair_id} (in this or another tab) and someone else has voted on it since; nothing was "
+        "saved: press Next pair"
+    )
 
 
 def sqlite_ts(value: datetime) -> str:
@@ -149,14 +164,16 @@ def record(
     shown_left: int,
     seconds: float | None,
     require_lease: bool = True,
+    overlap: int = 1,
 ) -> int:
     """record_judgement's write: insert, or update a changed mind; keeps pair.n_judgements in step.
-    A first vote needs the voter's lease on the pair (LeaseLost otherwise, nothing written)."""
+    A first vote needs the voter's lease on the pair, and a vote that adds to the count (a first vote, or a skip
+    turned into a vote) a slot still open at ``overlap`` (LeaseLost otherwise, nothing written)."""
     seconds = float(seconds) if seconds is not None else None
     with raw_write(engine) as conn:
         row = conn.execute(_SQL_FIND_JUDGEMENT, (pair_id, me)).fetchone()
-        if row is None and require_lease and conn.execute(_SQL_HOLDS_LEASE, (pair_id, me)).fetchone() is None:
-            raise LeaseLost(lease_lost_message(pair_id))
+        if require_lease:
+            _check_slot(conn, pair_id, me, row, counts, overlap)
         conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
         now_s = sqlite_ts(utcnow())
         if row is None:
@@ -173,8 +190,30 @@ def record(
         return int(row_id)
 
 
-def undo(engine: Engine, me: int, lease_seconds: float) -> int | None:
-    """undo_last's write: delete the newest judgement of ``me`` and lease its pair back to them."""
+def _check_slot(conn: sqlite3.Connection, pair_id: int, me: int, row: tuple | None, counts: int, overlap: int) -> None:
+    """LeaseLost unless this vote may stand: a changed mind between counted votes always may; a skip turned into
+    a vote only while a slot is still open (the skip gave its slot back to the queue); a first vote needs the
+    voter's lease (and, if it counts, an open slot)."""
+    if row is not None and (row[1] != "skip" or not counts):
+        return
+    if row is not None:
+        if not slot_open(conn, pair_id, me, overlap):  # someone took the slot the skip gave back
+            raise LeaseLost(skipped_message(pair_id))
+        return
+    held = conn.execute(_SQL_HOLDS_LEASE, (pair_id, me)).fetchone() is not None
+    if not held or (counts and not slot_open(conn, pair_id, me, overlap)):
+        raise LeaseLost(lease_lost_message(pair_id))
+
+
+def slot_open(conn: sqlite3.Connection, pair_id: int, me: int, overlap: int) -> bool:
+    """Whether one of the pair's ``overlap`` slots is free for ``me`` (inside the write transaction)."""
+    row = conn.execute(_SQL_SLOT_OPEN, (pair_id, me, sqlite_ts(utcnow()), overlap)).fetchone()
+    return bool(row and row[0])
+
+
+def undo(engine: Engine, me: int, lease_seconds: float, overlap: int = 1) -> int | None:
+    """undo_last's write: delete the newest judgement of ``me`` and lease its pair back to them while one of its
+    ``overlap`` slots is free (an undone skip whose slot someone else has filled comes back without a lease)."""
     with raw_write(engine) as conn:
         row = conn.execute(_SQL_LAST_JUDGEMENT, (me,)).fetchone()
         if row is None:
@@ -184,5 +223,7 @@ def undo(engine: Engine, me: int, lease_seconds: float) -> int | None:
             conn.execute(_SQL_BUMP, (-1, pair_id))
         conn.execute(_SQL_DELETE_JUDGEMENT, (row_id,))
         conn.execute(_SQL_DELETE_LEASE, (pair_id, me))
-        conn.execute(_SQL_INSERT_LEASE, (pair_id, me, sqlite_ts(utcnow() + timedelta(seconds=lease_seconds))))
+        if slot_open(conn, pair_id, me, overlap):
+            expires = sqlite_ts(utcnow() + timedelta(seconds=lease_seconds))
+            conn.execute(_SQL_INSERT_LEASE, (pair_id, me, expires))
         return int(pair_id)
