@@ -19,10 +19,12 @@ one-writer-at-a-time semantics as SQLite.
 
 The vote path (``store.next_pair`` / ``record_judgement`` / ``undo_last``, the raw statements in
 ``annotations/queue_sqlite.py``) on a SQLite file runs
-as plain DBAPI statements on a raw ``sqlite3`` connection cached per thread (:func:`raw_read`,
+as plain DBAPI statements on raw ``sqlite3`` connections from a small pool per engine (:func:`raw_read`,
 :func:`raw_write`), same pragmas, same gate, same ``BEGIN IMMEDIATE``: SQLAlchemy's per-statement
 work cost ~3.7 ms of CPU per click, and with 20 annotator processes on 2 cores the click waited
-for a CPU while holding the gate (see ``docs/benchmarks.md``).
+for a CPU while holding the gate (see ``docs/benchmarks.md``). The pool keeps at most
+:data:`RAW_POOL_SIZE` idle connections and closes the rest when they are handed back: a connection per
+thread leaked one per worker thread Gradio ever started (issue 24 item 2).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ from annotations.migrations import MIGRATIONS, SCHEMA_VERSION
 DEFAULT_DB_URL = "sqlite:///data/studio.db"
 DB_ENV_VAR = "VIDPROMPTER_DB"
 BUSY_TIMEOUT_MS = 10_000
+#: Idle raw sqlite3 connections kept per engine for the vote path; more are opened under load, closed after use.
+RAW_POOL_SIZE = 8
 # Arbitrary constant naming "the annotation store's write lock" among PostgreSQL advisory locks.
 _PG_WRITE_LOCK_KEY = 0x56505354
 
@@ -124,9 +128,10 @@ class _EngineState:
     # A SQLite file whose vote path runs on raw sqlite3 connections (None: SQLAlchemy path).
     raw_path: str | None = None
     local: threading.local = field(default_factory=threading.local)
-    # Every raw connection opened for this engine, so engine.dispose() can close them all;
-    # bumping the generation makes each thread open a fresh one on its next use.
-    raw_conns: list[sqlite3.Connection] = field(default_factory=list)
+    # Idle raw connections (most recently used last), each tagged with the generation it was opened in;
+    # engine.dispose() closes them and bumps the generation, so a connection checked out meanwhile is
+    # closed when it comes back instead of rejoining the pool.
+    raw_idle: list[tuple[int, sqlite3.Connection]] = field(default_factory=list)
     generation: int = 0
     # Why this process may only read the database (a read-only SQLite file or folder); None: it may write.
     read_only: str | None = None
@@ -144,8 +149,8 @@ _FORK_ORPHANS: list[sqlite3.Connection] = []
 def _reset_gates_after_fork() -> None:
     for state in list(_STATES.values()):
         state.gate.reset_after_fork()
-        _FORK_ORPHANS.extend(state.raw_conns)
-        state.raw_conns = []
+        _FORK_ORPHANS.extend(conn for _gen, conn in state.raw_idle)
+        state.raw_idle = []
         state.generation += 1
 
 
@@ -337,51 +342,70 @@ def uses_raw_sqlite(engine: Engine) -> bool:
     return _state(engine).raw_path is not None
 
 
-def _raw_conn(state: _EngineState) -> sqlite3.Connection:
-    """The calling thread's raw connection, opened on first use (and again after a fork, whose
-    child must not touch the parent's SQLite handles, or after engine.dispose())."""
-    local = state.local
-    conn = getattr(local, "raw_conn", None)
-    if conn is not None and local.raw_key == (os.getpid(), state.generation):
-        return conn
+def _open_raw(state: _EngineState) -> sqlite3.Connection:
     assert state.raw_path is not None
     conn = sqlite3.connect(
         state.raw_path,
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,  # autocommit: raw_write issues BEGIN IMMEDIATE / COMMIT itself
-        check_same_thread=False,  # only so that _close_raw may close it from another thread
+        check_same_thread=False,  # pooled: each checkout may come from another thread
         cached_statements=256,
     )
     _sqlite_pragmas(conn, is_file=True)
-    local.raw_conn, local.raw_key = conn, (os.getpid(), state.generation)
-    with _STATES_LOCK:
-        state.raw_conns.append(conn)
     return conn
+
+
+@contextmanager
+def _raw_conn(state: _EngineState) -> Iterator[sqlite3.Connection]:
+    """A raw connection for the length of one read or write: the most recently used idle one, else a new
+    one. Handed back to the pool (at most RAW_POOL_SIZE idle), or closed when the pool is full, the engine
+    was disposed meanwhile or the connection was left inside a transaction."""
+    with _STATES_LOCK:
+        gen = state.generation
+        conn = state.raw_idle.pop()[1] if state.raw_idle else None
+    if conn is None:
+        conn = _open_raw(state)
+    keep = False
+    try:
+        yield conn
+        keep = not conn.in_transaction
+    finally:
+        with _STATES_LOCK:
+            if keep and gen == state.generation and len(state.raw_idle) < RAW_POOL_SIZE:
+                state.raw_idle.append((gen, conn))
+                conn = None
+        if conn is not None:
+            _close_quietly(conn)
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:  # pragma: no cover - closing is best effort
+        pass
 
 
 def _close_raw(state: _EngineState) -> None:
     with _STATES_LOCK:
-        conns, state.raw_conns = state.raw_conns, []
+        idle, state.raw_idle = state.raw_idle, []
         state.generation += 1
-    for conn in conns:
-        try:
-            conn.close()
-        except sqlite3.Error:  # pragma: no cover - closing is best effort
-            pass
+    for _gen, conn in idle:
+        _close_quietly(conn)
 
 
-def raw_read(engine: Engine) -> sqlite3.Connection:
-    """The calling thread's raw sqlite3 connection for reads (autocommit: each statement is its
-    own WAL snapshot, never waits for writers). Only for :func:`uses_raw_sqlite` engines."""
-    return _raw_conn(_state(engine))
+@contextmanager
+def raw_read(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """A pooled raw sqlite3 connection for reads (autocommit: each statement is its own WAL snapshot, never
+    waits for writers). Only for :func:`uses_raw_sqlite` engines."""
+    with _raw_conn(_state(engine)) as conn:
+        yield conn
 
 
 @contextmanager
 def raw_write(engine: Engine) -> Iterator[sqlite3.Connection]:
     """The raw counterpart of :func:`write_connection`: the write gate, then ``BEGIN IMMEDIATE``
-    on the thread's raw sqlite3 connection; commits on exit, rolls back on error."""
-    with _write_gate(engine) as state:
-        conn = _raw_conn(state)
+    on a pooled raw sqlite3 connection; commits on exit, rolls back on error."""
+    with _write_gate(engine) as state, _raw_conn(state) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -1,7 +1,7 @@
 """The vote path's raw-sqlite3 twin: ``next_pair`` / ``record_judgement`` / ``undo_last`` on a SQLite file.
 
 The same statements as the SQLAlchemy Core path in :mod:`annotations.queue`, written out once as
-DBAPI calls on the thread's raw sqlite3 connection (:func:`annotations.db.raw_write`: the flock
+DBAPI calls on a pooled raw sqlite3 connection (:func:`annotations.db.raw_write`: the flock
 write gate, then ``BEGIN IMMEDIATE``). SQLAlchemy's per-statement work cost ~3.7 ms of CPU per
 click; with 20 annotator processes on 2 cores a click then waited for a CPU while holding the
 gate. This path gives vote p95 13-15 ms at ~1000 votes/s (docs/benchmarks.md).
@@ -139,20 +139,21 @@ def _project_order(conn: sqlite3.Connection) -> str:
 
 def pair_view_parts(engine: Engine, pair_id: int) -> tuple[Head, Side, Side, dict[int, dict[str, float]]]:
     """(head, side a, side b, {response id: {evaluator: value}}) of a pair; a read outside the gate."""
-    conn = raw_read(engine)
-    row = conn.execute(_SQL_PAIR_VIEW, (pair_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"no pair with id {pair_id}")
-    head, a, b = tuple(row[:5]), tuple(row[5:9]), tuple(row[9:])
-    scores: dict[int, dict[str, float]] = {a[0]: {}, b[0]: {}}
-    for response_id, evaluator, value in conn.execute(_SQL_SCORES_OF_TWO, (a[0], b[0])).fetchall():
-        scores[response_id][evaluator] = value
+    with raw_read(engine) as conn:
+        row = conn.execute(_SQL_PAIR_VIEW, (pair_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no pair with id {pair_id}")
+        head, a, b = tuple(row[:5]), tuple(row[5:9]), tuple(row[9:])
+        scores: dict[int, dict[str, float]] = {a[0]: {}, b[0]: {}}
+        for response_id, evaluator, value in conn.execute(_SQL_SCORES_OF_TWO, (a[0], b[0])).fetchall():
+            scores[response_id][evaluator] = value
     return head, a, b, scores  # type: ignore[return-value]
 
 
 def pair_sides(engine: Engine, pair_id: int) -> tuple[int, int] | None:
     """(response_a_id, response_b_id) of a pair, or None if there is no such pair."""
-    return raw_read(engine).execute(_SQL_PAIR_SIDES, (pair_id,)).fetchone()
+    with raw_read(engine) as conn:
+        return conn.execute(_SQL_PAIR_SIDES, (pair_id,)).fetchone()
 
 
 def record(

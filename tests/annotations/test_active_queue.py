@@ -323,13 +323,13 @@ def _bulk_pairs(engine: Engine, n: int) -> None:
 
 def test_the_active_pick_walks_its_index(sqlite_engine: Engine) -> None:
     """The pick stays cheap: SQLite walks ix_pair_active in order and sorts nothing."""
-    conn = db.raw_read(sqlite_engine)
-    plan = " | ".join(
-        row[-1]
-        for row in conn.execute(
-            "EXPLAIN QUERY PLAN " + queue_sqlite._SQL_PICK_PAIR["active"], ('["mined"]', 1, 1, 1, "2025", 1)
+    with db.raw_read(sqlite_engine) as conn:
+        plan = " | ".join(
+            row[-1]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + queue_sqlite._SQL_PICK_PAIR["active"], ('["mined"]', 1, 1, 1, "2025", 1)
+            )
         )
-    )
     assert "ix_pair_active" in plan and "TEMP B-TREE" not in plan
 
 

@@ -349,25 +349,6 @@ def test_sqlite_fast_path_matches_the_sqlalchemy_path(tmp_path: Path, video: Pat
     assert results[True] == results[False]
 
 
-def test_raw_connections_are_per_thread_and_closed_on_dispose(sqlite_engine: Engine) -> None:
-    mine = db.raw_read(sqlite_engine)
-    assert db.raw_read(sqlite_engine) is mine
-    theirs: list[object] = []
-    thread = threading.Thread(target=lambda: theirs.append(db.raw_read(sqlite_engine)))
-    thread.start()
-    thread.join()
-    assert theirs[0] is not mine
-    assert mine.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert mine.execute("PRAGMA foreign_keys").fetchone() == (1,)
-    assert mine.execute("PRAGMA synchronous").fetchone() == (2,)
-    assert mine.execute("PRAGMA busy_timeout").fetchone() == (db.BUSY_TIMEOUT_MS,)
-    sqlite_engine.dispose()
-    with pytest.raises(sqlite3.ProgrammingError):
-        mine.execute("SELECT 1")
-    assert db.raw_read(sqlite_engine) is not mine  # a disposed engine reopens on next use
-    assert store.get_or_create_annotator(sqlite_engine, "after") and store.next_pair(sqlite_engine, "after") is None
-
-
 @pytest.mark.parametrize("empty", ["", "   "])
 def test_empty_video_path_is_refused_at_the_store_boundary(engine: Engine, empty: str) -> None:
     # os.path.abspath("") is the cwd: an empty path must not become a sample whose video is a directory.
