@@ -131,16 +131,18 @@ def guard(fn: F, ctx: Any = None) -> F:
             with _admin_scope(ctx, admin):
                 return fn(*args, **kwargs)
         except gr.Error as exc:
+            exc.print_exception = False  # Gradio would print a traceback per request (issue 24 item 2)
             if admin or public_text(exc.message) == exc.message:
                 raise
-            raise gr.Error(public_text(exc.message)) from exc
+            raise gr.Error(public_text(exc.message), print_exception=False) from exc
         except USER_ERRORS as exc:
-            raise gr.Error(one_line(exc) if admin else public_message(exc)) from exc
+            raise gr.Error(one_line(exc) if admin else public_message(exc), print_exception=False) from exc
         except Exception as exc:
-            log.exception("handler %s failed", fn.__name__)
+            log.exception("handler %s failed", fn.__name__)  # one line per distinct error a minute: app.ErrorThrottle
             if not admin:
-                raise gr.Error(INTERNAL_ERROR.format(fn=fn.__name__)) from exc
-            raise gr.Error(f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}") from exc
+                raise gr.Error(INTERNAL_ERROR.format(fn=fn.__name__), print_exception=False) from exc
+            message = f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}"
+            raise gr.Error(message, print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
 
