@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+import traceback
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +141,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     from ui.auth import Accounts, SignInGuard
     from ui.common import SAMPLES_DIR
 
+    install_log_throttle()
     db_url = args.db or default_db_url()
     accounts = Accounts.load(args.auth_file) if args.auth_file else None
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
@@ -206,6 +210,67 @@ def _sweeper(folder: Path) -> Any:
             task.cancel()
 
     return lifespan
+
+
+class ErrorThrottle(logging.Filter):
+    """One line per distinct error per `window_s` (issue 24 item 2): a handler failing on every request (a full
+    descriptor table, a full disk) logged a traceback per request, 86 MB in seconds. An error is "distinct" by
+    logger, message, exception type and the innermost frame that raised it; its line names all four, and the
+    next line after the window says how many were left out. Records below ERROR pass untouched."""
+
+    MAX_KEYS = 1000
+
+    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s, self.clock = window_s, clock
+        self._seen: dict[tuple[str, ...], tuple[float, int]] = {}  # key -> (last line's time, left out since)
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        where = _innermost(exc)
+        key = (record.name, record.getMessage(), type(exc).__name__ if exc else "", where)
+        now = self.clock()
+        with self._lock:
+            last, left_out = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self.window_s:
+                self._seen[key] = (last, left_out + 1)
+                return False
+            if len(self._seen) >= self.MAX_KEYS:
+                self._seen.clear()
+            self._seen[key] = (now, 0)
+        line = record.getMessage()
+        if exc is not None:
+            text = " ".join(str(exc).split())[:300]
+            line += f": {type(exc).__name__}: {text} (at {where})" if text else f": {type(exc).__name__} (at {where})"
+        if left_out:
+            line += f" [{left_out} more like it in the last {self.window_s:.0f} s not logged]"
+        record.msg, record.args, record.exc_info, record.exc_text, record.stack_info = line, None, None, None, None
+        return True
+
+
+def _innermost(exc: BaseException | None) -> str:
+    """file:line in function of the frame that raised `exc` ('' without a traceback)."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc is not None and exc.__traceback__ else []
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+#: Loggers whose errors are throttled: our handlers' guard, and the server's own "Exception in ASGI application".
+THROTTLED_LOGGERS = ("vidprompter", "vidprompter.ui", "uvicorn.error")
+
+
+def install_log_throttle(window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    """Put an ErrorThrottle on each of THROTTLED_LOGGERS (replacing one installed before)."""
+    for name in THROTTLED_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, ErrorThrottle)]:
+            logger.removeFilter(old)
+        logger.addFilter(ErrorThrottle(window_s, clock))
 
 
 def install_shutdown(grace_s: float = SHUTDOWN_GRACE_S) -> None:
