@@ -93,6 +93,9 @@ def score_with_evaluators(ctx: AppContext, video: str, cands: list[Candidate], n
         report = ctx.studio.score(video, [c.text for c in scorable], names)
     except StudioError as exc:  # e.g. an unreadable video: keep the candidates, say why they have no scores
         return [*notes, f"scoring failed: {exc}"]
+    if scorable and not report.rows:  # every chosen evaluator left out (no weights here): no rows to zip with
+        unscored = "candidates not scored: none of the chosen evaluators can load here (pick tiny-random-clip "
+        return [*notes, unscored + "to check the pipeline)", *(short_note(n) for n in report.notes)]
     for cand, row in zip(scorable, report.rows, strict=True):
         cand.scores.update(row.as_dict())
         cand.notes += row.notes()

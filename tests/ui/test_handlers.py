@@ -193,3 +193,24 @@ def test_judge_scores_candidates_in_one_call(ctx: AppContext) -> None:
     ]
     assert len(judge.prompts) == 2
     assert cands[0].scores == {"judge": 8.0} and cands[1].scores == {} and "judge reply unparsed" in cands[1].notes
+
+
+def test_candidates_stay_unscored_with_one_line_when_no_evaluator_can_load(
+    ctx: AppContext, tmp_path: Path, monkeypatch
+) -> None:
+    """Issue 26 item 1: the default evaluators without weights (every one left out) used to crash the Describe
+    tabs with "zip() argument 2 is shorter than argument 1"; the candidates show, unscored, with one line why."""
+    from engine.evaluators.registry import get_preset
+    from engine.types import Candidate
+    from ui.tasks import candidate_frame, score_with_evaluators
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    names = list(ctx.studio.config.evaluators)
+    for name in names:
+        monkeypatch.delenv(get_preset(name).env_var, raising=False)
+    cands = [Candidate("a rabbit in a meadow", 0, "m"), Candidate("a red car", 1, "m")]
+    notes = score_with_evaluators(ctx, str(SAMPLES / "bunny.mp4"), cands, names)
+    unscored = [n for n in notes if n.startswith("candidates not scored")]
+    assert len(unscored) == 1 and "none of the chosen evaluators can load here" in unscored[0]
+    assert all(c.scores == {} for c in cands)
+    assert candidate_frame(cands)["candidate"].tolist() == ["a rabbit in a meadow", "a red car"]  # beam order
