@@ -13,6 +13,10 @@ one is given (the app's media folder, ``--media-root`` on the command line). Wit
 an archive, every clip must lie inside that folder. Each distinct clip is probed and hashed once,
 however many rows name it.
 
+Malformed rows are bad rows, each one line naming it: a JSON line nested deeper than MAX_JSON_DEPTH, a CSV field
+over 128 KiB (Python's csv limit), a short prompt over MAX_SHORT_PROMPT or a detailed prompt over
+MAX_DETAILED_PROMPT characters.
+
 All rows are read and checked before anything is written; a bad row rejects the file (ImportRejected,
 nothing written) unless ``skip_bad``. Writes go in chunks of IMPORT_CHUNK rows, one transaction each,
 so a long import never stalls annotators' votes; when a write fails (disk full, read-only database)
@@ -25,6 +29,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +46,13 @@ from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Resp
 from annotations.samples import hash_file, upsert_sample_in
 
 IMPORT_CHUNK = 500  # rows per write transaction: a big import must not stall annotators' votes
+#: Deepest JSON nesting a row may have (a row is one flat object; Python's parser overflows near 1,000).
+MAX_JSON_DEPTH = 32
+#: Longest short prompt / caption (characters): engine.types.MAX_PROMPT_CHARS, which every task enforces.
+MAX_SHORT_PROMPT = 4000
+#: Longest detailed prompt (teacher response) per field (characters).
+MAX_DETAILED_PROMPT = 20_000
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _ID_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
 
 # Container signatures for when PyAV is not importable: (offset, bytes).
@@ -123,9 +135,27 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+def _json_depth(line: str) -> int:
+    """Deepest bracket nesting of a JSON text, strings skipped; stops counting past MAX_JSON_DEPTH."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(line):
+        char = token.group(0)
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _read_jsonl(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
+            continue
+        if _json_depth(line) > MAX_JSON_DEPTH:  # json.loads would raise RecursionError near 1,000 levels
+            yield number, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
             continue
         try:
             record = json.loads(line)
@@ -138,7 +168,16 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
 def _read_csv(text: str, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 2  # line 1 is the header
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader carries on with the next line
+            big = "field larger than field limit" in str(exc)
+            yield start, "a field is larger than 128 KiB" if big else f"not valid CSV ({exc})"
+            start = reader.reader.line_num + 1
+            continue
         yield start, {k: v for k, v in record.items() if k is not None}
         start = reader.line_num + 1  # a quoted field may span lines
 
@@ -229,10 +268,24 @@ def _text(record: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
+def _too_long(record: dict[str, Any]) -> str | None:
+    """Why a text field is over its bound (MAX_SHORT_PROMPT, MAX_DETAILED_PROMPT), or None."""
+    limits = {"short_prompt": MAX_SHORT_PROMPT, "detailed_prompt": MAX_DETAILED_PROMPT}
+    limits |= {f"detailed_prompt_task{t}": MAX_DETAILED_PROMPT for t in TASKS}
+    for key, limit in limits.items():
+        value = _text(record, key)
+        if value is not None and len(value) > limit:
+            return f"{key} is {len(value)} characters; the limit is {limit}"
+    return None
+
+
 def _check_row(record: dict[str, Any], videos: VideoChecks, line: int) -> _Row | str:
     short_prompt = _text(record, "short_prompt")
     if short_prompt is None:
         return "missing 'short_prompt'"
+    too_long = _too_long(record)
+    if too_long is not None:
+        return too_long
     teachers = {t: v for t in TASKS if (v := _text(record, f"detailed_prompt_task{t}"))}
     value = _text(record, "video")
     video, digest = None, NO_VIDEO_HASH
