@@ -115,11 +115,11 @@ INTERNAL_ERROR = "internal error in {fn}; an admin can find the details in the a
 def guard(fn: F, ctx: Any = None) -> F:
     """Turn every failure of a handler into a gr.Error with a one-line message: the app never crashes.
 
-    StudioError / StoreError / JobError / ValueError are the user's to fix and are shown; anything else
-    is logged with its traceback and shown as an internal error. With `ctx`, the caller's role (from the
-    handler's gr.Request) decides how much: admins see the whole line, everyone else a line with no
-    server paths and no decoder internals (`public_message`). An admin's call also runs inside
-    `ctx.studio.admin_access()`, the only way a model folder not loaded before may load.
+    StudioError / StoreError / JobError / ValueError are the user's to fix and are shown (and logged as one
+    line, no traceback); anything else is logged with its traceback and shown as an internal error. With
+    `ctx`, the caller's role (from the handler's gr.Request) decides how much: admins see the whole line,
+    everyone else a line with no server paths and no decoder internals (`public_message`). An admin's call
+    also runs inside `ctx.studio.admin_access()`, the only way a model folder not loaded before may load.
     """
 
     @functools.wraps(fn)
@@ -132,10 +132,12 @@ def guard(fn: F, ctx: Any = None) -> F:
                 return fn(*args, **kwargs)
         except gr.Error as exc:
             exc.print_exception = False  # Gradio would print a traceback per request (issue 24 item 2)
+            _refused(fn, exc.message)
             if admin or public_text(exc.message) == exc.message:
                 raise
             raise gr.Error(public_text(exc.message), print_exception=False) from exc
         except USER_ERRORS as exc:
+            _refused(fn, one_line(exc))
             raise gr.Error(one_line(exc) if admin else public_message(exc), print_exception=False) from exc
         except Exception as exc:
             log.exception("handler %s failed", fn.__name__)  # one line per distinct error a minute: app.ErrorThrottle
@@ -145,6 +147,11 @@ def guard(fn: F, ctx: Any = None) -> F:
             raise gr.Error(message, print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refused(fn: Callable[..., Any], message: object) -> None:
+    """An expected refusal (bad input, a model that cannot load, a busy device): one log line, no traceback."""
+    log.warning("%s refused: %s", getattr(fn, "__name__", "handler"), " ".join(str(message).split())[:300])
 
 
 def _admin_scope(ctx: Any, admin: bool) -> contextlib.AbstractContextManager[Any]:

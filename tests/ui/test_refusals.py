@@ -1,0 +1,55 @@
+"""Expected refusals log one line; tracebacks are for bugs only (issue 26 item 8). Through `guard` as a plain
+function, and through the launched app's log after refusals a user can cause."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+import pytest
+from gradio_client.exceptions import AppError
+
+from engine.errors import InputError
+from ui.app_server import Server
+from ui.common import guard
+
+
+def _refuse_with(exc: BaseException):
+    def handler() -> None:
+        raise exc
+
+    return guard(handler)
+
+
+@pytest.mark.parametrize(
+    "exc", [gr.Error("the short prompt is empty"), InputError("the short prompt is empty"), ValueError("bad seed")]
+)
+def test_a_refusal_is_one_log_line_and_gradio_prints_no_traceback(caplog, exc: BaseException) -> None:
+    with caplog.at_level(logging.INFO, logger="vidprompter.ui"), pytest.raises(gr.Error) as raised:
+        _refuse_with(exc)()
+    assert raised.value.print_exception is False  # Gradio prints a traceback for every gr.Error unless told not to
+    [record] = caplog.records
+    assert record.exc_info is None and "handler refused:" in record.getMessage()
+    assert "\n" not in record.getMessage()
+
+
+def test_a_bug_keeps_its_traceback_once(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="vidprompter.ui"), pytest.raises(gr.Error) as raised:
+        _refuse_with(RuntimeError("boom"))()
+    [record] = caplog.records
+    assert record.exc_info is not None and record.levelno == logging.ERROR  # ours: the log has the traceback
+    assert raised.value.print_exception is False  # ... once: Gradio does not print it a second time
+
+
+def test_the_apps_log_has_no_traceback_for_refusals(local_client, local_app: Server) -> None:
+    before = local_app.log.read_text()
+    for args, api in [
+        (("", "tiny-random-lm", 1, 1, 0, 8, False), "/beautify"),
+        (("", 1, 5, 0), "/hallucinate_text"),
+        (("nope", None), "/vote"),
+    ]:
+        with pytest.raises(AppError):
+            local_client.predict(*args, api_name=api)
+    added = local_app.log.read_text()[len(before) :]
+    assert "Traceback" not in added
+    assert len([line for line in added.splitlines() if "refused:" in line]) == 3
