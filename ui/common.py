@@ -309,3 +309,12 @@ def config_presets() -> list[str]:
 def on_model_event(event, handler, ins: list, outs: list, **kwargs) -> None:
     """Wire an event that runs a model: one at a time across all tabs (CPU inference, shared models)."""
     event(handler, ins, outs, concurrency_limit=1, concurrency_id="models", **kwargs)
+
+
+def afterwards(event: Any, handler: Callable[..., Any], ins: Any, outs: Any, **kwargs: Any) -> Any:
+    """`event.then(handler, ...)` that also runs when `event` failed: Gradio 6's page runs `.then` steps only
+    after a success (an error dispatches `.failure` steps alone), so a "back to idle" step chained with `.then`
+    never ran after an error and left Run at "Running…" (issue 25 item 4). Returns the success step, for
+    chaining what only makes sense after a success."""
+    event.failure(handler, ins, outs, **kwargs)
+    return event.success(handler, ins, outs, **kwargs)

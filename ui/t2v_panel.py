@@ -19,7 +19,7 @@ from engine.errors import StudioError
 from engine.t2v.errors import GenerationBusy, GenerationCancelled
 from engine.t2v.presets import RANDOM_WEIGHTS_LABEL, T2V_PRESETS
 from engine.t2v.studio import clip_path
-from ui.common import AppContext, bind, check_owner, public_message
+from ui.common import AppContext, afterwards, bind, check_owner, public_message
 from ui.render import md_note, md_text
 from ui.tasks import StopEvents, session_key
 
@@ -325,13 +325,23 @@ def wire_candidate_videos(ctx: AppContext, done: list[Any], state: gr.State, par
     for key, button in zip([SHORT, *map(str, range(MAX_CANDIDATES))], buttons, strict=True):
         started = button.click(start, None, [parts["cancel"], *buttons], queue=False, **_private())
         made = _generation(started.then, bind(generate_candidate_video, ctx, stops, key), ins, videos, **_private())
-        hidden = made.then(_cancel_hidden, None, parts["cancel"], **_private())
-        hidden.then(refresh, [state, parts["model"]], outs, **_private())
+        # Cancel hidden and the buttons back after a clip, a cancel or a refusal (a failure skips `.then` steps).
+        afterwards(made, bind(candidates_idle, ctx), [state, parts["model"]], [parts["cancel"], *outs], **_private())
     parts["cancel"].click(bind(cancel_video, ctx, stops), None, parts["cancel"], queue=False, **_private())
 
 
 def _cancel_hidden() -> gr.Button:
     return gr.Button(visible=False, value="⏹ Cancel")
+
+
+def candidates_idle(ctx: AppContext, state: dict | None, model: str | None) -> list[Any]:
+    """After a generation (made, cancelled or refused): Cancel hidden, the note and the buttons as before it."""
+    return [_cancel_hidden(), *candidate_buttons(ctx, state, model)]
+
+
+def pair_idle(ctx: AppContext, state: dict | None, model: str | None) -> tuple[gr.Button, str, gr.Button]:
+    """The Label tab's `candidates_idle`: Cancel hidden, the note and the Generate button as before."""
+    return (_cancel_hidden(), *pair_button(ctx, state, model))
 
 
 def pair_videos(ctx: AppContext, state: gr.State) -> dict[str, Any]:
@@ -353,7 +363,7 @@ def pair_videos(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     started = run.click(bind(_start_pair, ctx, stops), None, [cancel, run], queue=False, **_private())
     outs = [status, video_a, video_b]
     made = _generation(started.then, bind(generate_pair_videos, ctx, stops), [state, model, seed], outs, **_private())
-    made.then(_cancel_hidden, None, cancel, **_private()).then(refresh, [state, model], [note, run], **_private())
+    afterwards(made, bind(pair_idle, ctx), [state, model], [cancel, note, run], **_private())
     cancel.click(bind(cancel_video, ctx, stops), None, cancel, queue=False, **_private())
     return {"model": model, "run": run, "cancel": cancel, "status": status, "a": video_a, "b": video_b}
 

@@ -17,7 +17,7 @@ import gradio as gr
 
 from engine.evaluators.registry import TINY_EVALUATORS
 from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, wire_budgets
-from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
+from ui.common import SAMPLES_DIR, AppContext, afterwards, bind, model_choices, on_model_event
 from ui.grounding import grounding_box, wire_grounding
 from ui.t2v_panel import candidate_videos, wire_candidate_videos
 from ui.tasks import (
@@ -185,7 +185,9 @@ def _wire(
         streamed = busy.then(
             streaming, ins, outs, concurrency_limit=1, concurrency_id="models", show_progress="minimal", **_private()
         )
-        done.append(streamed.then(finish, [model, res["state"]], [run, stop, res["queue"], res["hint"]], **_private()))
+        # Back to idle after a finished, stopped or failed run (a failure skips `.then` steps in the page).
+        buttons = [run, stop, res["queue"], res["hint"]]
+        done.append(afterwards(streamed, finish, [model, res["state"]], buttons, **_private()))
     stop.click(bind(stop_run, ctx, stops), None, stop, queue=False, **_private())
     return done
 
