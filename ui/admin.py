@@ -234,7 +234,9 @@ def _launch_panel(ctx: AppContext) -> tuple[gr.Dropdown, gr.Code, gr.Textbox, gr
 
 
 def build_admin_tab(ctx: AppContext) -> gr.Tab:
-    with gr.Tab("Admin", id="admin") as tab:
+    """The tab, hidden until the page knows an admin asks (ui.layout.whoami shows it; Gradio 6 cannot hide a
+    tab header once shown)."""
+    with gr.Tab("Admin", id="admin", visible=False) as tab:
         gr.Markdown(device_note(), elem_id="admin-device")
         build_mine_panel(ctx)
         build_queue_panel(ctx)

@@ -241,7 +241,8 @@ def export_file(ctx: AppContext, fmt: str, request: gr.Request) -> tuple[str, st
 # -- layout ---------------------------------------------------------------------------------------
 
 
-def build_data_tab(ctx: AppContext) -> gr.Tab:
+def build_data_tab(ctx: AppContext) -> gr.Accordion:
+    """The tab; returns its admin-only import / export accordion (hidden until the page knows an admin asks)."""
     with gr.Tab("Data", id="data") as tab:
         refresh = gr.Button("Refresh", size="sm")
         counts = gr.Markdown(elem_id="data-counts")
@@ -257,7 +258,7 @@ def build_data_tab(ctx: AppContext) -> gr.Tab:
             wrap=True,
             elem_id="data-recent",
         )
-        with gr.Accordion("Import / export (admin)", open=False), gr.Row():
+        with gr.Accordion("Import / export (admin)", open=False, visible=False) as admin_box, gr.Row():
             with gr.Column():
                 upload = gr.File(
                     label="Rows to import (JSONL / CSV, or a zip with one of them plus its clips)",
@@ -277,4 +278,4 @@ def build_data_tab(ctx: AppContext) -> gr.Tab:
         tab.select(bind(refresh_stats, ctx), None, outs, api_visibility="private")
         import_btn.click(bind(import_file, ctx), [upload, skip_bad], io_status, api_name="import_rows")
         export_btn.click(bind(export_file, ctx), fmt, [download, io_status], api_name="export_pairs")
-    return tab
+    return admin_box

@@ -134,7 +134,7 @@ def pair_values(ctx: AppContext, request: gr.Request) -> PairValues:
     header = f"**Pair #{view.pair_id}** · {TASK_NAMES.get(view.task, view.task)}"
     if view.video and video is None:
         header += " · ⚠️ its video file is missing on the server"
-    if view.short_prompt:
+    if view.short_prompt and view.task != 1:  # Task 1 reads the video alone: its model never saw a caption
         header += f"\n\n> {md_text(view.short_prompt)}"
     left, right = word_diff(view.left_text, view.right_text)
     return (header, video, left, right, progress_text(ctx, user.name), state)

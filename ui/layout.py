@@ -32,7 +32,9 @@ CSS = """
 .cand-text { white-space: pre-wrap; overflow-wrap: anywhere; margin-top: 4px; line-height: 1.45; }
 .cand-cursor { animation: cand-blink 1s steps(2) infinite; }
 @keyframes cand-blink { 50% { opacity: 0; } }
-.label-response { overflow-wrap: anywhere; }
+/* Gradio's HighlightedText breaks anywhere (word-break: break-all): "reflects t|he". Break between words;
+   only a word longer than the line breaks inside. */
+.label-response .textfield, .label-response .textfield * { word-break: normal; overflow-wrap: anywhere; }
 .label-response .textfield { line-height: 1.5; }
 """
 
@@ -98,9 +100,12 @@ def header(ctx: AppContext, request: gr.Request) -> str:
     return f"# {TITLE}\n{mode} · models loaded: {loaded}"
 
 
-def whoami(ctx: AppContext, request: gr.Request) -> tuple[str, gr.Tab]:
-    """Header line for the caller, and the admin tab shown to admins only (handlers check again)."""
-    return header(ctx, request), gr.Tab(visible=ctx.user(request).is_admin)
+def whoami(ctx: AppContext, request: gr.Request) -> tuple[str, gr.Tab, gr.Accordion]:
+    """Header line for the caller; the Admin tab and the Data tab's import / export shown to admins only
+    (handlers check again). Both start hidden: Gradio 6 shows a hidden tab's header on an update, but never
+    hides a shown one again, so an annotator saw an Admin header that opened a blank page."""
+    admin = ctx.user(request).is_admin
+    return header(ctx, request), gr.Tab(visible=admin), gr.Accordion(visible=admin)
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -112,9 +117,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             pickers = [build_beautify_tab(ctx), build_describe_tab(ctx), build_caption_tab(ctx)]
             build_viewer_tab(ctx)
             build_label_tab(ctx)
-            build_data_tab(ctx)
+            data_admin = build_data_tab(ctx)
             admin_tab = build_admin_tab(ctx)
-        demo.load(bind(whoami, ctx), None, [top, admin_tab], api_visibility="private")
+        demo.load(bind(whoami, ctx), None, [top, admin_tab, data_admin], api_visibility="private")
         for picker in pickers:  # say at once whether each tab's default model can load, and why not
             note_outs = [picker["note"], picker["run"]]
             demo.load(bind(update_model_note, ctx), picker["model"], note_outs, api_visibility="private")

@@ -214,3 +214,20 @@ def test_candidates_stay_unscored_with_one_line_when_no_evaluator_can_load(
     assert len(unscored) == 1 and "none of the chosen evaluators can load here" in unscored[0]
     assert all(c.scores == {} for c in cands)
     assert candidate_frame(cands)["candidate"].tolist() == ["a rabbit in a meadow", "a red car"]  # beam order
+
+
+def test_a_task1_pair_shows_no_caption_the_model_never_saw(ctx: AppContext) -> None:
+    """Issue 26 item 8: Task 1 reads the video alone, so its pair shows no short prompt; Task 3's shows it."""
+    from annotations import store
+
+    header, *_ = next_pair(ctx, LOCAL)
+    assert "Task 1" in header and "A rabbit in a meadow" not in header  # seed_pairs' Task-1 samples have one
+    sample = store.upsert_sample(ctx.db, None, "A kite over a beach.")
+    a, b = (store.add_response(ctx.db, sample, 3, f"A kite {w} over a beach.", "model") for w in ("dips", "soars"))
+    store.add_pair(ctx.db, sample, 3, a, b, origin="human_queue")
+    for _ in range(4):  # skip the Task-1 pairs to the Task-3 one
+        header, *shown = next_pair(ctx, LOCAL)
+        if "Task 3" in header:
+            break
+        vote(ctx, "skip", shown[-1], LOCAL)
+    assert "Task 3" in header and "A kite over a beach." in header
