@@ -31,7 +31,9 @@ def grounding_html(g: dict[str, Any], title: str = "") -> str:
         return f"{head}<div class='ground-empty'>Not grounded: {html.escape(why)}</div>"
     scale = max(MIN_SCALE, g["margin"], *(abs(s["relative"]) for s in g["sentences"]))
     rows = [_row(s, scale, g["flagged"] and i == g["least_supported"]) for i, s in enumerate(g["sentences"])]
-    return f"{head}<table class='ground-table' style='width:100%;border-collapse:collapse'>{''.join(rows)}</table>"
+    # Fixed layout and wrap-anywhere sentences: a long unbroken "word" (random weights write them) stays in the box.
+    table = "width:100%;border-collapse:collapse;table-layout:fixed"
+    return f"{head}<table class='ground-table' style='{table}'>{''.join(rows)}</table>"
 
 
 def _row(s: dict[str, Any], scale: float, flagged: bool) -> str:
@@ -52,7 +54,7 @@ def _row(s: dict[str, Any], scale: float, flagged: bool) -> str:
         f"<td style='width:22%;padding:3px 6px'>{bar}</td>"
         f"<td style='width:13%;padding:3px 6px;white-space:nowrap;font-variant-numeric:tabular-nums'>"
         f"{s['mean']:.2f} ({s['relative']:+.2f})</td>"
-        f"<td style='padding:3px 6px'>{mark}{html.escape(s['text'])}</td></tr>"
+        f"<td style='padding:3px 6px;overflow-wrap:anywhere'>{mark}{html.escape(s['text'])}</td></tr>"
     )
 
 

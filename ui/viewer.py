@@ -156,17 +156,11 @@ def gap_model_default(ctx: AppContext, source: str) -> str:
     return config.video_model if source == GAP_SOURCES["video"] else config.text_model
 
 
-def gap_limits(gaps: list[float]) -> list[float]:
-    """y-axis limits from zero (a gap of 5.8 next to 12.8 must look about half as tall), with 10 % headroom."""
-    low, high = min(0.0, *gaps), max(0.0, *gaps)
-    pad = 0.1 * (high - low or 1.0)
-    return [low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0]
-
-
 def reward_gaps_view(
     ctx: AppContext, response: str, short_prompt: str, source: str, video: str | None, model: str, seed: float
-) -> tuple[pd.DataFrame, Any, str]:
-    """log pi(y|x,q) under each perturbation and its gap to the original: what HDPO widens.
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(table, chart bars, note): log pi(y|x,q) under each perturbation and its gap to the original (what HDPO
+    widens); the bars are the table's rows less the original, so the two always agree.
 
     The section above's response is a Task-3 response; the video above is used only when `source` asks for
     it (then the task-displaced rows, Eq. 12-13, appear and the model must read video)."""
@@ -186,9 +180,10 @@ def reward_gaps_view(
         original + [[r["condition"], r["term"], round(r["logp_displaced"], 3), round(r["gap"], 3)] for r in rows],
         columns=["condition", "term", "logp", "gap_vs_original"],
     )
-    bars = frame[frame["condition"] != "original"]
-    plot = gr.BarPlot(value=bars, y_lim=gap_limits(bars["gap_vs_original"].tolist()))
-    return frame, plot, gaps_note(ctx, response, name, with_video)
+    # The chart's value alone: Gradio 6 keeps the old bars when an update also carries y_lim (the table and
+    # the chart then disagreed). Bars start from zero without it: a gap of 5.8 looks half of 12.8.
+    bars = frame[frame["condition"] != "original"].reset_index(drop=True)
+    return frame, bars, gaps_note(ctx, response, name, with_video)
 
 
 def gaps_note(ctx: AppContext, response: str, model: str, with_video: bool) -> str:
@@ -280,7 +275,7 @@ def _task_section(ctx: AppContext, response: gr.Textbox, video: gr.Video) -> Non
             allow_custom_value=True,
             elem_id="viewer-gap-model",
         )
-        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, elem_id="viewer-gap-seed")
     source.change(bind(gap_model_default, ctx), source, model, api_visibility="private")
     gaps_btn = gr.Button("Compute log π(y|x,q) under each perturbation (loads the model)", elem_id="viewer-gaps-run")
     note = gr.Markdown(elem_id="viewer-gaps-note")
@@ -292,7 +287,11 @@ def _task_section(ctx: AppContext, response: gr.Textbox, video: gr.Video) -> Non
         elem_id="viewer-gaps",
     )
     plot = gr.BarPlot(
-        x="condition", y="gap_vs_original", label="Gap vs original (nats; from zero)", height=260, y_lim=[0, 1]
+        x="condition",
+        y="gap_vs_original",
+        label="Gap vs original (nats; from zero)",
+        height=260,
+        elem_id="viewer-gap-plot",
     )
 
     on_model_event(

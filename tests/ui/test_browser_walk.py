@@ -9,13 +9,14 @@ Screenshots (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README's come from
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ui.browser import BROWSER_MARKS, PAGE_TIMEOUT_MS, VIEWPORT, open_tab
-from ui.app_server import ADMIN, ANNOTATOR, Server, seed_pairs, start_app
+from tests.ui.browser import BROWSER_MARKS, PAGE_TIMEOUT_MS, VIEWPORT, open_tab, pick
+from ui.app_server import ADMIN, ANNOTATOR, SAMPLES, Server, seed_pairs, start_app
 
 pytestmark = BROWSER_MARKS
 
@@ -108,3 +109,55 @@ def test_admin_sees_the_admin_tab(walk) -> None:
     page.locator("#admin-device").get_by_text("GPU").wait_for()
     open_tab(page, "Data")
     assert page.get_by_text("Import / export (admin)").is_visible()
+
+
+def _bars(page) -> dict[str, float]:
+    """The reward-gap chart's bars as drawn: condition -> height."""
+    labels = page.eval_on_selector_all(
+        "#viewer-gap-plot [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))"
+    )
+    out = {}
+    for label in labels:  # "condition: response hallucination; gap_vs_original: 5.456"
+        condition, gap = (part.split(": ", 1)[1] for part in label.split("; "))
+        out[condition] = float(gap.replace("−", "-"))
+    return out
+
+
+def _table_gaps(page) -> dict[str, float]:
+    """The gaps table as shown: condition -> gap_vs_original (the cells read in order, four per row)."""
+    cells = [line.strip() for line in page.locator("#viewer-gaps").inner_text().splitlines() if line.strip()]
+    if "gap_vs_original" not in cells:
+        return {}
+    body = cells[cells.index("gap_vs_original") + 1 :]
+    rows = [body[i : i + 4] for i in range(0, len(body) - 3, 4)]
+    return {row[0]: float(row[3]) for row in rows if row[0] != "original"}
+
+
+def test_researcher_reruns_the_gaps_and_grounds_long_text(walk) -> None:
+    page = walk(ADMIN).page
+    open_tab(page, "Hallucination viewer")
+    pick(page, "viewer-gap-model", "tiny-random-lm")
+    seed = page.locator("#viewer-gap-seed input")
+    tables: list[dict[str, float]] = []
+    for value in ("0", "1"):  # another setting: the chart must follow the table, no old bars left
+        seed.fill(value)
+        seed.press("Enter")
+        page.locator("#viewer-gaps-run").click()
+        deadline = time.monotonic() + 120
+        while not (table := _table_gaps(page)) or table in tables:  # this run's table
+            assert time.monotonic() < deadline, "the gaps table did not change"
+            page.wait_for_timeout(500)
+        tables.append(table)
+        for _ in range(20):  # give the chart a moment to draw
+            if _bars(page) == pytest.approx(table, abs=1e-3):
+                break
+            page.wait_for_timeout(250)
+        assert _bars(page) == pytest.approx(table, abs=1e-3)
+    assert tables[0] != tables[1]  # the seed changed the swaps, and the chart with them
+    long_word = "A" + "b" * 300
+    page.locator("#viewer-text textarea").fill(f"A rabbit sits in a meadow. {long_word} runs. The sun sets.")
+    page.locator("#viewer-video-in input[type=file]").set_input_files(str(SAMPLES / "bunny.mp4"))
+    page.locator("#viewer-video-in video").wait_for()
+    page.locator("#viewer-ground-run").click()
+    page.locator("#viewer-grounding .ground-row").first.wait_for(timeout=120_000)
+    assert page.locator("#viewer-grounding").evaluate("el => el.scrollWidth <= el.clientWidth + 1")
