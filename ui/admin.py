@@ -23,6 +23,8 @@ from ui.queue_panel import build_queue_panel
 
 TINY_PRESET = "tiny-cpu"
 TERMINAL = ("finished", "failed", "cancelled")
+#: What Resume restarts (from the run's last checkpoint).
+RESUMABLE = ("cancelled", "failed")
 POLL_SECONDS = 2.0
 CURVE_TITLES = {"loss": "Loss per HDPO term", "margin": "Reward margin per HDPO term"}
 HISTORY_COLUMNS = ["id", "name", "status", "step", "total_steps", "progress", "created_at", "finished_at", "error"]
@@ -207,10 +209,18 @@ def cancel_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> st
 
 
 def resume_run(ctx: AppContext, run_id: float | None, request: gr.Request) -> tuple[str, gr.Timer]:
-    """Admin: restart a stopped run from its latest checkpoint."""
+    """Admin: restart a cancelled or failed run from its latest checkpoint. Any other run is refused at once,
+    naming its status: a live one is not waited on (nobody cancelled it), a finished one is not run again."""
     ctx.require_admin(request)
     if not run_id:
         raise gr.Error("enter the id of the run to resume")
+    status = ctx.jobs.status(int(run_id))["status"]
+    if status == "finished":
+        raise gr.Error(
+            f"run {int(run_id)} is finished: Resume restarts a cancelled or failed run from its last checkpoint"
+        )
+    if status not in RESUMABLE:
+        raise gr.Error(f"run {int(run_id)} is {status}, not stopped: Cancel it first, then Resume")
     ctx.jobs.resume(int(run_id))
     return f"▶️ Resuming run #{int(run_id)}.", gr.Timer(active=True)
 

@@ -98,3 +98,33 @@ def test_polling_reuses_the_app_engine(ctx: AppContext, monkeypatch: pytest.Monk
     for _ in range(5):
         bind(poll, ctx)(run_id, LOCAL)
     assert calls == []
+
+
+class SleepingTrainerJobs(Jobs):
+    """The real runner around a stand-in trainer that keeps running (until killed) without a word to the DB."""
+
+    def _command(self, args: list[str], num_processes: int) -> list[str]:
+        return [sys.executable, "-c", "import time; time.sleep(60)", "-m", "training", *args]
+
+
+def test_resume_applies_to_cancelled_or_failed_runs_only(ctx: AppContext, tmp_path: Path) -> None:
+    """Issue 26 item 5: Resume on a live run waited 15 s, then said "still stopping… saving a checkpoint" though
+    nobody cancelled; on a finished run it started it again. Both are refused at once, naming the status."""
+    import time
+
+    done = create_run(ctx.db, "done", status="finished")
+    assert _message(bind(resume_run, ctx), done, LOCAL) == (
+        f"run {done} is finished: Resume restarts a cancelled or failed run from its last checkpoint"
+    )
+    assert ctx.jobs.status(done)["status"] == "finished"  # not started again
+    jobs = SleepingTrainerJobs(ctx.db, ctx.jobs.db_url, ctx.jobs.folders)
+    live = AppContext(studio=None, db=ctx.db, jobs=jobs, work_dir=ctx.work_dir)
+    _note, run_id, _timer = bind(launch_training, live)("tiny-cpu", "", _overrides(tmp_path), LOCAL)
+    try:
+        started = time.monotonic()
+        message = _message(bind(resume_run, live), run_id, LOCAL)
+        assert time.monotonic() - started < 5  # no wait for a stop nobody asked for
+        assert message == f"run {run_id} is queued, not stopped: Cancel it first, then Resume"
+    finally:
+        jobs.cancel(run_id)
+        jobs.wait(run_id, timeout=30)
