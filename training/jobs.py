@@ -343,7 +343,7 @@ class Jobs:
                 if run["id"] == exclude or not self._holds_device(run):
                     continue
                 if _conflicts(_device_key(run.get("config") or {}), device):
-                    where = "this machine's GPU" if device == "default" else f"device {device}"
+                    where = "this machine" if device == "default" else f"device {device}"  # GPU or CPU alike
                     raise JobError(
                         f"run {run['id']} ({run['name']}, pid {run.get('pid')}) is already training on {where}; "
                         "cancel it or wait for it to finish before launching another"

@@ -75,7 +75,7 @@ def test_second_run_on_a_busy_device_is_refused(jobs: Jobs, tmp_path: Path):
     busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "training"])
     try:
         create_run(jobs.engine, "busy", config={"model": {"device": None}}, status="running", pid=busy.pid)
-        with pytest.raises(JobError, match=r"run 1 \(busy, pid \d+\) is already training on this machine's GPU"):
+        with pytest.raises(JobError, match=r"run 1 \(busy, pid \d+\) is already training on this machine;"):
             jobs.launch(TINY, _paths(tmp_path))
     finally:
         busy.kill()
