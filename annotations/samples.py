@@ -110,6 +110,18 @@ def add_sample(
         return _insert_sample(session, video, video_hash, short_prompt, split)
 
 
+@dataclass(frozen=True)
+class SampleRow:
+    """One sample to upsert with :func:`upsert_samples_in` (an import row, already checked)."""
+
+    video: str | None
+    short_prompt: str | None
+    video_hash: str
+    split: str = "train"
+    detailed_prompt: str | None = None
+    teacher_by_task: Mapping[int, str] | None = None
+
+
 def upsert_sample_in(
     session: Session,
     video: str | None,
@@ -120,22 +132,82 @@ def upsert_sample_in(
     video_hash: str,
     teacher_by_task: Mapping[int, str] | None = None,
 ) -> tuple[int, bool]:
-    """Session-level upsert used by import; returns (sample_id, created)."""
-    _check_video(video)
-    sample_id = _find_sample(session, content_key(video_hash, short_prompt))
-    created = sample_id is None
-    if sample_id is None:
-        sample_id = _insert_sample(session, video, video_hash, short_prompt, split)
-    # The detailed prompt is the teacher response for every task (see annotations/io.py for
-    # the reading of the paper), for Task 3 only when there is no video; per-task overrides win.
-    tasks = TASKS if video is not None else TEXT_ONLY_TASKS
-    teachers = {t: detailed_prompt for t in tasks if detailed_prompt}
-    teachers.update(teacher_by_task or {})
+    """Session-level upsert of one sample; returns (sample_id, created)."""
+    row = SampleRow(video, short_prompt, video_hash, split, detailed_prompt, teacher_by_task)
+    return upsert_samples_in(session, [row])[0]
+
+
+def _teachers(row: SampleRow) -> dict[int, str]:
+    # The detailed prompt is the teacher response for every task (see annotations/importer.py for the
+    # reading of the paper), for Task 3 only when there is no video; per-task overrides win.
+    tasks = TASKS if row.video is not None else TEXT_ONLY_TASKS
+    teachers = {t: row.detailed_prompt for t in tasks if row.detailed_prompt}
+    teachers.update(row.teacher_by_task or {})
     if set(teachers) - set(tasks):
         raise StoreError(f"a text-only sample (video=None) has only task(s) {TEXT_ONLY_TASKS}")
-    for task, text_ in teachers.items():
-        _add_response_in(session, sample_id, task, text_, "teacher")
-    return sample_id, created
+    return teachers
+
+
+def upsert_samples_in(session: Session, rows: Sequence[SampleRow]) -> list[tuple[int, bool]]:
+    """Upsert many samples and their teacher responses in a few statements (the importer's write, one
+    transaction of a chunk); returns (sample_id, created) per row, in order. A key seen twice is created once."""
+    for row in rows:
+        _check_video(row.video)
+    keys = [content_key(r.video_hash, r.short_prompt) for r in rows]
+    teachers = [_teachers(r) for r in rows]
+    ids = _sample_ids(session, keys)
+    new = {k: r for k, r in zip(keys, rows, strict=True) if k not in ids}
+    if new:
+        now = utcnow()
+        session.execute(
+            Sample.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                dict(
+                    video=os.path.abspath(r.video) if r.video is not None else None,
+                    video_hash=r.video_hash,
+                    content_key=k,
+                    short_prompt=r.short_prompt,
+                    split=r.split,
+                    created_at=now,
+                )
+                for k, r in new.items()
+            ],
+        )
+        ids.update(_sample_ids(session, list(new)))
+    _add_teachers(session, [(ids[k], t) for k, t in zip(keys, teachers, strict=True)])
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        out.append((ids[key], key in new and key not in seen))
+        seen.add(key)
+    return out
+
+
+def _sample_ids(session: Session, keys: Sequence[str]) -> dict[str, int]:
+    query = select(Sample.content_key, Sample.id).where(col(Sample.content_key).in_(list(keys)))
+    return {key: int(sid) for key, sid in session.exec(query)}  # type: ignore[arg-type]
+
+
+def _add_teachers(session: Session, wanted: Sequence[tuple[int, dict[int, str]]]) -> None:
+    """Teacher responses (no model, no checkpoint) not stored yet, inserted in one statement."""
+    sample_ids = sorted({sid for sid, teachers in wanted if teachers})
+    if not sample_ids:
+        return
+    query = select(Response.sample_id, Response.task, Response.text).where(
+        col(Response.sample_id).in_(sample_ids),
+        Response.source == "teacher",
+        col(Response.model).is_(None),
+        col(Response.checkpoint).is_(None),
+    )
+    have = set(session.exec(query))
+    now, missing = utcnow(), []
+    for sid, teachers in wanted:
+        for task, text_ in teachers.items():
+            if (sid, task, text_) not in have:
+                have.add((sid, task, text_))
+                missing.append(dict(sample_id=sid, task=task, text=text_, source="teacher", created_at=now))
+    if missing:
+        session.execute(Response.__table__.insert(), missing)  # type: ignore[attr-defined]
 
 
 def upsert_sample(

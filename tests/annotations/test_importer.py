@@ -122,22 +122,22 @@ def test_disk_full_mid_import_names_what_is_in_and_a_rerun_continues(
 ) -> None:
     monkeypatch.setattr(importer, "IMPORT_CHUNK", 2)
     path = _jsonl(tmp_path / "rows.jsonl", [{"video": str(videos[0]), "short_prompt": f"c{i}"} for i in range(5)])
-    real, calls = importer.upsert_sample_in, []
+    real, calls = importer.upsert_samples_in, []
 
-    def full_on_the_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def full_on_the_second(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
-        if len(calls) == 3:  # the second chunk's first row
+        if len(calls) == 2:  # the second chunk (rows 3-4)
             raise OperationalError("INSERT ...", {}, Exception("database or disk is full"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(importer, "upsert_sample_in", full_on_the_third)
+    monkeypatch.setattr(importer, "upsert_samples_in", full_on_the_second)
     with pytest.raises(ImportInterrupted) as info:
         import_rows(sqlite_engine, path)
     message = str(info.value)
     assert "disk full after 2 of 5 rows (lines 1-2 are in)" in message and "run the same import again" in message
     assert "\n" not in message and info.value.report.written_lines == [1, 2] and info.value.report.imported == 2
     assert _count(sqlite_engine, Sample) == 2  # the failed chunk rolled back: nothing half-written
-    monkeypatch.setattr(importer, "upsert_sample_in", real)
+    monkeypatch.setattr(importer, "upsert_samples_in", real)
     again = import_rows(sqlite_engine, path)
     assert (again.imported, again.existing) == (3, 2) and _count(sqlite_engine, Sample) == 5
 
