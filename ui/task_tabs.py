@@ -26,6 +26,7 @@ from ui.tasks import (
     beautify,
     describe_video,
     describe_video_with_caption,
+    judge_note,
     model_loads,
     queue_hint,
     send_to_queue,
@@ -213,11 +214,23 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
     default = ctx.studio.config.text_model
     with gr.Tab("Beautify a prompt", id="beautify"):
         gr.Markdown("Task 3: a short prompt → a detailed text-to-video prompt.")
-        prompt = gr.Textbox(label="Short prompt", lines=2, max_lines=6, elem_id="beautify-prompt")
+        # One line that grows: Enter runs (Gradio takes Shift+Enter in a box of two lines or more).
+        prompt = gr.Textbox(
+            label="Short prompt",
+            info="Enter runs it.",
+            placeholder="A dog runs on the beach.",
+            lines=1,
+            max_lines=6,
+            elem_id="beautify-prompt",
+        )
         model, note = _model_picker(ctx, False, default, "beautify")
         temperature = _preset_temperature(ctx, default)
         settings = _settings("beautify", candidates=3 if temperature > 0 else 1, temperature=temperature)
-        judge = gr.Checkbox(value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)")
+        judge = gr.Checkbox(
+            value=False, label="Score each candidate with the LLM judge (0-10; slow on CPU)", elem_id="beautify-judge"
+        )
+        judge_line = gr.Markdown(elem_id="beautify-judge-note")
+        judge.change(bind(judge_note, ctx), judge, judge_line, **_private())
         target, fit = budget_controls()
         run, stop = _run_buttons("Beautify", "beautify")
         res = _results(ctx, "beautify")

@@ -125,6 +125,26 @@ def score_with_judge(ctx: AppContext, cands: list[Candidate]) -> list[str]:
     return notes
 
 
+#: Judges whose replies mostly carry no readable 0-10 score (the README: the embedded model is a weak judge).
+WEAK_JUDGES = {"smollm2-135m": "the embedded 135 M model"}
+
+
+def judge_note(ctx: AppContext, on: bool) -> str:
+    """What ticking the LLM judge costs and what to expect from this judge, said before anything runs."""
+    if not on:
+        return ""
+    name = ctx.studio.config.judge_model or ctx.studio.config.text_model
+    line = f"The judge is **{md_text(name)}**: one more model call per candidate (about 15 s each on a 2-core CPU)."
+    if is_random_model(ctx.studio, name):
+        return f"{line} ⚠️ {RANDOM_WEIGHTS_LABEL}: expect no 0-10 score."
+    if name in WEAK_JUDGES:
+        return (
+            f"{line} ⚠️ {WEAK_JUDGES[name]} rarely writes a readable verdict: expect no 0-10 score on most "
+            "candidates. Start the app with `--model` set to a real instruct model to judge."
+        )
+    return line
+
+
 def best_first(scores: dict[str, float], rank: int) -> tuple[bool, float, int]:
     """Sort key: scored candidates by the evaluators' mean (else the judge's score), best first; then the
     unscored ones in beam order (random-weight scores can be negative, so "no score" is not 0)."""

@@ -161,3 +161,31 @@ def test_researcher_reruns_the_gaps_and_grounds_long_text(walk) -> None:
     page.locator("#viewer-ground-run").click()
     page.locator("#viewer-grounding .ground-row").first.wait_for(timeout=120_000)
     assert page.locator("#viewer-grounding").evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+
+
+def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(walk, shots: Path) -> None:
+    page = walk(ANNOTATOR).page
+    assert "Enter runs" in page.locator("#beautify-prompt").inner_text()  # said on the page
+    page.locator("#beautify-judge input").check()
+    note = page.locator("#beautify-judge-note")
+    note.get_by_text("smollm2-135m").wait_for()  # before it runs: which judge, how slow, how often it fails
+    assert "no 0-10 score" in note.inner_text()
+    page.locator("#beautify-judge input").uncheck()
+    pick(page, "beautify-model", "tiny-random-lm")
+    page.locator("#beautify-model-note").get_by_text("random weights").wait_for()
+    box = page.locator("#beautify-prompt textarea")
+    box.fill("A red kite flies over a windy beach.")
+    box.press("Enter")  # Enter runs (it used to take Shift+Enter)
+    page.locator("#beautify-status").get_by_text("candidate(s) from").wait_for(timeout=120_000)
+    assert box.input_value() == "A red kite flies over a windy beach."  # no newline typed into the prompt
+    open_tab(page, "Describe a video")
+    pick(page, "describe-model", "tiny-random-vlm")
+    page.locator("#describe-model-note").get_by_text("random weights").wait_for()
+    page.locator("#describe-video input[type=file]").set_input_files(str(SAMPLES / "bunny.mp4"))
+    page.locator("#describe-video video").wait_for()
+    page.locator("#describe-run").click()  # the default evaluators, none with weights here
+    status = page.locator("#describe-status")
+    status.get_by_text("candidate(s) from").wait_for(timeout=120_000)
+    assert "none of the chosen evaluators can load here" in status.inner_text()
+    assert page.locator("#describe-results .cand-card").count() >= 1
+    page.screenshot(path=str(shots / "describe.png"))

@@ -201,3 +201,13 @@ def test_word_diff_marks_the_words_that_differ() -> None:
     left, right = word_diff("Snow falls on a quiet village.", "Two boys throw a ball to a dog.")
     assert left == [("Snow falls on a quiet village.", None)]  # differ throughout: no highlight at all
     assert word_diff("", "text") == ([], [("text", None)])
+
+
+def test_the_judge_note_says_which_judge_and_what_to_expect_before_it_runs(ctx: AppContext) -> None:
+    from ui.tasks import judge_note
+
+    assert judge_note(ctx, False) == ""
+    note = judge_note(ctx, True)  # the embedded default: slow and mostly unparsed
+    assert "**smollm2-135m**" in note and "about 15 s each" in note and "expect no 0-10 score" in note
+    ctx.studio.config.text_model = "tiny-random-lm"
+    assert "random weights" in judge_note(ctx, True)
