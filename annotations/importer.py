@@ -45,10 +45,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
-from annotations.archive import extract_archive, rows_file
+from annotations.archive import extract_archive, prune_extracted, rows_file
 from annotations.db import describe_url, read_session, write_session, yield_to_writers
 from annotations.errors import ImportRejected, StoreError
-from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response
+from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response, Sample
 from annotations.samples import SampleRow, hash_file, upsert_samples_in
 
 IMPORT_CHUNK = 100  # most rows per write transaction: a big import must not stall annotators' votes
@@ -494,18 +494,35 @@ def import_rows(
     duplicated. The report says what to do next.
     """
     path = Path(path)
-    extracted = None
-    if path.suffix.lower() == ".zip":
-        if media_root is not None:
-            raise StoreError("a .zip carries its own clips: drop the media folder, or import the unzipped rows file")
-        extracted = extract_archive(path, extract_to if extract_to is not None else path.parent)
+    if path.suffix.lower() != ".zip":
+        good, report = validate_rows(path, media_root)
+        return _import_checked(engine, path, good, report, skip_bad)
+    if media_root is not None:
+        raise StoreError("a .zip carries its own clips: drop the media folder, or import the unzipped rows file")
+    extracted = extract_archive(path, extract_to if extract_to is not None else path.parent)
+    try:
         good, report = validate_rows(rows_file(extracted), confine_to=extracted)
         report.extracted_to = str(extracted)
-    else:
-        good, report = validate_rows(path, media_root)
+        return _import_checked(engine, path, good, report, skip_bad)
+    finally:  # imported or not, the folder keeps only the clips samples use (issue 24 item 10)
+        prune_extracted(extracted, _videos_under(engine, extracted))
+
+
+def _import_checked(
+    engine: Engine, path: Path, good: list[_Row], report: ImportReport, skip_bad: bool
+) -> ImportReport:
     if report.bad and not skip_bad:
         raise ImportRejected(f"{path}: {len(report.bad)} bad row(s) of {report.rows}; nothing imported", report)
     ids = _write(engine, good, report)
     report.lacking_teacher, report.lacking_pairs = _coverage(engine, ids, good)
     report.next_step = next_step(report, describe_url(engine))
     return report
+
+
+def _videos_under(engine: Engine, folder: Path) -> set[str]:
+    """Clip paths of samples inside `folder` (absolute, as samples store them)."""
+    prefix = os.path.abspath(folder) + os.sep
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with read_session(engine) as session:
+        query = select(Sample.video).where(col(Sample.video).like(like, escape="\\"))
+        return {v for v in session.exec(query) if v and v.startswith(prefix)}
