@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import getpass
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -44,6 +48,10 @@ PASSWORD_ENV = "VIDPROMPTER_PASSWORD"
 SHUTDOWN_GRACE_S = 4.0
 #: Gradio's upload cache and our per-request viewer outputs: swept every SWEEP_S of files older than MAX_AGE_S.
 CACHE_SWEEP_S, CACHE_MAX_AGE_S = 600, 3600
+#: The app's own folder in the temp dir (generated media, exports), one per process, locked while it runs.
+WORK_PREFIX = "vidprompter-ui-"
+#: Sub-folders of it that hold per-request outputs (swept of files older than CACHE_MAX_AGE_S).
+SWEPT_WORK_FOLDERS = ("viewer", "exports")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -150,7 +158,8 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     studio = Studio(studio_config(args.model, roots, args.max_models, args.t2v_offload))
     upload_dir = _upload_dir(db_url)
     folders = launch_folders(args, upload_dir)
-    ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts)
+    work_dir, work_lock = make_work_dir()
+    ctx = AppContext(studio=studio, db=db, jobs=Jobs(db, db_url, folders), accounts=accounts, work_dir=work_dir)
     ctx.upload_dir = upload_dir
     ctx.media_root = Path(args.media_root).resolve() if args.media_root else None
     demo = build_app(ctx)
@@ -165,7 +174,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
         "app_kwargs": {
             # sign-in back-off per client address; refusals answered before Gradio parses the form
             "middleware": [Middleware(SignInGuard, accounts=accounts)],
-            "lifespan": _sweeper(ctx.work_dir / "viewer"),
+            "lifespan": _sweeper(ctx, work_lock),
         },
     }
     return demo, kwargs
@@ -192,22 +201,96 @@ def _record_instructions(db: Any) -> None:
         print(f"note: {exc}; serving it read-only", file=sys.stderr)
 
 
-def _sweeper(folder: Path) -> Any:
-    """A lifespan for the app: every CACHE_SWEEP_S, per-request outputs in `folder` older than an hour go."""
+def make_work_dir(root: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
+    """A fresh `vidprompter-ui-*` folder in the temp dir (or `root`) and the descriptor of the flock this process
+    holds on its `.lock` for as long as it runs (the kernel drops it on any exit, kill -9 included): how
+    sweep_stale_work_dirs tells a live app's folder from a dead one's."""
+    folder = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return folder, fd
+
+
+def sweep_stale_work_dirs(
+    root: str | os.PathLike[str] | None = None, mine: Path | None = None, max_age_s: float = CACHE_MAX_AGE_S
+) -> list[Path]:
+    """Delete this user's `vidprompter-ui-*` folders whose app is gone (their lock is free), and lock-less ones
+    (older releases, tests) untouched for `max_age_s`; returns the folders removed. Each start left one."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
+        try:
+            if folder == mine or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            if _dead(folder, max_age_s):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:  # vanished meanwhile, or not ours to read
+            continue
+    return removed
+
+
+def _dead(folder: Path, max_age_s: float) -> bool:
+    lock = folder / ".lock"
+    if not lock.exists():
+        return time.time() - folder.stat().st_mtime > max_age_s
+    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its app holds it: alive
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep_once(work_dir: Path, upload_dir: Path | None, db: Any) -> None:
+    """One round of the sweeper (at start, then every CACHE_SWEEP_S): per-request outputs and exports older
+    than CACHE_MAX_AGE_S, files of extracted imports no sample uses (and extractions a crash left half-done)
+    untouched that long, and the work folders of apps no longer running."""
+    from annotations.archive import prune_extracted
+    from annotations.importer import videos_under
     from ui.common import sweep
+
+    for name in SWEPT_WORK_FOLDERS:
+        sweep(work_dir / name, CACHE_MAX_AGE_S)
+    imports = upload_dir / "imports" if upload_dir is not None else None
+    if imports is not None and imports.is_dir():
+        cutoff = time.time() - CACHE_MAX_AGE_S
+        for folder in imports.iterdir():
+            with contextlib.suppress(OSError):
+                if folder.name.startswith(".") and folder.name.endswith(".tmp"):
+                    if folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                elif folder.is_dir() and not folder.is_symlink():
+                    prune_extracted(folder, videos_under(db, folder), older_than_s=CACHE_MAX_AGE_S)
+    sweep_stale_work_dirs(mine=work_dir)
+
+
+def _sweeper(ctx: Any, work_lock: int) -> Any:
+    """A lifespan for the app: sweep_once at start and every CACHE_SWEEP_S; at shutdown the app's own work folder
+    goes (a killed app's is swept by the next start)."""
+
+    def sweep_logged() -> None:
+        try:
+            sweep_once(ctx.work_dir, ctx.upload_dir, ctx.db)
+        except Exception:  # noqa: BLE001 - a sweep must never stop the app; the next round retries
+            logging.getLogger("vidprompter").exception("sweep failed")
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         async def loop() -> None:
             while True:
+                await asyncio.to_thread(sweep_logged)
                 await asyncio.sleep(CACHE_SWEEP_S)
-                await asyncio.to_thread(sweep, folder, CACHE_MAX_AGE_S)
 
         task = asyncio.create_task(loop())
         try:
             yield
         finally:
             task.cancel()
+            shutil.rmtree(ctx.work_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.close(work_lock)
 
     return lifespan
 

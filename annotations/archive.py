@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -153,16 +154,19 @@ def _move_in(tmp: Path, target: Path) -> None:
             os.replace(src, dest)
 
 
-def prune_extracted(folder: str | os.PathLike[str], keep: set[str]) -> int:
+def prune_extracted(folder: str | os.PathLike[str], keep: set[str], older_than_s: float | None = None) -> int:
     """Delete every file under an extracted `folder` whose absolute path is not in `keep` (the clips samples
-    use), then the folders left empty, the folder itself included; returns how many files went."""
+    use; with `older_than_s`, only files not modified for that long), then the folders left empty, the folder
+    itself included; returns how many files went."""
     folder, removed = Path(folder), 0
     if not folder.is_dir():
         return 0
+    cutoff = time.time() - older_than_s if older_than_s is not None else None
     for item in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # children first
         try:
             if item.is_file() or item.is_symlink():
-                if os.path.abspath(item) not in keep:
+                fresh = cutoff is not None and item.lstat().st_mtime >= cutoff
+                if os.path.abspath(item) not in keep and not fresh:
                     item.unlink()
                     removed += 1
             elif item.is_dir() and not any(item.iterdir()):

@@ -505,7 +505,7 @@ def import_rows(
         report.extracted_to = str(extracted)
         return _import_checked(engine, path, good, report, skip_bad)
     finally:  # imported or not, the folder keeps only the clips samples use (issue 24 item 10)
-        prune_extracted(extracted, _videos_under(engine, extracted))
+        prune_extracted(extracted, videos_under(engine, extracted))
 
 
 def _import_checked(
@@ -519,8 +519,8 @@ def _import_checked(
     return report
 
 
-def _videos_under(engine: Engine, folder: Path) -> set[str]:
-    """Clip paths of samples inside `folder` (absolute, as samples store them)."""
+def videos_under(engine: Engine, folder: Path) -> set[str]:
+    """Clip paths of samples inside `folder` (absolute, as samples store them): what a prune keeps."""
     prefix = os.path.abspath(folder) + os.sep
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     with read_session(engine) as session:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -49,3 +54,92 @@ def test_the_throttle_is_installed_once() -> None:
     app.install_log_throttle()
     throttles = [f for f in logging.getLogger("vidprompter.ui").filters if isinstance(f, app.ErrorThrottle)]
     assert len(throttles) == 1
+
+
+# -- item 10: nothing piles up ----------------------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = time.time() - seconds
+    for item in [path, *path.rglob("*")]:
+        os.utime(item, (old, old))
+
+
+def test_stale_work_folders_of_dead_apps_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    mine, _fd = app.make_work_dir(tmp_path)
+    dead, dead_fd = app.make_work_dir(tmp_path)
+    os.close(dead_fd)  # its process is gone: the lock is free
+    live = tmp_path / "vidprompter-ui-live"
+    live.mkdir()
+    holder = subprocess.Popen(  # another running app holds its folder's lock
+        [sys.executable, "-c", LOCK_AND_WAIT, str(live / ".lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        legacy_old, legacy_new = tmp_path / "vidprompter-ui-old", tmp_path / "vidprompter-ui-new"
+        for folder in (legacy_old, legacy_new):
+            (folder / "viewer").mkdir(parents=True)
+            (folder / "viewer" / "clip.mp4").write_bytes(b"x" * 1000)
+        _age(legacy_old, 2 * app.CACHE_MAX_AGE_S)
+        removed = app.sweep_stale_work_dirs(tmp_path, mine=mine)
+        assert sorted(p.name for p in removed) == sorted([dead.name, legacy_old.name])
+        assert mine.is_dir() and live.is_dir() and legacy_new.is_dir() and not dead.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+LOCK_AND_WAIT = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_scheduled_sweep_empties_old_outputs_exports_and_unused_extractions(tmp_path: Path) -> None:
+    from annotations.db import open_db
+
+    db = open_db(f"sqlite:///{tmp_path / 's.db'}")
+    work, fd = app.make_work_dir(tmp_path)
+    uploads = tmp_path / "uploads"
+    old_export, new_export = work / "exports" / "pairs-old.jsonl", work / "exports" / "pairs-new.jsonl"
+    old_clip = work / "viewer" / "abc" / "clip-original.mp4"
+    extracted = uploads / "imports" / "set-0123456789ab"
+    used, unused = extracted / "clips" / "a.mp4", extracted / "rows.jsonl"
+    crashed = uploads / "imports" / ".set-xyz.tmp"
+    for path in (old_export, new_export, old_clip, used, unused, crashed / "part.mp4"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 100)
+    from annotations import store
+
+    store.upsert_sample(db, str(used), "a used clip", video_hash="h")
+    for path in (old_export, old_clip.parent, extracted, crashed):
+        _age(path, 2 * app.CACHE_MAX_AGE_S)
+    app.sweep_once(work, uploads, db)
+    assert not old_export.exists() and new_export.exists() and not old_clip.exists()
+    assert used.exists() and not unused.exists() and not crashed.exists()
+    db.dispose()
+    os.close(fd)
+
+
+def test_the_app_owns_a_locked_work_folder_and_sweeps_at_start(tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale, stale_fd = app.make_work_dir(tmp_path)
+    os.close(stale_fd)
+    demo, kwargs = app.build(app.parse_args(["--db", f"sqlite:///{tmp_path / 's.db'}"]))
+    lifespan = kwargs["app_kwargs"]["lifespan"]
+    work = next(p for p in tmp_path.glob("vidprompter-ui-*") if p != stale)
+
+    async def start_and_stop() -> None:
+        async with lifespan(None):
+            await asyncio.sleep(0.5)
+            assert not stale.exists()  # swept at start
+            assert work.is_dir()
+
+    asyncio.run(start_and_stop())
+    assert not work.exists()  # its own folder goes with the app
