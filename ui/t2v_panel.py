@@ -4,9 +4,9 @@ pair's responses make, side by side (issue 17 item 3).
 Every generation goes through `Studio.generate_video` (engine.t2v): progress from the pipeline's step callback
 (gr.Progress), a per-session Cancel (the pipeline's cancel event), one generation per device (a second request
 is told "busy" at once instead of waiting unseen). Clips go to a fresh folder per request under the per-request
-outputs that app.py's sweeper empties (work_dir/viewer). Where the chosen T2V model cannot load, the buttons
-are off and one line names the preset and the variable to set; tiny-random-* presets run when picked by name,
-labelled "random weights — pipeline check only". Nothing here imports torch.
+outputs that app.py's sweeper empties (work_dir/viewer). Where the chosen T2V model cannot load, the panel is
+its picker and one line naming the preset and the variable to set (no players, no buttons); tiny-random-* presets
+run when picked by name, labelled "random weights — pipeline check only". Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ def candidate_buttons(ctx: AppContext, state: dict | None, model: str | None) ->
     short = gr.Button(visible=SHORT in texts, interactive=ready)
     cands = [gr.Button(visible=str(i) in texts, interactive=ready) for i in range(MAX_CANDIDATES)]
     return [t2v_line(ctx, model), short, *cands]
+
+
+def t2v_body(ctx: AppContext, model: str | None) -> gr.Column:
+    """The panel's seed, buttons, status and players: shown only while the chosen model can generate here (no
+    empty players and grey buttons where no text-to-video weights are; the note line says how to enable it)."""
+    return gr.Column(visible=t2v_ready(ctx, model))
 
 
 def pair_button(ctx: AppContext, state: dict | None, model: str | None) -> tuple[str, gr.Button]:
@@ -251,20 +257,29 @@ def cleared_pair_videos() -> tuple[str, None, None]:
 # -- layout ------------------------------------------------------------------------------------------------
 
 
-def _model_row(ctx: AppContext, prefix: str) -> tuple[gr.Dropdown, gr.Number, gr.Markdown]:
+def _model_row(ctx: AppContext, prefix: str) -> tuple[gr.Dropdown, gr.Markdown]:
     default = ctx.studio.default_t2v_model()
-    with gr.Row():
-        model = gr.Dropdown(
-            t2v_choices(),
-            value=default,
-            label="Text-to-video model",
-            info="tiny-random-* are random weights: pipeline check only.",
-            elem_id=f"{prefix}-t2v-model",
-            scale=3,
-        )
-        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed: compare prompts)", scale=1)
+    model = gr.Dropdown(
+        t2v_choices(),
+        value=default,
+        label="Text-to-video model",
+        info="tiny-random-* are random weights: pipeline check only.",
+        elem_id=f"{prefix}-t2v-model",
+    )
     note = gr.Markdown(t2v_line(ctx, default), elem_id=f"{prefix}-t2v-note")
-    return model, seed, note
+    return model, note
+
+
+def _body(ctx: AppContext, prefix: str, model: gr.Dropdown) -> gr.Column:
+    """The column of seed, buttons, status and players (laid out by the caller inside it), shown while the picked
+    model can generate here (`t2v_body`)."""
+    body = gr.Column(visible=t2v_ready(ctx, model.value), elem_id=f"{prefix}-t2v-body")
+    model.change(bind(t2v_body, ctx), model, body, **_private())
+    return body
+
+
+def _seed_box() -> gr.Number:
+    return gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed: compare prompts)")
 
 
 def _private() -> dict[str, Any]:
@@ -280,20 +295,26 @@ def candidate_videos(ctx: AppContext, prefix: str = "beautify") -> dict[str, Any
     """The Beautify tab's "Generate video" row (laid out where it is called); `wire_candidate_videos` connects it
     to the tab's runs."""
     with gr.Accordion("Generate video from a candidate (text-to-video)", open=True, elem_id=f"{prefix}-t2v"):
-        model, seed, note = _model_row(ctx, prefix)
-        with gr.Row(elem_id=f"{prefix}-t2v-buttons"):
-            short = gr.Button(
-                "▶ Generate video: short prompt", size="sm", visible=False, elem_id=f"{prefix}-t2v-short"
-            )
-            cands = [
-                gr.Button(f"▶ Generate video #{i + 1}", size="sm", visible=False, elem_id=f"{prefix}-t2v-{i + 1}")
-                for i in range(MAX_CANDIDATES)
-            ]
-            cancel = gr.Button("⏹ Cancel", variant="stop", size="sm", visible=False, elem_id=f"{prefix}-t2v-cancel")
-        status = gr.Markdown(elem_id=f"{prefix}-t2v-status")
-        with gr.Row(equal_height=True):
-            latest = gr.Video(label="Latest clip", interactive=False, height=260, elem_id=f"{prefix}-t2v-latest")
-            before = gr.Video(label="The clip before", interactive=False, height=260, elem_id=f"{prefix}-t2v-before")
+        model, note = _model_row(ctx, prefix)
+        with _body(ctx, prefix, model):
+            seed = _seed_box()
+            with gr.Row(elem_id=f"{prefix}-t2v-buttons"):
+                short = gr.Button(
+                    "▶ Generate video: short prompt", size="sm", visible=False, elem_id=f"{prefix}-t2v-short"
+                )
+                cands = [
+                    gr.Button(f"▶ Generate video #{i + 1}", size="sm", visible=False, elem_id=f"{prefix}-t2v-{i + 1}")
+                    for i in range(MAX_CANDIDATES)
+                ]
+                cancel = gr.Button(
+                    "⏹ Cancel", variant="stop", size="sm", visible=False, elem_id=f"{prefix}-t2v-cancel"
+                )
+            status = gr.Markdown(elem_id=f"{prefix}-t2v-status")
+            with gr.Row(equal_height=True):
+                latest = gr.Video(label="Latest clip", interactive=False, height=260, elem_id=f"{prefix}-t2v-latest")
+                before = gr.Video(
+                    label="The clip before", interactive=False, height=260, elem_id=f"{prefix}-t2v-before"
+                )
         clips = gr.State([])
     parts = {"model": model, "seed": seed, "note": note, "short": short, "cands": cands, "cancel": cancel}
     parts |= {"status": status, "latest": latest, "before": before, "clips": clips}
@@ -348,14 +369,16 @@ def pair_videos(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     """The Label tab's videos of A and B, side by side (laid out where it is called), wired to its pair state."""
     stops = StopEvents()
     with gr.Accordion("Compare the videos A and B make (text-to-video)", open=False, elem_id="label-t2v"):
-        model, seed, note = _model_row(ctx, "label")
-        with gr.Row():
-            run = gr.Button("▶ Generate video of A and of B", interactive=False, elem_id="label-t2v-run", scale=3)
-            cancel = gr.Button("⏹ Cancel", variant="stop", visible=False, elem_id="label-t2v-cancel", scale=1)
-        status = gr.Markdown(elem_id="label-t2v-status")
-        with gr.Row(equal_height=True):
-            video_a = gr.Video(label="Video from A", interactive=False, height=260, elem_id="label-t2v-a")
-            video_b = gr.Video(label="Video from B", interactive=False, height=260, elem_id="label-t2v-b")
+        model, note = _model_row(ctx, "label")
+        with _body(ctx, "label", model):
+            seed = _seed_box()
+            with gr.Row():
+                run = gr.Button("▶ Generate video of A and of B", interactive=False, elem_id="label-t2v-run", scale=3)
+                cancel = gr.Button("⏹ Cancel", variant="stop", visible=False, elem_id="label-t2v-cancel", scale=1)
+            status = gr.Markdown(elem_id="label-t2v-status")
+            with gr.Row(equal_height=True):
+                video_a = gr.Video(label="Video from A", interactive=False, height=260, elem_id="label-t2v-a")
+                video_b = gr.Video(label="Video from B", interactive=False, height=260, elem_id="label-t2v-b")
     refresh = bind(pair_button, ctx)
     state.change(refresh, [state, model], [note, run], **_private())
     state.change(cleared_pair_videos, None, [status, video_a, video_b], queue=False, **_private())

@@ -1,6 +1,7 @@
-"""Text-to-video in a real browser (Playwright driving Debian's chromium): the "Generate video" buttons are off
-with one line naming the preset and the variable to set, turn on for a tiny-random-* model, and make a clip from
-a Beautify candidate (progress, then the player); the Label tab makes the videos of A and B side by side.
+"""Text-to-video in a real browser (Playwright driving Debian's chromium): without weights the "Generate video"
+panel is one line naming the preset and the variable to set; a tiny-random-* model brings its buttons and players
+and makes a clip from a Beautify candidate (progress, then the player); the Label tab makes the videos of A and B
+side by side.
 
 Screenshots (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README's come from
 `VIDPROMPTER_SCREENSHOTS=docs/screenshots pytest -m browser tests/ui/test_browser_t2v.py`), else to tmp.
@@ -73,14 +74,15 @@ def test_generate_a_clip_from_a_beautify_candidate(page, shots: Path) -> None:
     page.locator("#beautify-run").click()
     page.locator("#beautify-status").get_by_text("candidate(s) from").wait_for(timeout=240_000)
     first = page.locator("#beautify-t2v-1")
-    first.wait_for(state="visible")
-    assert first.is_disabled()  # the default preset cannot load here
-    assert page.locator("#beautify-t2v-short").is_visible() and page.locator("#beautify-t2v-3").is_visible()
-    assert not page.locator("#beautify-t2v-4").is_visible()  # three candidates, three buttons
+    # The default preset cannot load here: the panel is its one line, no grey buttons, no empty players.
+    assert not first.is_visible() and not page.locator("#beautify-t2v-latest").is_visible()
 
     pick(page, "beautify-t2v-model", TINY)
     note.get_by_text("random weights — pipeline check only").wait_for()
+    first.wait_for(state="visible")
     page.wait_for_function("() => !document.querySelector('#beautify-t2v-1').disabled")
+    assert page.locator("#beautify-t2v-short").is_visible() and page.locator("#beautify-t2v-3").is_visible()
+    assert not page.locator("#beautify-t2v-4").is_visible()  # three candidates, three buttons
     first.click()
     page.locator("#beautify-t2v-status").get_by_text(re.compile("candidate #1 →")).wait_for(timeout=120_000)
     status = page.locator("#beautify-t2v-status").inner_text()

@@ -41,7 +41,12 @@ BROKEN_WORDS_JS = """(sel) => {
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_app(tmp_path_factory.mktemp("browser-walk"), auth=True)
+    # No text-to-video weights on this host (an empty Hugging Face cache, no preset folders).
+    env = {"HF_HOME": str(tmp_path_factory.mktemp("hf")), "VIDPROMPTER_ALLOW_DOWNLOAD": "0"}
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("COGVIDEOX_2B", "COGVIDEOX_5B", "WAN2_1_T2V_1_3B", "EASYANIMATE_V5_1_7B"):
+            mp.delenv(f"VIDPROMPTER_T2V_{name}", raising=False)
+        server = start_app(tmp_path_factory.mktemp("browser-walk"), auth=True, env=env)
     seed_pairs(server.db_url, 4)
     yield server
     server.stop()
@@ -166,6 +171,11 @@ def test_researcher_reruns_the_gaps_and_grounds_long_text(walk) -> None:
 def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(walk, shots: Path) -> None:
     page = walk(ANNOTATOR).page
     assert "Enter runs" in page.locator("#beautify-prompt").inner_text()  # said on the page
+    t2v_note = page.locator("#beautify-t2v-note")  # no text-to-video weights here: one line on how to enable it
+    t2v_note.get_by_text("Generate video is off").wait_for()
+    assert "VIDPROMPTER_T2V_COGVIDEOX_2B" in t2v_note.inner_text()
+    for part in ("#beautify-t2v-buttons", "#beautify-t2v-latest", "#beautify-t2v-before"):
+        assert not page.locator(part).is_visible()  # no empty players, no grey buttons
     page.locator("#beautify-judge input").check()
     note = page.locator("#beautify-judge-note")
     note.get_by_text("smollm2-135m").wait_for()  # before it runs: which judge, how slow, how often it fails

@@ -22,6 +22,7 @@ from ui.t2v_panel import (
     generate_video_api,
     pair_button,
     start_video,
+    t2v_body,
     t2v_line,
 )
 from ui.tasks import StopEvents, session_key
@@ -99,6 +100,12 @@ def test_tiny_preset_turns_them_on_labelled_random(ctx):
     assert second.visible is False  # an empty candidate has nothing to turn into a video
     assert "Pick a text-to-video model" in t2v_line(ctx, None)
     assert "pick a preset" in t2v_line(ctx, "/etc")  # the app names presets only
+
+
+def test_without_weights_the_panel_is_one_line_and_players_come_with_a_model(ctx):
+    """Issue 25 item 5: no T2V weights here, so no empty players and grey buttons: the note alone."""
+    assert t2v_body(ctx, "cogvideox-2b").visible is False
+    assert t2v_body(ctx, TINY).visible is True  # a model that loads: buttons, status and players
 
 
 # -- a clip per candidate -------------------------------------------------------------------------------
