@@ -11,9 +11,10 @@ File format (JSON)::
 loop, so a 0.3-0.6 s bcrypt check blocked every other request. Here each check runs on a small thread
 pool (bcrypt releases the GIL), at most `max_waiting` checks wait for it (more get HTTP 503 at once),
 an unknown user costs the same bcrypt work as a known one (the decoy hash has the accounts' cost), and
-`LoginThrottle` backs off per user and per client address after repeated failures (HTTP 429, no
-bcrypt at all). The client address comes from `SignInGuard` (Gradio passes the auth
-callable no request). Roles are enforced in the handlers (ui.common.AppContext.require_admin).
+`LoginThrottle` backs off per (user, client address) and per client address after repeated failures
+(HTTP 429, no bcrypt at all): failures from one address never lock the account's owner out elsewhere.
+The client address comes from `SignInGuard` (Gradio passes the auth callable no request). Roles are
+enforced in the handlers (ui.common.AppContext.require_admin).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ BCRYPT_ROUNDS = 12
 #: Shown on the login page: Gradio's form only ever says "Incorrect credentials" on a refusal.
 LOGIN_NOTE = (
     "VidPrompter Studio: sign in with your annotator or admin account. After {n} failed sign-ins for an "
-    "account or from one address, each further try must wait longer (up to {cap} min)."
+    "account from one address (or {n_addr} from one address), each further try from there must wait longer "
+    "(up to {cap} min)."
 )
 
 #: The client address of the HTTP request being served (set by SignInGuard).
@@ -84,12 +86,19 @@ class _Failures:
 
 @dataclass
 class LoginThrottle:
-    """Exponential back-off per key ("user:NAME", "addr:IP"): after `free_failures` failures in a row,
-    the next try must wait base_s * 2**(extra failures), capped at cap_s. A success clears the user's key;
-    keys idle for `forget_s` are dropped. Thread-safe."""
+    """Exponential back-off per key: "user:NAME@IP" (one account from one address) and "addr:IP" (everything
+    from one address). After `free_failures` failures in a row (`address_free_failures` for an address key)
+    the next try must wait base_s * 2**(extra failures), capped at cap_s. A success clears its account's key
+    from that address; keys idle for `forget_s` are dropped. Thread-safe.
+
+    There is no key per account alone: with one, anyone could lock any account out, the admin's included, by
+    failing ~10 times for its name from anywhere (issue 24 item 7). An attacker's failures slow that
+    attacker's address; the owner signing in from their own address is never kept waiting by them."""
 
     free_failures: int = 5
-    """Failures allowed before any wait."""
+    """Failures for one account from one address before any wait."""
+    address_free_failures: int = 20
+    """Failures from one address, over all names, before any wait (an office behind one NAT shares it)."""
     base_s: float = 1.0
     """Wait after the first failure beyond the free ones."""
     cap_s: float = 300.0
@@ -110,7 +119,7 @@ class LoginThrottle:
         entry = self._keys.get(key)
         if entry is None or now - entry.last > self.forget_s:
             return 0.0
-        extra = entry.count - self.free_failures
+        extra = entry.count - (self.address_free_failures if key.startswith("addr:") else self.free_failures)
         if extra < 0:
             return 0.0
         return max(0.0, entry.last + min(self.cap_s, self.base_s * 2.0**extra) - now)
@@ -198,7 +207,7 @@ class Accounts:
 
     async def authenticate(self, username: str, password: str, address: str | None) -> bool:
         """True / False for the credentials, or SignInRefused (back-off, or too many checks queued)."""
-        keys = [f"user:{username}"] + ([f"addr:{address}"] if address else [])
+        keys = sign_in_keys(username, address)
         refused = self.refusal(keys)
         if refused is not None:
             await asyncio.sleep(self.refusal_delay_s)
@@ -221,7 +230,10 @@ class Accounts:
             return self._pool
 
     def login_note(self) -> str:
-        return LOGIN_NOTE.format(n=self.throttle.free_failures, cap=round(self.throttle.cap_s / 60))
+        throttle = self.throttle
+        return LOGIN_NOTE.format(
+            n=throttle.free_failures, n_addr=throttle.address_free_failures, cap=round(throttle.cap_s / 60)
+        )
 
     def role(self, username: str) -> str:
         account = self._accounts.get(username)
@@ -229,6 +241,12 @@ class Accounts:
 
     def names(self) -> list[str]:
         return sorted(self._accounts)
+
+
+def sign_in_keys(username: str, address: str | None) -> list[str]:
+    """The throttle's keys for a sign-in: the (account, address) pair first (a success clears it), then the
+    address alone. Without an address (no SignInGuard) the account's key stands for both."""
+    return [f"user:{username}@{address or '?'}"] + ([f"addr:{address}"] if address else [])
 
 
 def hash_cost(password_hash: str) -> int | None:

@@ -174,12 +174,12 @@ class Clock:
 
 def test_back_off_per_user_and_per_address() -> None:
     clock = Clock()
-    throttle = LoginThrottle(free_failures=3, base_s=2, cap_s=60, clock=clock)
-    keys = ["user:ann", "addr:10.0.0.9"]
+    throttle = LoginThrottle(free_failures=3, address_free_failures=3, base_s=2, cap_s=60, clock=clock)
+    keys = ["user:ann@10.0.0.9", "addr:10.0.0.9"]
     for _ in range(3):
         assert throttle.wait_s(keys) == 0
         throttle.failed(keys)
-    assert throttle.wait_s(["user:ann"]) == 2 and throttle.wait_s(["addr:10.0.0.9"]) == 2
+    assert throttle.wait_s(["user:ann@10.0.0.9"]) == 2 and throttle.wait_s(["addr:10.0.0.9"]) == 2
     throttle.failed(keys)
     assert throttle.wait_s(keys) == 4  # doubles
     for _ in range(10):
@@ -187,10 +187,10 @@ def test_back_off_per_user_and_per_address() -> None:
     assert throttle.wait_s(keys) == 60  # capped
     clock.now += 60
     assert throttle.wait_s(keys) == 0
-    throttle.succeeded("user:ann")
-    assert throttle.wait_s(["user:ann"]) == 0 and throttle.wait_s(["addr:10.0.0.9"]) == 0
+    throttle.succeeded("user:ann@10.0.0.9")
+    assert throttle.wait_s(["user:ann@10.0.0.9"]) == 0 and throttle.wait_s(["addr:10.0.0.9"]) == 0
     throttle.failed(["addr:10.0.0.9"])  # the address keeps its count: a spray over many names is slowed too
-    assert throttle.wait_s(["user:zoe", "addr:10.0.0.9"]) > 0
+    assert throttle.wait_s(["user:zoe@10.0.0.9", "addr:10.0.0.9"]) > 0
 
 
 def test_sign_in_backs_off_then_accepts_the_right_password_after_waiting(accounts: Accounts) -> None:

@@ -43,13 +43,21 @@ def _login(server: Server, user: str, password: str, source: str) -> tuple[int, 
 
 
 def test_repeated_bad_sign_ins_back_off_per_address(guarded_app: Server) -> None:
-    statuses = [_login(guarded_app, "nobody-here", "wrong-password", "127.0.0.7")[0] for _ in range(5)]
-    assert statuses == [400] * 5
+    # A spray over many names from one address: its 20 free failures (LoginThrottle.address_free_failures).
+    statuses = [_login(guarded_app, f"nobody-{i}", "wrong-password", "127.0.0.7")[0] for i in range(20)]
+    assert statuses == [400] * 20
     status, body = _login(guarded_app, ANNOTATOR[0], ANNOTATOR[1], "127.0.0.7")  # right, but the address waits
     assert status == 429 and "too many failed sign-ins; try again in" in body
     assert _login(guarded_app, ANNOTATOR[0], ANNOTATOR[1], "127.0.0.8")[0] == 200  # another address is served
     time.sleep(1.2)
     assert _login(guarded_app, ANNOTATOR[0], ANNOTATOR[1], "127.0.0.7")[0] == 200
+
+
+def test_bad_passwords_for_an_account_do_not_lock_its_owner_out(guarded_app: Server) -> None:
+    """Issue 24 item 7: ~10 bad passwords for a name from one address, then the owner from her own address."""
+    statuses = [_login(guarded_app, ADMIN[0], "guess-password", "127.0.0.11")[0] for _ in range(10)]
+    assert statuses[:5] == [400] * 5 and 429 in statuses[5:]  # the prober backs off ...
+    assert _login(guarded_app, ADMIN[0], ADMIN[1], "127.0.0.12")[0] == 200  # ... the owner elsewhere does not
 
 
 def test_the_model_picker_refuses_folders_alike_and_tells_nothing_about_them(guarded_app: Server) -> None:

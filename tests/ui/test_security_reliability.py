@@ -143,3 +143,49 @@ def test_the_app_owns_a_locked_work_folder_and_sweeps_at_start(tmp_path: Path, m
 
     asyncio.run(start_and_stop())
     assert not work.exists()  # its own folder goes with the app
+
+
+# -- item 7: nobody locks another out -----------------------------------------------------------------------
+
+
+def _attempt(accounts, name: str, password: str, address: str) -> bool | str:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from ui.auth import SignInRefused
+
+    async def go() -> bool | str:
+        try:
+            return await accounts.authenticate(name, password, address)
+        except SignInRefused as exc:
+            return f"{exc.status} {exc}"
+
+    return asyncio.run(go())
+
+
+def _accounts(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from ui.auth import Accounts, add_user
+
+    path = tmp_path / "auth.json"
+    add_user(path, "ada", "admin-password-1", "admin", rounds=4)
+    add_user(path, "ann", "annotator-password-1", rounds=4)
+    accounts = Accounts.load(path, refusal_delay_s=0)
+    return accounts
+
+
+def test_bad_passwords_from_another_address_do_not_lock_the_owner_out(tmp_path: Path) -> None:
+    accounts = _accounts(tmp_path)
+    for _ in range(10):  # anyone, anywhere, ~10 bad passwords for the admin's name
+        _attempt(accounts, "ada", "guess-password", "203.0.113.66")
+    assert _attempt(accounts, "ada", "guess-password", "203.0.113.66").startswith("429 too many failed sign-ins")
+    assert _attempt(accounts, "ada", "admin-password-1", "10.0.0.1") is True  # the owner, from her own address
+    assert _attempt(accounts, "ann", "annotator-password-1", "10.0.0.2") is True
+
+
+def test_one_address_spraying_many_names_is_throttled_as_a_whole(tmp_path: Path) -> None:
+    accounts = _accounts(tmp_path)
+    free = accounts.throttle.address_free_failures
+    for i in range(free):
+        assert _attempt(accounts, f"user{i}", "guess-password", "203.0.113.7") is False
+    assert _attempt(accounts, "nobody", "guess-password", "203.0.113.7").startswith("429")
+    assert _attempt(accounts, "ann", "annotator-password-1", "203.0.113.7").startswith("429")  # the address waits
+    assert _attempt(accounts, "ann", "annotator-password-1", "10.0.0.2") is True
