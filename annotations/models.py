@@ -218,3 +218,13 @@ class RunMetric(SQLModel, table=True):
     step: int
     name: str
     value: float
+
+
+class SampleTags(SQLModel, table=True):
+    """The tagged elements of a sample's short prompt (engine.faithfulness.tags format), as JSON: what a
+    detailed prompt written from it must keep. A new table (created by create_all), so no schema step."""
+
+    __tablename__ = "sample_tags"
+
+    sample_id: int = Field(foreign_key="sample.id", primary_key=True)
+    tags_json: str = Field(sa_column=Column(Text, nullable=False))
