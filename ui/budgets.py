@@ -10,12 +10,14 @@ goes through `Studio.budgets` (exact with a local tokenizer, else an estimate th
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
 from engine.budgets import CLIP_TARGET, TARGETS
+from engine.errors import StudioError
 from engine.types import Candidate, Task
 from ui.common import AppContext, bind
 from ui.tasks import (
@@ -31,6 +33,9 @@ from ui.tasks import (
 
 NO_TARGET = "none"
 EMPTY = "<div class='budget-box budget-empty'>{}</div>"
+#: How far an estimated count may be off (engine.budgets: its factors are assumptions, "expect the estimate
+#: within ~15 %"); an estimate shows the band it may fall in.
+ESTIMATE_ERROR = 0.15
 
 
 def target_choices() -> list[tuple[str, str]]:
@@ -45,7 +50,8 @@ def measure_html(text: str, m: dict[str, Any], title: str = "") -> str:
     count = f"{m['tokens']}" if m["exact"] else f"≈ {m['tokens']}"
     state = f"<b style='color:#b91c1c'>{m['over']} over: the highlighted part is cut</b>" if m["over"] else "fits"
     head = f"<b>{html.escape(title)}</b> · " if title else ""
-    line = f"<div style='margin-top:6px'>{head}{count} / {m['max_tokens']} tokens · {state}</div>"
+    band = "" if m["exact"] else f" (an estimate: {estimate_band(m['tokens'])})"
+    line = f"<div style='margin-top:6px'>{head}{count} / {m['max_tokens']} tokens{band} · {state}</div>"
     method = f"<div style='font-size:0.8em;opacity:0.75'>{html.escape(m['method'])}</div>"
     read, beyond = text[: m["fits_chars"]], text[m["fits_chars"] :]
     style = "background:#fecaca;text-decoration:line-through"
@@ -54,16 +60,64 @@ def measure_html(text: str, m: dict[str, Any], title: str = "") -> str:
     return line + method + body
 
 
-def budget_panel(ctx: AppContext, state: dict | None, target: str) -> str:
-    """Every candidate of the last run under the target (best first, as the cards are)."""
+def estimate_band(tokens: int) -> str:
+    """ "±15 %, 92-124": the range an estimated count may really be in."""
+    low, high = math.floor(tokens * (1 - ESTIMATE_ERROR)), math.ceil(tokens * (1 + ESTIMATE_ERROR))
+    return f"±{ESTIMATE_ERROR:.0%}, {low}-{high}".replace("%", " %")
+
+
+def budget_panel(ctx: AppContext, state: dict | None, target: str, t2v_model: str | None = None) -> str:
+    """Every candidate of the last run under the target (best first, as the cards are); with the Generate-video
+    model that will read them (`t2v_model`, when it can load here), its own encoder's count beside each once it
+    is loaded: the count Generate video goes by."""
     if not target or target == NO_TARGET:
         return EMPTY.format("Pick a target to see each candidate's tokens under its text encoder.")
     cands = [c for c in (state or {}).get("candidates") or [] if c["text"].strip()]
     if not cands:
         return EMPTY.format(f"Run to count the candidates' tokens under {html.escape(TARGETS[target].label)}.")
     cands.sort(key=lambda c: best_first(c["scores"], c["rank"]))  # the cards' order
-    parts = [measure_html(c["text"], _measure(ctx, c["text"], target), f"#{c['rank'] + 1}") for c in cands]
-    return f"<div class='budget-box'>{''.join(parts)}</div>"
+    reader = generator_reader(ctx, t2v_model)
+    parts = [
+        measure_html(c["text"], _measure(ctx, c["text"], target), f"#{c['rank'] + 1}") + reader_line(reader, c["text"])
+        for c in cands
+    ]
+    return f"<div class='budget-box'>{reader_note(ctx, t2v_model, reader)}{''.join(parts)}</div>"
+
+
+#: (model name, count(text) with its end token, tokens its text encoder reads) of a loaded T2V pipeline.
+Reader = tuple[str, Callable[[str], int], int]
+
+
+def generator_reader(ctx: AppContext, t2v_model: str | None) -> Reader | None:
+    """The Generate-video model's own token counter, when that pipeline is already loaded (never loads one: a
+    real pipeline takes minutes; the first clip loads it)."""
+    if not t2v_model or ctx.studio.loaded_t2v() != t2v_model:
+        return None
+    try:
+        pipeline = ctx.studio.t2v_pipeline(t2v_model, wait=False)
+    except StudioError:  # being loaded or swapped right now: count it next time
+        return None
+    return t2v_model, pipeline.count_tokens, pipeline.max_tokens
+
+
+def reader_line(reader: Reader | None, text: str) -> str:
+    if reader is None:
+        return ""
+    name, count, limit = reader
+    tokens = count(text)
+    verdict = f"over by {tokens - limit}: it refuses this text" if tokens > limit else "fits"
+    line = f"Generate video ({html.escape(name)}) reads {tokens} / {limit} tokens · {verdict}"
+    return f"<div class='budget-reader' style='font-size:0.85em'>{line}</div>"
+
+
+def reader_note(ctx: AppContext, t2v_model: str | None, reader: Reader | None) -> str:
+    """One line above the counts while the Generate-video model is not loaded yet (and can load here)."""
+    if reader is not None or not t2v_model or not ctx.studio.t2v_status(t2v_model)[0]:
+        return ""
+    return (
+        f"<div style='font-size:0.85em;opacity:0.8'>Generate video ({html.escape(t2v_model)}) counts with its own "
+        "text encoder once it is loaded (the first clip loads it); that count decides what it takes.</div>"
+    )
 
 
 def _measure(ctx: AppContext, text: str, target: str) -> dict[str, Any]:
@@ -167,12 +221,16 @@ def budget_box() -> gr.HTML:
         return gr.HTML(EMPTY.format("Run to count the candidates' tokens."), elem_id="beautify-budget")
 
 
-def wire_budgets(ctx: AppContext, done: list[Any], state: gr.State, target: gr.Dropdown, box: gr.HTML) -> None:
-    """The panel after each run and when the target changes; plus the /token_budget API."""
-    panel = bind(budget_panel, ctx)
-    for event in done:
-        event.then(panel, [state, target], box, api_visibility="private")
-    target.change(panel, [state, target], box, api_visibility="private")
+def wire_budgets(
+    ctx: AppContext, done: list[Any], state: gr.State, target: gr.Dropdown, box: gr.HTML, t2v: dict[str, Any]
+) -> None:
+    """The panel after each run, when the target or the Generate-video model changes, and after each clip (its
+    model is loaded then: its own count joins); plus the /token_budget API."""
+    panel, ins = bind(budget_panel, ctx), [state, target, t2v["model"]]
+    for event in [*done, *t2v["made"]]:
+        event.then(panel, ins, box, api_visibility="private")
+    for changed in (target.change, t2v["model"].change):
+        changed(panel, ins, box, api_visibility="private")
     text, name = gr.Textbox(visible=False), gr.Textbox(visible=False)
     view, data, button = gr.HTML(visible=False), gr.JSON(visible=False), gr.Button(visible=False)
     button.click(bind(token_budget, ctx), [text, name], [view, data], api_name="token_budget")

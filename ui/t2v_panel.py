@@ -317,7 +317,7 @@ def candidate_videos(ctx: AppContext, prefix: str = "beautify") -> dict[str, Any
                 )
         clips = gr.State([])
     parts = {"model": model, "seed": seed, "note": note, "short": short, "cands": cands, "cancel": cancel}
-    parts |= {"status": status, "latest": latest, "before": before, "clips": clips}
+    parts |= {"status": status, "latest": latest, "before": before, "clips": clips, "made": []}
     _api(ctx)
     return parts
 
@@ -332,7 +332,8 @@ def _api(ctx: AppContext) -> None:
 
 def wire_candidate_videos(ctx: AppContext, done: list[Any], state: gr.State, parts: dict[str, Any]) -> None:
     """After each run (the tab's `done` events) and on a model change: the buttons follow the candidates and
-    whether the model can generate; each button generates its text's clip."""
+    whether the model can generate; each button generates its text's clip. Its events (one per button, after
+    the clip) go in parts["made"]."""
     stops = StopEvents()
     buttons = [parts["short"], *parts["cands"]]
     refresh = bind(candidate_buttons, ctx)
@@ -347,7 +348,8 @@ def wire_candidate_videos(ctx: AppContext, done: list[Any], state: gr.State, par
         started = button.click(start, None, [parts["cancel"], *buttons], queue=False, **_private())
         made = _generation(started.then, bind(generate_candidate_video, ctx, stops, key), ins, videos, **_private())
         # Cancel hidden and the buttons back after a clip, a cancel or a refusal (a failure skips `.then` steps).
-        afterwards(made, bind(candidates_idle, ctx), [state, parts["model"]], [parts["cancel"], *outs], **_private())
+        idle = [parts["cancel"], *outs]
+        parts["made"].append(afterwards(made, bind(candidates_idle, ctx), [state, parts["model"]], idle, **_private()))
     parts["cancel"].click(bind(cancel_video, ctx, stops), None, parts["cancel"], queue=False, **_private())
 
 

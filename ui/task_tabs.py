@@ -242,8 +242,8 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         parts = {"run": run, "stop": stop, "model": model, "results": res}
         triggers = [run.click, prompt.submit, examples.load_input_event.then]
         done = _wire(ctx, stops, triggers, stream_beautify_in_budget, [*ins, target, fit], parts)
-        wire_budgets(ctx, done, res["state"], target, budget)  # each candidate's tokens under the target
         wire_candidate_videos(ctx, done, res["state"], videos)  # its buttons follow each run's candidates
+        wire_budgets(ctx, done, res["state"], target, budget, videos)  # tokens under the target and the generator
         model.change(bind(update_model_note, ctx), model, [note, run], **_private())
         _api(ctx, beautify, ins, "beautify")
     return {"model": model, "note": note, "run": run, "done": done}

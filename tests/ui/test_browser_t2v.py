@@ -91,6 +91,8 @@ def test_generate_a_clip_from_a_beautify_candidate(page, shots: Path) -> None:
     assert video_src(page, "beautify-t2v-latest").endswith("candidate-1-s0.mp4")
     assert page.locator("#beautify-t2v-latest").get_by_text("Latest: candidate #1").is_visible()
     assert not page.locator("#beautify-t2v-cancel").is_visible() and first.is_enabled()
+    # The budget panel now counts with the generator's own text encoder too: the count Generate video goes by.
+    page.locator("#beautify-budget").get_by_text(f"Generate video ({TINY}) reads").first.wait_for()
 
     page.locator("#beautify-t2v-short").click()  # the short prompt's clip beside it, same seed
     page.locator("#beautify-t2v-status").get_by_text("the short prompt →").wait_for(timeout=120_000)
