@@ -2,14 +2,25 @@
 
 Every failure that comes from the file itself surfaces as one `VideoError` with a one-line message;
 nothing from decord or PyAV leaks out.
+
+Decoded pixels are bounded here, in the one decode path every route shares (issue 24 item 1: a 1.8 MB
+16-frame 4096x4096 clip decoded to 805 MB, +2.6 GB per viewer call): each frame is decoded at most at
+`VideoLimits.max_frame_pixels` (HD; the decoder scales, aspect kept), one request's frames together at most
+`max_request_pixels` (frames shrink to fit, down to MIN_SIDE px; beyond that the request is refused in one
+line), and the frames alive in this process at most `max_app_pixels` (`DECODED`: a decode waits up to
+`app_wait_s` for room, then is refused in one line). The models, evaluators and the viewer need far less
+than HD per frame.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import threading
+import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +45,60 @@ class VideoLimits:
     """Largest width or height accepted (pixels)."""
     max_frames: int = 1_000_000
     """Most frames a container may claim."""
+    max_frame_pixels: int = 1280 * 720
+    """Largest decoded frame (width x height): bigger videos are scaled down while decoding, aspect kept."""
+    max_request_pixels: int = 64 * 1280 * 720
+    """Most pixels one call decodes (frames x width x height): frames shrink to fit, else it is refused."""
+    max_app_pixels: int = 256 * 1280 * 720
+    """Most pixels of decoded frames alive in this process at once (about 700 MB of RGB)."""
+    app_wait_s: float = 30.0
+    """How long a decode waits for others' frames to be freed before it is refused."""
 
     def __post_init__(self) -> None:
-        if min(self.max_bytes, self.max_duration_s, self.max_side, self.max_frames) <= 0:
+        sizes = (self.max_bytes, self.max_duration_s, self.max_side, self.max_frames, self.max_frame_pixels)
+        if min(*sizes, self.max_request_pixels, self.max_app_pixels) <= 0 or self.app_wait_s < 0:
             raise ValueError("video limits must be positive")
+
+
+#: Smallest side a frame is shrunk to so that a request fits its pixel budget.
+MIN_SIDE = 32
+
+
+class DecodedPixels:
+    """The pixels of decoded frames alive in this process: taken before a decode, given back when the frames
+    array is garbage-collected (weakref.finalize), so the count is what is really held."""
+
+    def __init__(self) -> None:
+        self.in_use = 0
+        self._cond = threading.Condition()
+
+    def take(self, pixels: int, limits: VideoLimits) -> None:
+        """Wait (up to limits.app_wait_s) until `pixels` fit under limits.max_app_pixels; VideoError otherwise."""
+        deadline = time.monotonic() + limits.app_wait_s
+        with self._cond:
+            while self.in_use + pixels > limits.max_app_pixels:
+                left = deadline - time.monotonic()
+                if left <= 0 or pixels > limits.max_app_pixels:
+                    raise VideoError(
+                        f"the server is decoding other videos ({self.in_use / 1e6:.0f} of "
+                        f"{limits.max_app_pixels / 1e6:.0f} megapixels in use); try again in a minute"
+                    )
+                self._cond.wait(left)
+            self.in_use += pixels
+
+    def give(self, pixels: int) -> None:
+        with self._cond:
+            self.in_use = max(0, self.in_use - pixels)
+            self._cond.notify_all()
+
+    def hold(self, frames: np.ndarray, pixels: int) -> np.ndarray:
+        """`frames`, whose `pixels` are given back when it (and every view of it) is freed."""
+        weakref.finalize(frames, self.give, pixels)
+        return frames
+
+
+#: This process's decoded-pixel account (one per process: the machine's memory is what it guards).
+DECODED = DecodedPixels()
 
 
 def sample_indices(total: int, num_frames: int) -> list[int]:
@@ -81,14 +142,17 @@ def _quiet_stderr():
             os.close(saved)
 
 
-def _probe(path: Path) -> None:
-    """Cheap header check with PyAV (no decode): not a container, or no video stream -> VideoError."""
+def _probe(path: Path) -> tuple[int, int]:
+    """Cheap header check with PyAV (no decode): (width, height) of the first video stream (0, 0 when the
+    header does not say); not a container, or no video stream -> VideoError."""
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"not a readable video: {path.name} has no video stream")
+            codec = container.streams.video[0].codec_context
+            return int(codec.width or 0), int(codec.height or 0)
     except VideoError:
         raise
     except Exception as exc:
@@ -118,29 +182,60 @@ def _first_line(exc: BaseException) -> str:
     return line[:160]
 
 
-def _meta(reader, path: Path, limits: VideoLimits) -> VideoMeta:
+def _check_side(width: int, height: int, limits: VideoLimits) -> None:
+    if max(width, height) > limits.max_side:
+        raise VideoError(f"video is {width}x{height}; the limit is {limits.max_side} px per side")
+
+
+def _meta(reader, path: Path, limits: VideoLimits, size: tuple[int, int]) -> VideoMeta:
+    """The file's metadata; `size` is its native (width, height) from the header (0, 0: read a frame)."""
     total = len(reader)
     if total <= 0:
         raise VideoError(f"video has no frames: {path.name}")
     if total > limits.max_frames:
         raise VideoError(f"video claims {total} frames; the limit is {limits.max_frames}")
-    height, width = reader[0].shape[:2] if total else (0, 0)
+    width, height = size
+    if not (width and height):  # a header without a size: one frame tells (the reader is already scaled down)
+        height, width = reader[0].shape[:2]
     fps = float(reader.get_avg_fps() or 0.0) or 24.0
     duration = total / fps
     if duration > limits.max_duration_s:
         raise VideoError(f"video is {duration:.0f} s long; the limit is {limits.max_duration_s:.0f} s")
-    if max(width, height) > limits.max_side:
-        raise VideoError(f"video is {width}x{height}; the limit is {limits.max_side} px per side")
+    _check_side(width, height, limits)
     return VideoMeta(str(path), fps, duration, int(width), int(height), total)
 
 
-def _resize_arg(resize: int | tuple[int, int] | None, reader) -> tuple[int, int] | None:
+def _resize_arg(resize: int | tuple[int, int] | None, width: int, height: int) -> tuple[int, int] | None:
     """An int resizes the shorter side (keeping aspect, even sizes); a tuple is (width, height)."""
     if resize is None or isinstance(resize, tuple):
         return resize
-    h, w = reader[0].shape[:2]
-    scale = resize / min(h, w)
-    return max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+    scale = resize / min(height, width)
+    return _even(width * scale), _even(height * scale)
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)
+
+
+def decode_size(
+    width: int, height: int, frames: int, resize: int | tuple[int, int] | None, limits: VideoLimits
+) -> tuple[int, int] | None:
+    """The (width, height) to decode `frames` frames of a width x height video at: what `resize` asks for,
+    scaled down (aspect kept) to max_frame_pixels and to the request's share of max_request_pixels; None:
+    the native size fits. VideoError when the frames would have to shrink below MIN_SIDE px."""
+    target = _resize_arg(resize, width, height) or (width, height)
+    budget = min(limits.max_frame_pixels, limits.max_request_pixels // max(1, frames))
+    w, h = target
+    if w * h > budget:
+        scale = math.sqrt(budget / (w * h))
+        w, h = _even(w * scale - 1), _even(h * scale - 1)  # -1: rounding must not step over the budget
+        if min(w, h) < MIN_SIDE or w * h > budget:
+            raise VideoError(
+                f"{frames} frames do not fit the decode budget (the limit per request is "
+                f"{limits.max_request_pixels / 1e6:g} megapixels, frames at least {MIN_SIDE} px a side); "
+                "ask for fewer frames"
+            )
+    return None if (w, h) == (width, height) and resize is None else (w, h)
 
 
 def load_video(
@@ -159,21 +254,38 @@ def load_video(
     limits = limits or VideoLimits()
     path = Path(path)
     _check_file(path, limits)
-    _probe(path)
-    reader = _open_reader(path, None)
-    meta = _meta(reader, path, limits)
-    target = _resize_arg(resize, reader)
-    if target is not None:
-        reader = _open_reader(path, target)
+    size = _probe(path)
+    if all(size):
+        _check_side(*size, limits)  # before anything is decoded
+    # Sized from the header (a frame count the header may not know: the cap is per asked-for frame).
+    target = decode_size(*size, num_frames, resize, limits) if all(size) else None
+    reader = _open_reader(path, target)
+    meta = _meta(reader, path, limits, size)
+    if not all(size):  # no size in the header: decoded at the native size unless the budget says otherwise
+        target = decode_size(meta.width, meta.height, num_frames, resize, limits)
+        if target is not None:
+            reader = _open_reader(path, target)
     meta.sampled_indices = sample_indices(meta.total_frames, num_frames)
+    w, h = target or (meta.width, meta.height)
+    pixels = len(meta.sampled_indices) * w * h
+    DECODED.take(pixels, limits)
+    try:
+        frames = _decode(reader, path, meta.sampled_indices, target)
+    except BaseException:
+        DECODED.give(pixels)
+        raise
+    return DECODED.hold(frames, pixels), meta
+
+
+def _decode(reader, path: Path, indices: list[int], target: tuple[int, int] | None) -> np.ndarray:
     try:
         with _quiet_stderr():
-            frames = reader.get_batch(meta.sampled_indices).asnumpy()
+            frames = reader.get_batch(indices).asnumpy()
     except Exception as exc:  # truncated files fail here, after a valid header; so do tiny widths in decord
-        frames = _decode_with_av(path, meta.sampled_indices, target, reason=_first_line(exc))
+        frames = _decode_with_av(path, indices, target, reason=_first_line(exc))
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise VideoError(f"video decoded to no frames: {path.name}")
-    return np.ascontiguousarray(frames, dtype=np.uint8), meta
+    return np.ascontiguousarray(frames, dtype=np.uint8)
 
 
 def _decode_with_av(path: Path, indices: list[int], size: tuple[int, int] | None, reason: str) -> np.ndarray:
