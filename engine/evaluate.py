@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from annotations.store import SampleInfo
 
 JUDGE_LABEL = "Judge"
+#: The Task-3 faithfulness column (engine.faithfulness): % of outputs keeping every tagged element.
+FAITHFUL_SCORE = "faithfulness"
+FAITHFUL_LABEL = "Faithful %"
+TASK3_SCORERS = ("judge", "faithfulness")
 #: The pseudo-evaluator of Table 2's "Averaged CLIP Score" column (no row carries it; summarise derives it).
 AVERAGED = "averaged-clip"
 AVERAGED_LABEL = "Averaged CLIP Score"
@@ -55,11 +59,20 @@ class EvalConfig:
     """At most this many samples."""
     max_new_tokens: int | None = None
     """Fixed generation budget (None: covering each sample's teacher response, as mining does; 256 without one)."""
+    task3_scorer: str = "judge"
+    """Task-3 column: judge (the paper's LLM judge, 0-10) or faithfulness (% of outputs keeping every tagged
+    element of the short prompt: the sample's stored tags, else the tags read off it; engine.faithfulness)."""
+    batch: int = 1
+    """Samples per generate call (one model and task per call; the budget is the largest of the call's)."""
 
     def __post_init__(self) -> None:
         if not self.models:
             raise InputError("evaluate needs at least one --model")
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
+        if self.task3_scorer not in TASK3_SCORERS:
+            raise InputError(f"task3 scorer must be one of {', '.join(TASK3_SCORERS)}, got {self.task3_scorer!r}")
+        if self.batch < 1:
+            raise InputError(f"batch must be >= 1, got {self.batch}")
 
 
 @dataclass
@@ -86,18 +99,26 @@ class EvalResult:
         return {"summary": self.summary, "markdown": self.markdown, "files": self.files, "n_rows": len(self.rows)}
 
 
-def table_columns(tasks: tuple[int, ...], evaluators: tuple[str, ...]) -> list[tuple[int, str, str]]:
+def table_columns(
+    tasks: tuple[int, ...], evaluators: tuple[str, ...], task3_scorer: str = "judge"
+) -> list[tuple[int, str, str]]:
     """(task, evaluator, header) per column: a video task's evaluators (then their average, with two or
-    more: Table 2's column), the judge for Task 3."""
+    more: Table 2's column), the judge or the faithfulness column for Task 3."""
     cols = []
     for task in tasks:
         if Task(task).needs_video:
             cols += [(task, name, f"Task {task} {get_preset(name).label}") for name in evaluators]
             if len(evaluators) >= 2:
                 cols.append((task, AVERAGED, f"Task {task} {AVERAGED_LABEL}"))
+        elif task3_scorer == FAITHFUL_SCORE:
+            cols.append((task, FAITHFUL_SCORE, f"Task {task} {FAITHFUL_LABEL}"))
         else:
             cols.append((task, JUDGE_SCORE, f"Task {task} {JUDGE_LABEL}"))
     return cols
+
+
+def _label(evaluator: str) -> str:
+    return {JUDGE_SCORE: JUDGE_LABEL, FAITHFUL_SCORE: FAITHFUL_LABEL}.get(evaluator) or get_preset(evaluator).label
 
 
 class Harness:
@@ -118,19 +139,43 @@ class Harness:
         return generation_budget(tokens, BUDGET_MARGIN, BUDGET_CAP, DEFAULT_BUDGET)
 
     def generate(self, model: str, sample: SampleInfo, task: Task, video: str | None, prompt: str | None) -> str:
-        params = GenerationParams(max_new_tokens=self.budget(model, sample, task))
-        return self.studio.run_task(task, video, prompt, model=model, params=params)[0].text
+        return self.generate_many(model, task, [(sample, video, prompt)])[0]
+
+    def generate_many(
+        self, model: str, task: Task, items: list[tuple[SampleInfo, str | None, str | None]]
+    ) -> list[str]:
+        """One greedy output per item, in one batched call (budget: the largest of the items')."""
+        params = GenerationParams(max_new_tokens=max(self.budget(model, s, task) for s, _, _ in items))
+        if len(items) == 1:
+            _, video, prompt = items[0]
+            return [self.studio.run_task(task, video, prompt, model=model, params=params)[0].text]
+        outs = self.studio.run_tasks(task, [(v, p) for _, v, p in items], model=model, params=params)
+        return [cands[0].text for cands in outs]
+
+    def task3_name(self) -> str:
+        return FAITHFUL_SCORE if self.config.task3_scorer == FAITHFUL_SCORE else JUDGE_SCORE
 
     def score(self, model: str, sample: SampleInfo, task: Task, text: str) -> list[ScoreRow]:
         if not text.strip():  # an empty generation scores nothing; record it as unscored
-            names = self.config.evaluators if task.needs_video else (JUDGE_SCORE,)
+            names = self.config.evaluators if task.needs_video else (self.task3_name(),)
             return [ScoreRow(model, sample.id, int(task), n, None, text) for n in names]
         if task.needs_video:
             assert sample.video is not None  # can_run let only samples with a video reach a video task
             row = self.studio.score(sample.video, [text], self.config.evaluators).rows[0]
             return [ScoreRow(model, sample.id, int(task), n, v, text) for n, v in row.scores.items()]
+        if self.config.task3_scorer == FAITHFUL_SCORE:
+            return [ScoreRow(model, sample.id, int(task), FAITHFUL_SCORE, self.faithful(sample, text), text)]
         verdict = self.studio.judge_many([text], model=self.config.judge_model)[0]
         return [ScoreRow(model, sample.id, int(task), JUDGE_SCORE, verdict.score, text)]
+
+    def faithful(self, sample: SampleInfo, text: str) -> float:
+        """100 when the text keeps every tagged element of the sample's short prompt, else 0."""
+        from annotations.tags import tags_by_sample
+        from engine.faithfulness import score_text
+        from engine.faithfulness.rank import elements_for
+
+        elements = elements_for(sample.short_prompt, tags_by_sample(self.db, [sample.id]).get(sample.id))
+        return 100.0 * score_text(text, elements, sample.short_prompt).all_kept
 
     def run(self, progress: bool = True) -> EvalResult:
         from tqdm import tqdm
@@ -142,18 +187,19 @@ class Harness:
             raise InputError(f"no samples in split {self.config.split!r}")
         if any(Task(t).needs_video for t in self.config.tasks):  # before any generation: fail fast
             self.studio.require_evaluators(self.config.evaluators)
-        work = [
-            (m, s, Task(t))
-            for m in self.config.models
-            for s in samples
-            for t in self.config.tasks
-            if can_run(m, s, Task(t))
-        ]
         rows: list[ScoreRow] = []
-        for model, sample, task in tqdm(work, desc="evaluating", unit="item", disable=not progress):
-            video, prompt = task_inputs(sample, task) or (None, None)
-            rows += self.score(model, sample, task, self.generate(model, sample, task, video, prompt))
-        columns = table_columns(self.config.tasks, self.config.evaluators)
+        bar = tqdm(total=len(samples) * len(self.config.models), desc="evaluating", unit="item", disable=not progress)
+        for model in self.config.models:
+            for task in map(Task, self.config.tasks):
+                items = [(s, *(task_inputs(s, task) or (None, None))) for s in samples if can_run(model, s, task)]
+                for start in range(0, len(items), self.config.batch):
+                    chunk = items[start : start + self.config.batch]
+                    texts = self.generate_many(model, task, chunk)
+                    for (sample, _, _), text in zip(chunk, texts, strict=True):
+                        rows += self.score(model, sample, task, text)
+            bar.update(len(samples))
+        bar.close()
+        columns = table_columns(self.config.tasks, self.config.evaluators, self.config.task3_scorer)
         return EvalResult(rows, columns, summarise(rows, columns, self.config.models))
 
 
@@ -177,7 +223,9 @@ def summarise(rows: list[ScoreRow], columns: list[tuple[int, str, str]], models:
     for cols in out.values():
         for task, evaluator, header in columns:
             if evaluator == AVERAGED:
-                parts = [cols[h] for t, e, h in columns if t == task and e not in (AVERAGED, JUDGE_SCORE)]
+                parts = [
+                    cols[h] for t, e, h in columns if t == task and e not in (AVERAGED, JUDGE_SCORE, FAITHFUL_SCORE)
+                ]
                 cols[header] = None if None in parts else _mean(parts)
     return {m: {h: out[m][h] for _, _, h in columns} for m in models}  # in column order
 
@@ -200,6 +248,7 @@ def markdown_table(result: EvalResult) -> str:
     notes = [
         "",
         "CLIP-style columns: mean of 100 × cosine(video, text); judge column: mean LLM-judge score (0-10); "
+        f"{FAITHFUL_LABEL}: outputs keeping every tagged element of the short prompt; "
         f"{AVERAGED_LABEL}: the mean of the task's CLIP-style columns (Table 2).",
         "Scored / unscored per model and column: "
         + "; ".join(f"{m} {h}: {ok}/{bad}" for (m, h), (ok, bad) in sorted(counts.items(), key=str) if h),
@@ -210,7 +259,7 @@ def markdown_table(result: EvalResult) -> str:
 def _counts(rows: list[ScoreRow]) -> dict[tuple[str, str], tuple[int, int]]:
     out: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
-        label = JUDGE_LABEL if r.evaluator == JUDGE_SCORE else get_preset(r.evaluator).label
+        label = _label(r.evaluator)
         out[(r.model, f"T{r.task} {label}")][0 if r.value is not None else 1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
 

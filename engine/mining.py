@@ -49,7 +49,10 @@ if TYPE_CHECKING:
 ENSEMBLE_SCORE = "ensemble"
 """Score name under which the ensemble mean is stored (members are stored under their own names)."""
 JUDGE_SCORE = "llm-judge"
-TASK3_SCORERS = ("ensemble", "judge")
+#: Task-3 rankers: "ensemble" (against the sample's video; text-only samples: the judge), "judge" (every
+#: Task-3 item), "faithfulness" (every Task-3 item: the short prompt's tagged elements kept, then richness;
+#: text only, engine.faithfulness.rank).
+TASK3_SCORERS = ("ensemble", "judge", "faithfulness")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The training config whose policy mines by default (the paper samples beams from the SFT policy).
 DEFAULT_TRAIN_CONFIG = "configs/hdpo.yaml"
@@ -110,8 +113,9 @@ class MiningConfig:
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """Evaluator ensemble: scores every task of a sample with a video (section 3.5)."""
     task3_scorer: str = "ensemble"
-    """Task 3 of a sample with a video: "ensemble" (against its video, section 3.5) or "judge". Text-only
-    samples have no video: the judge is their only scorer."""
+    """Task 3 of a sample with a video: "ensemble" (against its video, section 3.5) or "judge"; text-only
+    samples have no video, so "ensemble" scores them with the judge. "faithfulness": every Task-3 item by
+    the short prompt's tagged elements kept, then richness (a text-only ranker; not in the paper)."""
     judge_model: str | None = None
     """LLM judge where it scores (None: the Studio's judge model)."""
     split: str | None = "train"
@@ -128,9 +132,15 @@ class MiningConfig:
     """Budget for a (sample, task) without a teacher response."""
     shard: Shard = field(default_factory=Shard)
     """This process's share of the samples."""
+    batch: int = 1
+    """(sample, task) items per generate call (one task per call; 1: one call per item)."""
+    require_teacher: bool = False
+    """Mine only items that have a teacher response (the chosen side); the others count as skipped_no_teacher."""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
+        if self.batch < 1:
+            raise InputError(f"batch must be >= 1, got {self.batch}")
         if self.num_beams < 2:
             raise InputError(f"num_beams must be >= 2 to mine pairs, got {self.num_beams}")
         if not 1 <= self.num_rejected < self.num_beams:
@@ -152,10 +162,10 @@ class MiningConfig:
         return policy_model(self.train_config) if self.train_config else None
 
     def scorer(self, sample: SampleInfo, task: Task) -> str:
-        """ "ensemble" or "judge" for one (sample, task)."""
+        """ "ensemble", "judge" or "faithfulness" for one (sample, task)."""
         if task.needs_video or (sample.video and self.task3_scorer == "ensemble"):
             return "ensemble"
-        return "judge"
+        return "faithfulness" if self.task3_scorer == "faithfulness" else "judge"
 
 
 @dataclass
@@ -167,6 +177,7 @@ class MiningReport:
     pairs_written: int = 0
     skipped_done: int = 0
     skipped_unusable: int = 0
+    skipped_no_teacher: int = 0
     short_of_rejected: int = 0
     unparsed_judgements: int = 0
     at_limit: int = 0
@@ -210,6 +221,14 @@ class StudioVerbs(Protocol):
     def count_tokens(
         self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
     ) -> list[int]: ...
+
+    def run_tasks(
+        self,
+        task: Task | int,
+        inputs: Sequence[tuple[str | Path | None, str | None]],
+        model: str | None = None,
+        params: GenerationParams | None = None,
+    ) -> list[list[Candidate]]: ...
 
 
 @dataclass
@@ -260,32 +279,58 @@ class Miner:
         if any(self.config.scorer(s, t) == "ensemble" and task_inputs(s, t) for s, t in items):
             self.studio.require_evaluators(self.config.evaluators)  # before any generation: fail fast
         record_instructions(self.db)  # the export builds each pair's prompt from these
-        for sample, task in tqdm(items, desc=f"mining [{self.config.shard.label}]", unit="item", disable=not progress):
-            self.report.items += 1
-            self.mine_one(sample, task)
+        bar = tqdm(total=len(items), desc=f"mining [{self.config.shard.label}]", unit="item", disable=not progress)
+        for chunk in self.chunks(items):
+            self.report.items += len(chunk)
+            self.mine_chunk(chunk)
+            bar.update(len(chunk))
+        bar.close()
         return self.report
+
+    def chunks(self, items: list[tuple[SampleInfo, Task]]) -> Iterator[list[tuple[SampleInfo, Task]]]:
+        """Runs of up to `batch` consecutive items of one task (the order `work` lists them)."""
+        chunk: list[tuple[SampleInfo, Task]] = []
+        for item in items:
+            if chunk and (len(chunk) >= self.config.batch or item[1] != chunk[0][1]):
+                yield chunk
+                chunk = []
+            chunk.append(item)
+        if chunk:
+            yield chunk
 
     def mine_one(self, sample: SampleInfo, task: Task) -> int:
         """Mine one (sample, task); returns the number of pairs written."""
+        return self.mine_chunk([(sample, task)])
+
+    def mine_chunk(self, chunk: list[tuple[SampleInfo, Task]]) -> int:
+        """Mine items of one task with one batched generate call (budget: the largest of theirs);
+        returns the number of pairs written."""
         from annotations.store import mined_pairs, teacher_response
 
-        existing = mined_pairs(self.db, sample.id, int(task))
-        if len(existing) >= self.config.num_rejected:
-            self.report.skipped_done += 1
+        todo = []
+        for sample, task in chunk:
+            existing = mined_pairs(self.db, sample.id, int(task))
+            if len(existing) >= self.config.num_rejected:
+                self.report.skipped_done += 1
+            elif (inputs := task_inputs(sample, task)) is None:
+                self.report.skipped_unusable += 1
+            elif (teacher := teacher_response(self.db, sample.id, int(task))) is None and self.config.require_teacher:
+                self.report.skipped_no_teacher += 1
+            else:
+                todo.append((sample, task, inputs, existing, teacher))
+        if not todo:
             return 0
-        inputs = task_inputs(sample, task)
-        if inputs is None:
-            self.report.skipped_unusable += 1
-            return 0
-        teacher = teacher_response(self.db, sample.id, int(task))
-        budget = self.budget(task, teacher)
-        candidates = self.generate(task, *inputs, budget)
-        scored = self.score(sample, task, candidates, teacher, budget)
-        chosen, rejected = self.select(scored, teacher)
-        written = self.write_pairs(sample, task, chosen, rejected, existing)
-        self.report.mined += 1
-        scorer = self.config.scorer(sample, task)
-        self.report.scorers[scorer] = self.report.scorers.get(scorer, 0) + 1
+        task = todo[0][1]
+        budget = max(self.budget(task, teacher) for *_, teacher in todo)
+        outs = self.generate_many(task, [inputs for _, _, inputs, _, _ in todo], budget)
+        written = 0
+        for (sample, _, _, existing, teacher), candidates in zip(todo, outs, strict=True):
+            scored = self.score(sample, task, candidates, teacher, budget)
+            chosen, rejected = self.select(scored, teacher)
+            written += self.write_pairs(sample, task, chosen, rejected, existing)
+            self.report.mined += 1
+            scorer = self.config.scorer(sample, task)
+            self.report.scorers[scorer] = self.report.scorers.get(scorer, 0) + 1
         return written
 
     def budget(self, task: Task, teacher: tuple[int, str] | None) -> int:
@@ -298,13 +343,19 @@ class Miner:
 
     def generate(self, task: Task, video: str | None, prompt: str | None, budget: int) -> list[Candidate]:
         """Every beam as a candidate; empty and repeated texts dropped, beam order kept."""
+        return self.generate_many(task, [(video, prompt)], budget)[0]
+
+    def generate_many(
+        self, task: Task, inputs: list[tuple[str | None, str | None]], budget: int
+    ) -> list[list[Candidate]]:
+        """`generate` for several inputs of one task in one batched call (one call per item when batch is 1)."""
         beams = self.config.num_beams
         params = GenerationParams(max_new_tokens=budget, num_beams=beams, num_return_sequences=beams)
-        cands = self.studio.run_task(task, video, prompt, model=self.model, params=params)
-        seen: dict[str, Candidate] = {}
-        for c in cands:
-            seen.setdefault(c.text.strip(), c)
-        return [c for text, c in seen.items() if text]
+        if len(inputs) == 1:
+            outs = [self.studio.run_task(task, *inputs[0], model=self.model, params=params)]
+        else:
+            outs = self.studio.run_tasks(task, inputs, model=self.model, params=params)
+        return [_distinct(cands) for cands in outs]
 
     def length_meta(self, task: Task, cands: list[Candidate], budget: int) -> list[dict[str, Any]]:
         """Per candidate {"tokens", "max_new_tokens", "at_limit"}: what the pair selection reads."""
@@ -329,8 +380,11 @@ class Miner:
 
         texts = [c.text.strip() for c in cands] + ([teacher[1]] if teacher else [])
         metas = self.length_meta(task, cands, budget)
-        if self.config.scorer(sample, task) == "ensemble":
+        scorer = self.config.scorer(sample, task)
+        if scorer == "ensemble":
             values = self.video_scores(sample, texts)
+        elif scorer == "faithfulness":
+            values = self.faithfulness_scores(sample, texts)
         else:
             values = self.judge_scores(texts)
         rows = [
@@ -351,6 +405,15 @@ class Miner:
         assert sample.video is not None  # the ensemble scores only samples with a video
         report = self.studio.score(sample.video, texts, self.config.evaluators)
         return [(r.mean, {**r.scores, ENSEMBLE_SCORE: r.mean}) for r in report.rows]
+
+    def faithfulness_scores(self, sample: SampleInfo, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
+        """Rank value and stored scores per text: the sample's tagged elements kept (its stored tags, else
+        tags read off its short prompt), then richness (engine.faithfulness.rank)."""
+        from annotations.tags import tags_by_sample
+        from engine.faithfulness.rank import elements_for, rank_value, score_all, stored_scores
+
+        elements = elements_for(sample.short_prompt, tags_by_sample(self.db, [sample.id]).get(sample.id))
+        return [(rank_value(s), stored_scores(s)) for s in score_all(texts, elements, sample.short_prompt)]
 
     def judge_scores(self, texts: list[str]) -> list[tuple[float | None, dict[str, float]]]:
         results = self.studio.judge_many(texts, model=self.config.judge_model)
@@ -402,6 +465,15 @@ class Miner:
         return written
 
     def scorer_name(self, sample: SampleInfo, task: Task) -> str:
-        if self.config.scorer(sample, task) == "ensemble":
+        scorer = self.config.scorer(sample, task)
+        if scorer == "ensemble":
             return ENSEMBLE_SCORE + ":" + "+".join(self.config.evaluators)
-        return JUDGE_SCORE
+        return "faithfulness" if scorer == "faithfulness" else JUDGE_SCORE
+
+
+def _distinct(cands: list[Candidate]) -> list[Candidate]:
+    """Empty and repeated texts dropped, beam order kept."""
+    seen: dict[str, Candidate] = {}
+    for c in cands:
+        seen.setdefault(c.text.strip(), c)
+    return [c for text, c in seen.items() if text]

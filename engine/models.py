@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -234,16 +235,57 @@ def resolve(name: str) -> ModelPreset:
     return preset
 
 
-def _trained_from_random(path: Path) -> bool:
+def _trained_from_random(path: Path, depth: int = 0) -> bool:
     """Whether a training checkpoint's model folder (checkpoints/step-N/model, beside step-N/state.json)
-    was trained from a random-weight preset: a few steps on random weights still give random weights."""
-    state = path.parent / "state.json"
-    try:
-        base = json.loads(state.read_text()).get("base_model") if state.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return False
+    was trained from a random-weight preset: a few steps on random weights still give random weights.
+    An adapter chain (SFT, then HDPO on it) is followed down to its preset."""
+    base = _recorded_base(path)
     preset = PRESETS.get(base) if isinstance(base, str) else None
-    return bool(preset and preset.random_weights)
+    if preset is not None:
+        return preset.random_weights
+    if isinstance(base, str) and depth < MAX_ADAPTER_CHAIN and Path(base).is_dir():
+        return _trained_from_random(Path(base), depth + 1)
+    return False
+
+
+#: A PEFT adapter folder holds this file; its base model is named by BASE_FILE, the checkpoint's state.json
+#: or the adapter config (engine.models.adapter_base).
+ADAPTER_FILE = "adapter_config.json"
+BASE_FILE = "vidprompter.json"
+#: Adapters stacked on adapters (SFT, then DPO on it): at most this deep.
+MAX_ADAPTER_CHAIN = 4
+
+
+def _recorded_base(path: Path) -> str | None:
+    """The base a model folder records: BASE_FILE's "base", else the checkpoint's state.json base_model."""
+    for meta, key in ((path / BASE_FILE, "base"), (path.parent / "state.json", "base_model")):
+        try:
+            base = json.loads(meta.read_text()).get(key) if meta.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            base = None
+        if isinstance(base, str) and base:
+            if base in PRESETS or Path(base).is_absolute():
+                return base
+            return str((meta.parent / base).resolve())
+    return None
+
+
+def adapter_base(path: str | Path) -> str | None:
+    """The model a LoRA adapter folder sits on (a preset name or a folder), or None when `path` is not an
+    adapter folder. BASE_FILE wins (shipped adapters: {"base": "smollm2-135m"}), then the training
+    checkpoint's state.json, then the adapter config's base_model_name_or_path."""
+    path = Path(path)
+    if not (path / ADAPTER_FILE).is_file():
+        return None
+    base = _recorded_base(path)
+    if base is None:
+        try:
+            base = json.loads((path / ADAPTER_FILE).read_text()).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError):
+            base = None
+    if not base:
+        raise ModelLoadError(f'adapter {path} names no base model: add {BASE_FILE} with {{"base": "<preset>"}}')
+    return str(base)
 
 
 def _gguf_in(path: str, preset: ModelPreset) -> str | None:
@@ -251,7 +293,10 @@ def _gguf_in(path: str, preset: ModelPreset) -> str | None:
 
 
 def _detect_kind(path: Path) -> Kind:
-    """A folder with a video/image processor config is a video LM; otherwise text."""
+    """A folder with a video/image processor config is a video LM; otherwise text (an adapter: its base's)."""
+    base = adapter_base(path) if (path / ADAPTER_FILE).is_file() else None
+    if base is not None:
+        return PRESETS[base].kind if base in PRESETS else _detect_kind(Path(base))
     markers = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
     return "video" if any((path / m).exists() for m in markers) else "text"
 
@@ -335,7 +380,9 @@ def load_model(
     torch_dtype = _dtype(dtype, device)
     local_only = not downloads_allowed()
     try:
-        if preset.gguf_file and Path(source, preset.gguf_file).exists():
+        if (Path(source) / ADAPTER_FILE).is_file():
+            model, processor = _load_adapter(source, device, dtype, attn_implementation)
+        elif preset.gguf_file and Path(source, preset.gguf_file).exists():
             model, processor = _load_gguf(source, preset.gguf_file)
         elif preset.kind == "video":
             model, processor = _load_video_lm(source, torch_dtype, local_only, attn_implementation)
@@ -349,6 +396,27 @@ def load_model(
     if getattr(model.generation_config, "length_penalty", None) is None:
         model.generation_config.length_penalty = 1.0
     return LoadedModel(preset, model, processor, source, device)
+
+
+_ADAPTER_DEPTH: ContextVar[int] = ContextVar("vidprompter_adapter_depth", default=0)
+
+
+def _load_adapter(folder: str, device: str, dtype: str | None, attn_implementation: str | None):
+    """A LoRA adapter folder: its base loaded through load_model (a preset or another adapter: chains
+    resolve), the adapter applied and merged into the weights, so it decodes at the base's speed."""
+    from peft import PeftModel
+
+    depth = _ADAPTER_DEPTH.get()
+    if depth >= MAX_ADAPTER_CHAIN:
+        raise ModelLoadError(f"adapter {folder}: more than {MAX_ADAPTER_CHAIN} adapters stacked")
+    base_name = adapter_base(folder)
+    token = _ADAPTER_DEPTH.set(depth + 1)
+    try:
+        base = load_model(base_name, device=device, dtype=dtype, attn_implementation=attn_implementation)
+    finally:
+        _ADAPTER_DEPTH.reset(token)
+    merged = PeftModel.from_pretrained(base.model, folder, is_trainable=False).merge_and_unload()
+    return merged, base.processor
 
 
 def _quiet_transformers() -> None:

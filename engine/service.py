@@ -239,6 +239,32 @@ class Studio(VideoVerbs):
             for i, t in enumerate(texts)
         ]
 
+    def run_tasks(
+        self,
+        task: Task | int,
+        inputs: Sequence[tuple[str | Path | None, str | None]],
+        model: str | None = None,
+        params: GenerationParams | None = None,
+    ) -> list[list[Candidate]]:
+        """Candidates for several (video, short prompt) inputs of one task, in batched generate calls (the
+        backend splits them into batches of its batch size in rows; text prompts share one cached
+        instruction prefix): the teacher, mining and evaluation on many samples."""
+        params = params or GenerationParams()
+        task = Task.parse(task)
+        requests = [self.build_request(task, video, prompt) for video, prompt in inputs]
+        if not requests:
+            return []
+        backend = self._backend(model, task)
+        with self._lock_for(f"model:{backend.model_name}"):
+            outs = backend.generate(requests, params)
+        return [
+            [
+                Candidate(text=t, rank=i, model=backend.model_name, random_weights=backend.random_weights)
+                for i, t in enumerate(texts)
+            ]
+            for texts in outs
+        ]
+
     def stream_task(
         self,
         task: Task | int,

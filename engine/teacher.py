@@ -12,11 +12,12 @@ every write through `annotations.store`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import InputError
-from engine.mining import task_inputs
+from engine.mining import at_limit, task_inputs
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
@@ -46,12 +47,43 @@ class TeacherConfig:
     """Generation budget per response (the paper's Figure-4 prompts run to ~200 words)."""
     shard: Shard = field(default_factory=Shard)
     """This process's share of the samples."""
+    best_of: int = 1
+    """Text-only Task 3: sample this many candidates and keep the best by faithfulness to the short prompt's
+    tags, then richness (engine.faithfulness.rank): best-of-N self-distillation standing in for a larger
+    teacher where none exists. 1: one greedy response (the paper's teacher models)."""
+    temperature: float = 0.7
+    """Sampling temperature of the best-of-N candidates."""
+    top_p: float = 0.9
+    """Nucleus mass of the best-of-N candidates."""
+    require_faithful: bool = True
+    """With best_of > 1: an item none of whose candidates keeps every tagged element gets no teacher
+    response (counted in skipped_unfaithful) rather than an unfaithful one."""
+    batch: int = 1
+    """Items per generate call (one batched call; each item is written as soon as its call returns)."""
+    seed: int = 0
+    """Sampling seed of the best-of-N candidates (per call: seed + the call's first sample id)."""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
         if not self.tasks:
             raise InputError("at least one task is needed")
-        GenerationParams(max_new_tokens=self.max_new_tokens)  # its range check, before any model loads
+        if not 1 <= self.best_of <= 16:
+            raise InputError(f"best_of must be in 1..16, got {self.best_of}")
+        if self.batch < 1:
+            raise InputError(f"batch must be >= 1, got {self.batch}")
+        self.params(3)  # the range checks, before any model loads
+
+    def params(self, task: Task | int) -> GenerationParams:
+        """Greedy, or best_of sampled candidates for text-only Task 3."""
+        if self.best_of > 1 and Task.parse(task) == Task.BEAUTIFY:
+            return GenerationParams(
+                max_new_tokens=self.max_new_tokens,
+                do_sample=True,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                num_return_sequences=self.best_of,
+            )
+        return GenerationParams(max_new_tokens=self.max_new_tokens)
 
     def model_for(self, task: Task) -> str | None:
         return self.text_model if task == Task.BEAUTIFY and self.text_model else self.model
@@ -66,6 +98,8 @@ class TeacherReport:
     written: int = 0
     skipped_done: int = 0
     skipped_unusable: int = 0
+    skipped_unfaithful: int = 0
+    """Best-of-N items none of whose candidates kept every tagged element (require_faithful)."""
     empty: int = 0
     models: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -87,6 +121,18 @@ class TeacherVerbs(Protocol):
         model: str | None = None,
         params: GenerationParams | None = None,
     ) -> list[Candidate]: ...
+
+    def run_tasks(
+        self,
+        task: Task | int,
+        inputs: Sequence[tuple[str | Path | None, str | None]],
+        model: str | None = None,
+        params: GenerationParams | None = None,
+    ) -> list[list[Candidate]]: ...
+
+    def count_tokens(
+        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
+    ) -> list[int]: ...
 
 
 class Teacher:
@@ -126,31 +172,92 @@ class Teacher:
         work = self.todo()
         self.load_models(work)
         label = f"teacher [{self.config.shard.label}]"
-        for sample, task in tqdm(
-            work, desc=label, unit="item", disable=not progress, position=self.config.shard.index
-        ):
-            self.report.items += 1
-            self.write_one(sample, task)
+        bar = tqdm(total=len(work), desc=label, unit="item", disable=not progress, position=self.config.shard.index)
+        for chunk in self.chunks(work):
+            self.report.items += len(chunk)
+            self.write_chunk(chunk)
+            bar.update(len(chunk))
+        bar.close()
         return self.report
 
-    def write_one(self, sample: SampleInfo, task: Task) -> bool:
-        """Generate and store one teacher response; False when the model returned nothing usable."""
+    def chunks(self, work: list[tuple[SampleInfo, Task]]) -> Iterator[list[tuple[SampleInfo, Task]]]:
+        """`batch` items of one task at a time, in the order todo() lists them."""
+        size = self.config.batch
+        for task in sorted({t for _, t in work}):
+            items = [(s, t) for s, t in work if t == task]
+            for start in range(0, len(items), size):
+                yield items[start : start + size]
+
+    def write_chunk(self, chunk: list[tuple[SampleInfo, Task]]) -> int:
+        """Generate one batched call for `chunk` (one task) and store each item's teacher response."""
+        task = chunk[0][1]
+        params = self.config.params(task)
+        if params.do_sample:
+            params = replace(params, seed=self.config.seed + chunk[0][0].id)
+        inputs = [task_inputs(sample, task) or (None, None) for sample, _ in chunk]
+        outs = self.studio.run_tasks(task, inputs, model=self.config.model_for(task), params=params)
+        tags = self.tags([s.id for s, _ in chunk]) if params.num_return_sequences > 1 else {}
+        return sum(
+            self.write_one(sample, task, cands, tags.get(sample.id))
+            for (sample, _), cands in zip(chunk, outs, strict=True)
+        )
+
+    def tags(self, sample_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        from annotations.tags import tags_by_sample
+
+        return tags_by_sample(self.db, sample_ids)
+
+    def write_one(
+        self, sample: SampleInfo, task: Task, candidates: list[Candidate], tags: list[dict[str, Any]] | None = None
+    ) -> bool:
+        """Store one item's teacher response (the best of several candidates); False when nothing usable."""
         from annotations.store import add_response
 
-        video, prompt = task_inputs(sample, task) or (None, None)
-        params = GenerationParams(max_new_tokens=self.config.max_new_tokens)
-        candidates = self.studio.run_task(task, video, prompt, model=self.config.model_for(task), params=params)
-        text = candidates[0].text.strip() if candidates else ""
+        meta: dict[str, Any] = {"step": "teacher", "max_new_tokens": self.config.max_new_tokens}
+        texts = [c.text.strip() for c in candidates if c.text.strip()]
+        if len(candidates) > 1 and texts:
+            text, pick = self.best(sample, task, texts, tags)
+            if text is None:
+                self.report.skipped_unfaithful += 1
+                return False
+            meta |= pick
+        else:
+            text = texts[0] if texts else ""
         if not text:
             self.report.empty += 1
             self.report.notes.append(f"sample {sample.id} task {int(task)}: the teacher returned an empty text")
             return False
-        meta = {"step": "teacher", "max_new_tokens": self.config.max_new_tokens}
         if candidates[0].random_weights:
             meta["random_weights"] = True
         add_response(self.db, sample.id, int(task), text, "teacher", model=candidates[0].model, meta=meta)
         self.report.written += 1
         return True
+
+    def best(
+        self, sample: SampleInfo, task: Task, texts: list[str], tags: list[dict[str, Any]] | None
+    ) -> tuple[str | None, dict[str, Any]]:
+        """(the best candidate or None, what the choice was): faithfulness first, then richness; candidates
+        that ran into the budget (cut mid-sentence) only when every candidate did."""
+        from engine.faithfulness.rank import elements_for, ranked
+
+        elements = elements_for(sample.short_prompt, tags)
+        tokens = self.studio.count_tokens(texts, model=self.config.model_for(task), task=task)
+        whole = [i for i, n in enumerate(tokens) if not at_limit(n, self.config.max_new_tokens)] or list(
+            range(len(texts))
+        )
+        order = ranked([texts[i] for i in whole], elements, sample.short_prompt)
+        index, score = order[0]
+        pick = {
+            "best_of": len(texts),
+            "ranker": "faithfulness",
+            "tags": "stored" if tags else "autotag",
+            "kept": f"{score.kept}/{score.total}",
+            "all_kept": score.all_kept,
+            "richness": score.richness,
+        }
+        if self.config.require_faithful and not score.all_kept:
+            return None, pick
+        return texts[whole[index]], pick
 
 
 def write_teacher_responses(

@@ -190,30 +190,100 @@ def align_responses(
     return out, resp_max + 1
 
 
+#: Shortest common prompt prefix worth a shared forward (below it the extra call costs more than it saves).
+MIN_SHARED_PREFIX = 16
+_TEXT_KEYS = {"input_ids", "attention_mask", "labels", "keep"}
+
+
+def split_shared_prefix(batch: dict[str, torch.Tensor], minimum: int = MIN_SHARED_PREFIX) -> dict[str, Any] | None:
+    """The aligned text batch as (one shared prefix, the rows after it), or None where that does not pay.
+
+    Every Task-3 row starts with the same ~310-token instruction; the rows of an HDPO micro-batch differ only
+    in their last ~20 prompt tokens and their responses. In: the align_responses layout
+    [pad | prompt_i | response_i] (S, L). Out: {"prefix": (1, P) ids every prompt starts with (at most each
+    prompt's length - 1, so each row keeps the position that predicts its first response token), "input_ids"
+    (S, L - c) [pad | prompt_i[P:] | response_i], "attention_mask" (S, P + L - c) [ones(P) | mask_i],
+    "position_ids" (S, L - c) = P + the row's real tokens before, "labels" (S, L - c), "keep"}, where c is
+    the column of the row with the most padding at which its prompt's P-th token sat (so responses stay
+    aligned). Video batches (processor tensors ride along) and batches without a long common prefix: None.
+    """
+    if set(batch) - _TEXT_KEYS or "keep" not in batch:
+        return None
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    first = mask.float().argmax(1)  # (S,) first real column (rows are left-padded)
+    resp = (labels != IGNORE_INDEX).float().argmax(1)  # (S,) first response column: the same in every row
+    prompts = [ids[i, first[i] : resp[i]].tolist() for i in range(ids.shape[0])]
+    p = min(len(x) for x in prompts) - 1
+    for row in prompts[1:]:
+        p = min(p, next((j for j, (a, b) in enumerate(zip(prompts[0], row, strict=False)) if a != b), p))
+    if p < minimum:
+        return None
+    cut = int(first.min()) + p  # columns before this hold only padding or prefix tokens in every row
+    rows_mask = mask[:, cut:].clone()
+    rows_ids = ids[:, cut:].clone()
+    for i in range(ids.shape[0]):  # prefix tokens of rows with less padding sit after `cut`: mask them out
+        start = int(first[i]) + p  # the row's first token after the prefix
+        rows_mask[i, : max(0, start - cut)] = 0
+    position = (p + rows_mask.cumsum(1) - 1).clamp(min=0)
+    full_mask = torch.cat([torch.ones(ids.shape[0], p, dtype=mask.dtype), rows_mask], dim=1)
+    return {
+        "prefix": torch.tensor([prompts[0][:p]], dtype=ids.dtype),
+        "input_ids": rows_ids,
+        "attention_mask": full_mask,
+        "position_ids": position,
+        "labels": labels[:, cut:],
+        "keep": batch["keep"],
+    }
+
+
+def _prefix_cache(model: Any, prefix: torch.Tensor, rows: int) -> Any:
+    """The prefix's KV cache, computed once (with gradients when enabled) and repeated for `rows` rows."""
+    from transformers.cache_utils import DynamicCache
+
+    inner = _unwrap(model)
+    cache = DynamicCache(config=inner.config)
+    model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(rows)
+    return cache
+
+
 def forward_logps(
-    model: Any, batch: dict[str, torch.Tensor], device: torch.device | str, chunked: bool = True
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    device: torch.device | str,
+    chunked: bool = True,
+    share_prefix: bool = False,
 ) -> torch.Tensor:
     """One forward over an encoded batch -> summed response log-probs (S,), float32.
 
     With a `keep` entry (from align_responses) only the last `keep` positions reach the LM head.
     chunked=True: the LM head's log-probs come from `label_logps` (tile by tile, no (S, keep, V) logits in
     forward or backward); a model whose head is not a plain bias-free linear map takes the logits path.
-    Differentiable unless called under torch.no_grad / inference_mode.
+    share_prefix=True: a text batch whose prompts share a long prefix runs it once, then the rows on its
+    cache (split_shared_prefix); the log-probs equal the plain forward's (to float rounding), and gradients
+    flow through the shared prefix too. Differentiable unless called under torch.no_grad / inference_mode.
     """
+    shared = split_shared_prefix(batch) if share_prefix else None
+    if shared is not None:
+        batch = shared
     batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     labels = batch.pop("labels")
     keep = batch.pop("keep", None)
+    prefix = batch.pop("prefix", None)
+    extra: dict[str, Any] = {"use_cache": False}
+    if prefix is not None:
+        extra = {"use_cache": True, "past_key_values": _prefix_cache(model, prefix, labels.shape[0])}
     head = output_head(model) if chunked else None
     if head is not None:
         with _lm_head_inputs(head) as seen:
-            model(**batch, use_cache=False, logits_to_keep=int(keep or 0))  # logits (S, keep, 0): not computed
+            model(**batch, **extra, logits_to_keep=int(keep or 0))  # logits (S, keep, 0): not computed
         if len(seen) != 1:
             raise RuntimeError(f"the LM head ran {len(seen)} times in one forward; use chunked=False for this model")
         hidden = seen[0]  # (S, keep, Hd), or (S, L, Hd) without keep
         return label_logps(hidden, head.weight, labels[:, -hidden.shape[1] :])
     if keep is None:
-        return gather_logps(model(**batch, use_cache=False).logits, labels)  # logits (S, L, V)
-    logits = model(**batch, use_cache=False, logits_to_keep=int(keep)).logits  # (S, keep, V)
+        return gather_logps(model(**batch, **extra).logits, labels)  # logits (S, L, V)
+    logits = model(**batch, **extra, logits_to_keep=int(keep)).logits  # (S, keep, V)
     return gather_logps(logits, labels[:, -int(keep) :])
 
 

@@ -35,7 +35,9 @@ from engine.mining import find_config
 from training.config import ConfigError
 from training.loop_config import LoopConfig, LoopRun, check_models, load_loop_config, write_atomic
 
-STAGES = ("import", "teacher", "mine", "labels", "export", "train", "evaluate", "report")
+STAGES = ("import", "teacher", "sft", "mine", "labels", "export", "train", "evaluate", "report")
+#: Stages of the preference step, skipped by an SFT-only loop (train: null).
+PREFERENCE_STAGES = ("mine", "labels", "export", "train")
 WAITING = 3
 
 
@@ -63,16 +65,57 @@ def stage_import(run: LoopRun) -> dict[str, Any]:
         more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
         raise StoreError(f"{path}:{bad[0].line}: {bad[0].reason}{more}; nothing imported") from None
     keys = ("rows", "imported", "existing", "videos", "text_only", "lacking_teacher")
-    return {k: getattr(report, k) for k in keys}
+    counts = {k: getattr(report, k) for k in keys}
+    if path.suffix == ".jsonl":  # rows may carry the short prompt's tags (the faithfulness metric reads them)
+        from annotations.tags import tag_text_only_rows
+
+        counts["tagged"] = tag_text_only_rows(run.db, path)
+    return counts
 
 
 def stage_teacher(run: LoopRun) -> dict[str, Any]:
     from engine.teacher import TeacherConfig, write_teacher_responses
 
-    section = run.config.teacher
-    config = TeacherConfig(model=section.model, text_model=section.text_model, max_new_tokens=section.max_new_tokens)
+    t = run.config.teacher
+    config = TeacherConfig(
+        model=t.model,
+        text_model=t.text_model,
+        max_new_tokens=t.max_new_tokens,
+        split=t.split,
+        limit=t.limit,
+        best_of=t.best_of,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        require_faithful=t.require_faithful,
+        batch=t.batch,
+    )
     report = write_teacher_responses(run.studio, run.db, config, progress=True)
-    return {k: getattr(report, k) for k in ("written", "skipped_done", "skipped_unusable", "empty")}
+    keys = ("written", "skipped_done", "skipped_unusable", "skipped_unfaithful", "empty")
+    return {k: getattr(report, k) for k in keys}
+
+
+def stage_sft(run: LoopRun) -> dict[str, Any]:
+    """Fine-tune the base policy on the teacher responses (the paper's SFT model, 3.2 and 3.4)."""
+    from annotations.sft import export_teacher_rows
+    from training.trainer import Trainer
+
+    if not run.config.sft.enabled:
+        return {"skipped": "sft.enabled is false"}
+    run_dir = Path(run.config.sft.run_dir) if run.config.sft.run_dir else run.out / "sft"
+    export = run_dir / "export.jsonl"
+    rows = export_teacher_rows(run.db, export, run.config.sft.split)
+    if not rows:
+        raise StoreError("no teacher responses to fine-tune on: the teacher stage wrote none")
+    cfg = run.config.sft_config(export=str(export), out=run_dir.parent, model=run.policy)
+    cfg.run.name = run_dir.name
+    pinned = run_dir / "config.yaml"
+    if pinned.is_file() and yaml.safe_load(pinned.read_text()) != cfg.to_dict():
+        raise ConfigError(f"sft.run_dir: {run_dir} holds an SFT run of another config; pick another folder")
+    resume = (run_dir / "checkpoints").is_dir()
+    result = Trainer(cfg, run_dir, cfg.data.path, resume=resume).train()
+    if result.status != "finished":
+        raise LoopStop(f"SFT {result.status} at step {result.step}; run the same command again to resume", 1)
+    return {"rows": rows, "steps": result.step, "checkpoint": result.checkpoint, "resumed": resume}
 
 
 def stage_mine(run: LoopRun) -> dict[str, Any]:
@@ -82,7 +125,11 @@ def stage_mine(run: LoopRun) -> dict[str, Any]:
     config = MiningConfig(
         num_beams=m.num_beams,
         num_rejected=m.num_rejected,
-        model=m.model or run.policy,
+        model=m.model or run.start_model(),
+        split=m.split,
+        limit=m.limit,
+        require_teacher=m.require_teacher,
+        batch=m.batch,
         evaluators=tuple(m.evaluators),
         task3_scorer=m.task3_scorer,
         judge_model=m.judge_model,
@@ -91,7 +138,15 @@ def stage_mine(run: LoopRun) -> dict[str, Any]:
         max_new_tokens_cap=m.max_new_tokens_cap,
     )
     report = run.studio.mine(run.db, config, progress=True)
-    keys = ("mined", "pairs_written", "skipped_done", "short_of_rejected", "at_limit", "unparsed_judgements")
+    keys = (
+        "mined",
+        "pairs_written",
+        "skipped_done",
+        "skipped_no_teacher",
+        "short_of_rejected",
+        "at_limit",
+        "unparsed_judgements",
+    )
     return {k: getattr(report, k) for k in keys} | {"scorers": report.scorers, "model": report.model}
 
 
@@ -129,7 +184,7 @@ def stage_export(run: LoopRun) -> dict[str, Any]:
 def stage_train(run: LoopRun) -> dict[str, Any]:
     from training.trainer import Trainer
 
-    cfg = run.config.train_config(export=str(run.out / "export.jsonl"), out=run.out)
+    cfg = run.config.train_config(export=str(run.out / "export.jsonl"), out=run.out, model=run.start_model())
     run_dir = run.out / "train"
     resume = (run_dir / "checkpoints").is_dir()
     result = Trainer(cfg, run_dir, cfg.data.path, resume=resume).train()
@@ -142,23 +197,25 @@ def stage_evaluate(run: LoopRun) -> dict[str, Any]:
     """Table 1 for the base policy and the trained checkpoint, through the Studio's evaluate verb."""
     from engine.evaluate import EvalConfig
 
-    trained = str(Path(run.stage("train")["counts"]["checkpoint"]) / "model")
+    models = run.evaluated_models()
     e = run.config.evaluation
     tmp, final = run.out / "eval.tmp", run.out / "eval"
     shutil.rmtree(tmp, ignore_errors=True)
     config = EvalConfig(
-        models=(run.policy, trained),
+        models=tuple(models.values()),
         out_dir=str(tmp),
         split=e.split,
         evaluators=tuple(e.evaluators),
         judge_model=e.judge_model,
         limit=e.limit,
         max_new_tokens=e.max_new_tokens,
+        task3_scorer=e.task3_scorer,
+        batch=e.batch,
     )
     result = run.studio.evaluate(run.db, config, progress=True)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    return {"models": {"base": run.policy, "trained": trained}, "summary": result.summary, "rows": len(result.rows)}
+    return {"models": models, "summary": result.summary, "rows": len(result.rows)}
 
 
 def stage_report(run: LoopRun) -> dict[str, Any]:
@@ -170,6 +227,7 @@ def stage_report(run: LoopRun) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[LoopRun], dict[str, Any]]] = {
     "import": stage_import,
     "teacher": stage_teacher,
+    "sft": stage_sft,
     "mine": stage_mine,
     "labels": stage_labels,
     "export": stage_export,
@@ -184,7 +242,7 @@ RUNNERS: dict[str, Callable[[LoopRun], dict[str, Any]]] = {
 
 def prepare(config: LoopConfig, out: Path) -> LoopRun:
     """Check everything a stage could trip on late, then pin the config in the folder."""
-    policy = config.train_config().model.name
+    policy = config.base_policy()
     check_models(config, policy)
     if config.samples and not find_config(config.samples).is_file():
         raise ConfigError(f"samples: {config.samples} not found")
@@ -210,7 +268,10 @@ def run_loop(
     for name in STAGES:
         record = run.stage(name)
         always = name in ("labels", "report")  # cheap, and what they read may have changed since
-        if record.get("status") == "done" and not always:
+        if config.train is None and name in PREFERENCE_STAGES:
+            record.update(status="done", counts={"skipped": "no preference stage (train: null)"}, seconds=0.0)
+            run.save_state()
+        elif record.get("status") == "done" and not always:
             echo(f"[{name}] done before ({record.get('seconds', 0):.1f} s): skipped")
         else:
             record["attempts"] = record.get("attempts", 0) + 1

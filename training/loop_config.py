@@ -34,6 +34,37 @@ class TeacherSection:
     """Teacher for Task 3 when set (the paper: Llama-3-70B)."""
     max_new_tokens: int = 512
     """Budget per teacher response."""
+    split: str | None = None
+    """Only samples of this split get a teacher response (None: every split)."""
+    limit: int | None = None
+    """At most this many samples (None: all)."""
+    best_of: int = 1
+    """Text-only Task 3: sample this many and keep the best by faithfulness, then richness (best-of-N
+    self-distillation where no larger teacher exists; engine.teacher)."""
+    temperature: float = 0.7
+    """Sampling temperature of the best-of-N candidates."""
+    top_p: float = 0.9
+    """Nucleus mass of the best-of-N candidates."""
+    require_faithful: bool = True
+    """With best_of > 1: no teacher response for an item none of whose candidates keeps every element."""
+    batch: int = 1
+    """Items per generate call."""
+
+
+@dataclass
+class SftSection:
+    enabled: bool = False
+    """Fine-tune on the teacher responses first (paper 3.2, 3.4): mining then samples the rejected beams
+    from the SFT checkpoint, and preference training starts from it, so it is the reference pi_ref."""
+    train: str = "configs/baselines/sft.yaml"
+    """The SFT training config (loss.kind sft); its model.name is replaced by the loop's base policy."""
+    train_set: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the SFT config, dotted keys."""
+    split: str = "train"
+    """Teacher responses of this split are the SFT data."""
+    run_dir: str | None = None
+    """The SFT run's folder (default <out>/sft). Loops that start from the same SFT model share one (the
+    configs/loops/smollm2-*.yaml): a finished run there is reused, one of another config refused."""
 
 
 @dataclass
@@ -56,6 +87,14 @@ class MiningSection:
     """Budget = teacher tokens x this."""
     max_new_tokens_cap: int = 512
     """Upper bound of that budget."""
+    split: str = "train"
+    """Samples of this split are mined."""
+    limit: int | None = None
+    """Mine at most this many samples (None: all)."""
+    require_teacher: bool = False
+    """Mine only (sample, task) items with a teacher response (the chosen side); others are skipped."""
+    batch: int = 1
+    """(sample, task) items per generate call."""
 
     def __post_init__(self) -> None:
         if self.task3_scorer not in TASK3_SCORERS:
@@ -74,6 +113,15 @@ class EvaluationSection:
     """Fixed budget (None: covering each sample's teacher response)."""
     limit: int | None = None
     """At most this many samples."""
+    task3_scorer: str = "judge"
+    """Task-3 column: judge (the paper's LLM judge) or faithfulness (% of outputs keeping every tagged
+    element of the short prompt; engine.faithfulness)."""
+    batch: int = 1
+    """Samples per generate call."""
+
+    def __post_init__(self) -> None:
+        if self.task3_scorer not in ("judge", "faithfulness"):
+            raise ConfigError(f"evaluation.task3_scorer: {self.task3_scorer!r} is not one of judge, faithfulness")
 
 
 @dataclass
@@ -86,8 +134,10 @@ class LoopConfig:
     """Folder relative clip paths resolve against (default: the samples file's folder)."""
     db: str | None = None
     """Annotations DB URL (default: sqlite:///<out>/loop.db; PostgreSQL for shards on many machines)."""
-    train: str = "configs/hdpo.yaml"
-    """Training config; its model.name is the policy: it mines the beams and is the base of Table 1."""
+    train: str | None = "configs/hdpo.yaml"
+    """Preference training config; its model.name is the base policy (Table 1's base row; it mines the
+    beams unless an SFT stage runs first). None: no preference stage (an SFT-only loop: mine, labels,
+    export and train are skipped)."""
     train_set: dict[str, Any] = field(default_factory=dict)
     """Overrides of the training config, dotted keys (optim.max_steps: 8)."""
     labels: str = "auto"
@@ -95,6 +145,7 @@ class LoopConfig:
     votes_per_pair: int = 1
     """Votes each pair needs with labels: human."""
     teacher: TeacherSection = field(default_factory=TeacherSection)
+    sft: SftSection = field(default_factory=SftSection)
     mining: MiningSection = field(default_factory=MiningSection)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
 
@@ -103,21 +154,49 @@ class LoopConfig:
             raise ConfigError(f"labels: {self.labels!r} is not one of {', '.join(LABEL_MODES)}")
         if self.votes_per_pair < 1:
             raise ConfigError("votes_per_pair: must be >= 1")
+        if self.train is None and not self.sft.enabled:
+            raise ConfigError("train: null needs sft.enabled: true (a loop must train something)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def train_config(self, export: str | None = None, out: Path | None = None) -> TrainConfig:
-        """The training config with the loop's overrides (and, when given, its export and run folder)."""
-        overrides = dict(self.train_set)
-        if export is not None:
-            overrides["data.path"] = export
-        if out is not None:
-            overrides.update({"run.output_dir": str(out), "run.name": "train"})
-        cfg = load_config(find_config(self.train), overrides)
-        if cfg.data.separate_tasks:
-            raise ConfigError("data.separate_tasks: the loop trains and evaluates one model; use the training CLI")
+    def train_config(
+        self, export: str | None = None, out: Path | None = None, model: str | None = None
+    ) -> TrainConfig:
+        """The preference training config with the loop's overrides (and, when given, its export, run folder
+        and starting model: the SFT checkpoint when an SFT stage ran)."""
+        if self.train is None:
+            raise ConfigError("train: this loop has no preference stage (train: null)")
+        return _loop_train_config(self.train, self.train_set, export, out, "train", model)
+
+    def sft_config(self, export: str | None = None, out: Path | None = None, model: str | None = None) -> TrainConfig:
+        """The SFT stage's training config, starting from `model` (the loop's base policy)."""
+        cfg = _loop_train_config(self.sft.train, self.sft.train_set, export, out, "sft", model)
+        if cfg.loss.kind != "sft":
+            raise ConfigError(f"sft.train: {self.sft.train} has loss.kind {cfg.loss.kind!r}; the SFT stage needs sft")
         return cfg
+
+    def base_policy(self) -> str:
+        """The model the loop starts from: the preference config's model.name (else the SFT config's)."""
+        if self.train is not None:
+            return self.train_config().model.name
+        return self.sft_config().model.name
+
+
+def _loop_train_config(
+    path: str, overrides: dict[str, Any], export: str | None, out: Path | None, name: str, model: str | None
+) -> TrainConfig:
+    values = dict(overrides)
+    if export is not None:
+        values["data.path"] = export
+    if out is not None:
+        values.update({"run.output_dir": str(out), "run.name": name})
+    if model is not None:
+        values["model.name"] = model
+    cfg = load_config(find_config(path), values)
+    if cfg.data.separate_tasks:
+        raise ConfigError("data.separate_tasks: the loop trains and evaluates one model; use the training CLI")
+    return cfg
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
@@ -215,6 +294,25 @@ class LoopRun:
 
             self._studio = Studio(StudioConfig(max_models=4))  # policy, checkpoint, judge, teacher
         return self._studio
+
+    def checkpoint_model(self, stage: str) -> str | None:
+        """The model folder of a finished training stage's last checkpoint ("sft" or "train"), or None."""
+        counts = self.state.get("stages", {}).get(stage, {}).get("counts") or {}
+        return str(Path(counts["checkpoint"]) / "model") if counts.get("checkpoint") else None
+
+    def start_model(self) -> str:
+        """What mining samples from and preference training starts from: the SFT checkpoint when the SFT
+        stage ran (the paper's pi_ref), else the base policy."""
+        return (self.checkpoint_model("sft") if self.config.sft.enabled else None) or self.policy
+
+    def evaluated_models(self) -> dict[str, str]:
+        """Table 1's rows: the base policy, the SFT checkpoint (when one ran) and the trained checkpoint."""
+        rows = {"base": self.policy}
+        if self.config.sft.enabled and (sft := self.checkpoint_model("sft")):
+            rows["sft"] = sft
+        if self.config.train is not None and (trained := self.checkpoint_model("train")):
+            rows["trained"] = trained
+        return rows
 
     def stage(self, name: str) -> dict[str, Any]:
         return self.state.setdefault("stages", {}).setdefault(name, {"status": "pending"})

@@ -31,15 +31,27 @@ def _cell(value: float | None) -> str:
 
 
 def table_rows(summary: dict[str, dict[str, float | None]], models: dict[str, str]) -> tuple[list[str], list[list]]:
-    """(headers, rows): base, trained and trained - base for each Table-1 column."""
-    base, trained = summary.get(models["base"], {}), summary.get(models["trained"], {})
-    headers = list(base or trained)
-    delta = [None if base.get(h) is None or trained.get(h) is None else trained[h] - base[h] for h in headers]
-    return headers, [
-        [f"base ({models['base']})", *(base.get(h) for h in headers)],
-        [f"trained ({Path(models['trained']).parent.name})", *(trained.get(h) for h in headers)],
-        ["trained - base", *delta],
-    ]
+    """(headers, rows): one row per evaluated model (base, sft, trained; label -> model), then the last
+    one minus base for each Table-1 column."""
+    cols = {label: summary.get(model, {}) for label, model in models.items()}
+    headers = list(next((c for c in cols.values() if c), {}))
+    rows = [[f"{label} ({_short(models[label])})", *(c.get(h) for h in headers)] for label, c in cols.items()]
+    last = list(cols)[-1] if cols else "base"
+    if last != "base" and "base" in cols:
+        base, top = cols["base"], cols[last]
+        rows.append(
+            [
+                f"{last} - base",
+                *(None if base.get(h) is None or top.get(h) is None else top[h] - base[h] for h in headers),
+            ]
+        )
+    return headers, rows
+
+
+def _short(model: str) -> str:
+    """A preset name as it is; a checkpoint's model folder as its step (step-000042)."""
+    path = Path(model)
+    return path.parent.name if path.name == "model" else model
 
 
 def _markdown_table(headers: list[str], rows: list[list]) -> list[str]:
@@ -74,7 +86,7 @@ def plot_curves(metrics: list[dict[str, float]], suffix: str, title: str, path: 
 
 def _counts_lines(stages: dict[str, Any]) -> list[str]:
     lines = []
-    for name in ("import", "teacher", "mine", "labels", "export", "train"):
+    for name in ("import", "teacher", "sft", "mine", "labels", "export", "train"):
         counts = stages.get(name, {}).get("counts")
         if counts:
             lines.append(f"- **{name}**: " + ", ".join(f"{k} {json.dumps(v, default=str)}" for k, v in counts.items()))
@@ -119,7 +131,8 @@ def report_markdown(run: LoopRun, headers: list[str], rows: list[list], metrics:
         *_markdown_table(headers, rows),
         "",
         "CLIP-style columns: mean of 100 × cosine(video, text) over the split's samples with a video; judge "
-        "column: mean LLM-judge score (0-10) of the Task-3 outputs; – where nothing could be scored "
+        "column: mean LLM-judge score (0-10) of the Task-3 outputs; faithful column: % of Task-3 outputs keeping "
+        "every tagged element of the short prompt; – where nothing could be scored "
         f"({evaluation.get('rows', 0)} score rows; details in ../eval/).",
         "",
         f"## Training ({stages.get('train', {}).get('counts', {}).get('steps', 0)} steps): last step per HDPO term",
@@ -151,8 +164,8 @@ def _random_note(run: LoopRun) -> str | None:
 def write_report(run: LoopRun) -> Path:
     """Write <out>/report (via a temporary folder) and return it."""
     evaluation = run.stage("evaluate").get("counts", {})
-    headers, rows = table_rows(evaluation.get("summary", {}), evaluation.get("models", {"base": "", "trained": ""}))
-    metrics = read_metrics(run.out / "train")
+    headers, rows = table_rows(evaluation.get("summary", {}), evaluation.get("models", {"base": ""}))
+    metrics = read_metrics(run.out / ("train" if run.config.train is not None else "sft"))
     tmp, final = run.out / "report.tmp", run.out / "report"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -262,7 +262,10 @@ class Trainer:
 
     def _forward(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         """(S,) summed response log-probs: model.logps=chunked scores the LM head in tiles (training.logps)."""
-        return forward_logps(model, batch, self.accelerator.device, chunked=self.cfg.model.logps == "chunked")
+        mc = self.cfg.model
+        return forward_logps(
+            model, batch, self.accelerator.device, chunked=mc.logps == "chunked", share_prefix=mc.share_prefix
+        )
 
     def _setup_optimizer(self, acc: Accelerator, model: Any, total_steps: int) -> tuple[Any, Optim]:
         """AdamW + schedule over the trainable parameters; returns (the prepared model, the optimizer)."""

@@ -58,6 +58,14 @@ class PrefixCache:
             self.ids, self.cache, self.reused = ids, copy.deepcopy(cache), common
             return cache
 
+    @torch.inference_mode()
+    def prefix(self, ids: list[int]) -> DynamicCache | None:
+        """A fresh cache holding exactly `ids` (the tokens every row of a batch starts with), or None where
+        it cannot be cached. Rows then differ only after it: see `shared_prefix_batch`."""
+        if not ids:
+            return None
+        return self.prefill(torch.tensor([[*ids, ids[-1]]], dtype=torch.long, device=self.model.device))
+
     def _cropped(self, length: int) -> DynamicCache:
         cache = copy.deepcopy(self.cache)
         extra = cache.get_seq_length() - length
@@ -78,3 +86,34 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 def _croppable(cache: Any) -> bool:
     """Only plain full-attention dynamic layers keep every position, so a prefix can be cut back out."""
     return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def common_prefix_length(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own (generate() must
+    run the last prompt token to produce the first new one)."""
+    n = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for row in rows[1:]:
+        n = min(n, _common_prefix(first, row))
+    return max(0, n)
+
+
+def shared_prefix_batch(rows: list[list[int]], pad_id: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """(prefix ids, input_ids (B, P + S), attention_mask (B, P + S)) for prompts that share a prefix.
+
+    Layout: [prefix (P) | left padding | row suffix], so the prefix sits at the same columns in every row
+    and one cache of it serves the batch; the mask zeroes the padding between prefix and suffix, and the
+    positions (attention_mask.cumsum - 1, as generate() computes them) skip it, so each row reads
+    exactly its own prompt. Plain left padding would shift the prefix by each row's padding.
+    """
+    p = common_prefix_length(rows)
+    suffixes = [r[p:] for r in rows]
+    width = max(len(s) for s in suffixes)
+    ids = torch.full((len(rows), p + width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), p + width), dtype=torch.long)
+    for i, s in enumerate(suffixes):
+        ids[i, :p] = torch.tensor(rows[i][:p], dtype=torch.long)
+        ids[i, p + width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, :p] = 1
+        mask[i, p + width - len(s) :] = 1
+    return rows[0][:p], ids, mask

@@ -20,7 +20,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from engine.backends.prefix_cache import PrefixCache
+from engine.backends.prefix_cache import PrefixCache, shared_prefix_batch
 from engine.encoding import encode_for_logps, encode_prompts, gather_logps
 from engine.guards import (
     AllowOnly,
@@ -47,9 +47,11 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, lm: LoadedModel, batch_size: int = 8) -> None:
+    def __init__(self, lm: LoadedModel, batch_size: int | None = None) -> None:
         self.lm = lm
-        self.batch_size = batch_size
+        # Rows per generate call: 32 for text LMs (one shared cached instruction prefix; measured ~2x the
+        # tokens/s of 8 rows on 2 CPU cores), 8 for video LMs, whose rows each carry their frames.
+        self.batch_size = batch_size or (8 if lm.is_video else 32)
         self.model_name = lm.preset.name
         self.random_weights = lm.preset.random_weights
         self._readable: list[int] | None = None
@@ -58,7 +60,7 @@ class TransformersBackend:
         self._prefix = None if lm.is_video else PrefixCache(lm.model)
 
     @classmethod
-    def load(cls, model: str, device: str | None = None, batch_size: int = 8) -> TransformersBackend:
+    def load(cls, model: str, device: str | None = None, batch_size: int | None = None) -> TransformersBackend:
         return cls(load_model(model, device=device), batch_size=batch_size)
 
     def _chunks(self, items: list, size: int):
@@ -68,8 +70,8 @@ class TransformersBackend:
     @torch.inference_mode()
     def generate(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
         out: list[list[str]] = []
-        # Beam search multiplies the batch by num_beams; keep the effective batch near batch_size.
-        size = max(1, self.batch_size // max(1, params.num_beams))
+        # Beams and sampled candidates multiply the rows; keep the rows per call near batch_size.
+        size = max(1, self.batch_size // max(1, params.num_beams, params.num_return_sequences))
         for chunk in self._chunks(requests, size):
             out.extend(self._generate_chunk(chunk, params))
         return out
@@ -86,24 +88,34 @@ class TransformersBackend:
         """model.generate on one batch -> each row's new token ids (B * num_return_sequences rows)."""
         batch = encode_prompts(self.lm, requests)
         kwargs = self._generate_kwargs(requests, params, settings)
-        cache = self._cached_prefix(batch, max(params.num_beams, params.num_return_sequences))
+        batch, cache = self._cached_prefix(batch, max(params.num_beams, params.num_return_sequences))
         if cache is not None:
             kwargs["past_key_values"] = cache
         ids = self.lm.model.generate(**batch, **kwargs, **extra)
-        # (rows, L_prompt + L_new): prompts are left-padded so new tokens start at one column.
+        # (rows, L_prompt + L_new): every prompt row ends at one column, so new tokens start there.
         return ids[:, batch["input_ids"].shape[1] :].tolist()
 
-    def _cached_prefix(self, batch: dict[str, Any], rows: int) -> Any:
-        """The prompt's KV cache (shared prefix reused), repeated for `rows` rows; None where not cacheable."""
-        if self._prefix is None or batch["input_ids"].shape[0] != 1 or set(batch) - {"input_ids", "attention_mask"}:
-            return None
-        cache = self._prefix.prefill(batch["input_ids"])
+    def _cached_prefix(self, batch: dict[str, Any], rows: int) -> tuple[dict[str, Any], Any]:
+        """(batch, cache): the prefix every prompt shares (the instruction) cached once and repeated for the
+        B x `rows` generation rows, the batch laid out around it (prefix_cache.shared_prefix_batch); the
+        batch unchanged and None where it cannot be cached (video inputs, a model whose cache cannot be cut).
+
+        Each Task-3 prompt is ~310 instruction tokens and ~20 of its own: a batch of 32 prompts prefills
+        ~10k tokens without this, ~640 with it.
+        """
+        if self._prefix is None or set(batch) - {"input_ids", "attention_mask"}:
+            return batch, None
+        mask = batch["attention_mask"].bool()
+        prompts = [row[m].tolist() for row, m in zip(batch["input_ids"], mask, strict=True)]
+        prefix, ids, new_mask = shared_prefix_batch(prompts, self.lm.tokenizer.pad_token_id)
+        cache = self._prefix.prefix(prefix)
         if cache is None:
             if not self._prefix.supported:  # e.g. a sliding-window model: never try again
                 self._prefix = None
-            return None
-        cache.batch_repeat_interleave(rows)  # generate() expands the prompt, not a cache it is handed
-        return cache
+            return batch, None
+        cache.batch_repeat_interleave(len(prompts) * rows)  # generate() expands the prompt, not a cache it is handed
+        device = batch["input_ids"].device
+        return {"input_ids": ids.to(device), "attention_mask": new_mask.to(device)}, cache
 
     def _generate_kwargs(
         self, requests: list[Request], params: GenerationParams, settings: GuardSettings
