@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gradio as gr
 from sqlalchemy import Engine
 
-from annotations.errors import StoreError
+from annotations.errors import DISK_FULL_MESSAGE, StoreError, is_disk_full
 from engine.errors import StudioError, VideoError
 from training.jobs import JobError, Jobs
 from ui.auth import Accounts
+from ui.mining import MiningJobs
 
 if TYPE_CHECKING:  # type-only: the Studio's module may pull model code
     from engine.service import Studio
@@ -73,12 +74,16 @@ class AppContext:
     """Where videos sent to the labelling queue are kept (they outlive Gradio's upload cache)."""
     media_root: Path | None = None
     """The admin's media folder (`--media-root`): relative clip paths of imported rows resolve against it."""
+    mining: MiningJobs | None = None
+    """The Admin tab's mining process (off Gradio's request queue); by default one on the jobs' database."""
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.upload_dir is None:
             self.upload_dir = self.work_dir / "uploads"
+        if self.mining is None:
+            self.mining = MiningJobs(getattr(self.jobs, "db_url", None), self.work_dir / "mining")
 
     @property
     def local_mode(self) -> bool:
@@ -140,6 +145,8 @@ def guard(fn: F, ctx: Any = None) -> F:
             _refused(fn, one_line(exc))
             raise gr.Error(one_line(exc) if admin else public_message(exc), print_exception=False) from exc
         except Exception as exc:
+            if is_disk_full(exc):  # any write of any handler (issue 24 item 4): one line, never "internal error"
+                raise gr.Error(DISK_FULL_MESSAGE, print_exception=False) from exc
             log.exception("handler %s failed", fn.__name__)  # one line per distinct error a minute: app.ErrorThrottle
             if not admin:
                 raise gr.Error(INTERNAL_ERROR.format(fn=fn.__name__), print_exception=False) from exc
