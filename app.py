@@ -356,6 +356,41 @@ def install_log_throttle(window_s: float = 60.0, clock: Callable[[], float] = ti
         logger.addFilter(ErrorThrottle(window_s, clock))
 
 
+class SafeStream:
+    """sys.stdout / sys.stderr for the server: a write or flush that fails (the log's disk is full) drops the
+    text instead of raising into whatever printed it, a request handler or Gradio's own error path, which
+    then never answered (issue 24 item 4). Counts what it dropped; writes again once space is back."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            self.dropped += 1
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self.dropped += 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def install_safe_streams() -> None:
+    """SafeStream around sys.stdout and sys.stderr (once), and logging that never raises from a handler."""
+    logging.raiseExceptions = False
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, SafeStream):
+            setattr(sys, name, SafeStream(stream))
+
+
 def install_shutdown(grace_s: float = SHUTDOWN_GRACE_S) -> None:
     """SIGTERM behaves like Ctrl-C (Gradio's launch() then closes the server), and the process exits
     within `grace_s` even if a handler thread is mid-generation (Python would join it at exit).
@@ -388,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.errors import StudioError
     from ui.auth import AuthFileError
 
+    install_safe_streams()
     try:
         demo, kwargs = build(args)
     except (StudioError, StoreError, AuthFileError) as exc:

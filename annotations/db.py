@@ -29,6 +29,7 @@ thread leaked one per worker thread Gradio ever started (issue 24 item 2).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -60,7 +61,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 from annotations import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from annotations.errors import ReadOnlyError, SchemaError, StoreError
+from annotations.errors import DiskFullError, ReadOnlyError, SchemaError, StoreError, is_disk_full
 from annotations.migrations import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB_URL = "sqlite:///data/studio.db"
@@ -317,14 +318,32 @@ def _write_gate(engine: Engine) -> Iterator[_EngineState]:
 
 
 @contextmanager
+def _disk_full_is_one_line() -> Iterator[None]:
+    """A write that fails because the disk is full raises DiskFullError ("the disk is full: nothing was
+    saved"), a StoreError every caller shows as it is, instead of the driver's error (issue 24 item 4)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError() from exc
+        raise
+
+
+@contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction is the only writer: commits on exit, rolls back on error.
 
     SQLite: ``BEGIN IMMEDIATE`` under the write gate. PostgreSQL: an advisory xact lock.
     Not re-entrant: a nested write_session in the same thread raises StoreError instead of
-    deadlocking on its own lock.
+    deadlocking on its own lock. A full disk raises DiskFullError.
     """
-    with _write_gate(engine) as state, Session(state.write_engine, expire_on_commit=False) as session:
+    with (
+        _disk_full_is_one_line(),
+        _write_gate(engine) as state,
+        Session(state.write_engine, expire_on_commit=False) as session,
+    ):
         if state.dialect == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
         yield session
@@ -335,7 +354,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def write_connection(engine: Engine) -> Iterator[Connection]:
     """Like :func:`write_session` but a Core connection: the vote path's critical section is
     held by every other writer, so it skips the ORM's per-statement bookkeeping."""
-    with _write_gate(engine) as state, state.write_engine.begin() as conn:
+    with _disk_full_is_one_line(), _write_gate(engine) as state, state.write_engine.begin() as conn:
         if state.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
         yield conn
@@ -429,14 +448,15 @@ def raw_read(engine: Engine) -> Iterator[sqlite3.Connection]:
 def raw_write(engine: Engine) -> Iterator[sqlite3.Connection]:
     """The raw counterpart of :func:`write_connection`: the write gate, then ``BEGIN IMMEDIATE``
     on a pooled raw sqlite3 connection; commits on exit, rolls back on error."""
-    with _write_gate(engine) as state, _raw_conn(state) as conn:
+    with _disk_full_is_one_line(), _write_gate(engine) as state, _raw_conn(state) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a failed rollback: the connection is closed, not reused
+                    conn.execute("ROLLBACK")
             raise
 
 

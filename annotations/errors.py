@@ -32,3 +32,32 @@ class LeaseLost(StoreError):
 
 class ReadOnlyError(StoreError):
     """A write to a database this process may only read (a read-only file or folder); reads still work."""
+
+
+#: What every write on a full disk answers (issue 24 item 4): nothing half-written, nothing hangs.
+DISK_FULL_MESSAGE = "the disk is full: nothing was saved; free some space on the server and try again"
+
+
+class DiskFullError(StoreError):
+    """A write failed because the disk (or quota) is full; the transaction rolled back, nothing was saved."""
+
+    def __init__(self, message: str = DISK_FULL_MESSAGE) -> None:
+        super().__init__(message)
+
+
+_ENOSPC, _EDQUOT = 28, 122
+_FULL_TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what it wraps: SQLAlchemy's ``orig``, a cause, a context) says the disk is full:
+    ENOSPC / EDQUOT, SQLite's SQLITE_FULL, PostgreSQL's disk_full (SQLSTATE 53100)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError) or getattr(exc, "errno", None) in (_ENOSPC, _EDQUOT):
+            return True
+        if getattr(exc, "sqlstate", None) == "53100" or any(t in str(exc).lower() for t in _FULL_TEXTS):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False

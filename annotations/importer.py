@@ -47,7 +47,7 @@ from sqlmodel import col, select
 
 from annotations.archive import extract_archive, prune_extracted, rows_file
 from annotations.db import describe_url, read_session, write_session, yield_to_writers
-from annotations.errors import ImportRejected, StoreError
+from annotations.errors import DiskFullError, ImportRejected, StoreError
 from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response, Sample
 from annotations.samples import SampleRow, hash_file, upsert_samples_in
 
@@ -399,7 +399,7 @@ def _write(engine: Engine, good: list[_Row], report: ImportReport) -> list[int]:
         try:
             with write_session(engine) as session:
                 results = _write_some(session, good, start)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, DiskFullError) as exc:
             raise _interrupted(exc, good, start, report) from None
         for sample_id, created in results:
             ids.append(sample_id)

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from annotations.db import describe_url, read_session
-from annotations.errors import StoreError
+from annotations.errors import DiskFullError, StoreError, is_disk_full
 from annotations.importer import (  # re-exported: callers import sample rows through annotations.io
     BadRow,
     ImportInterrupted,
@@ -193,15 +193,20 @@ COLUMNS = [
 
 
 def _atomic_write(out: Path, write: Any) -> None:
-    """Write through a temp file + rename: a crash never leaves a half-written export."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write through a temp file + rename: a crash never leaves a half-written export; a full disk leaves
+    nothing and raises DiskFullError."""
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
         write(tmp)
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFullError() from exc
         raise
 
 
