@@ -248,7 +248,7 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
     tab header once shown)."""
     with gr.Tab("Admin", id="admin", visible=False) as tab:
         gr.Markdown(device_note(), elem_id="admin-device")
-        build_mine_panel(ctx)
+        mine = build_mine_panel(ctx)
         build_queue_panel(ctx)
         preset, config, overrides, launch_btn = _launch_panel(ctx)
         with gr.Row():
@@ -281,4 +281,8 @@ def build_admin_tab(ctx: AppContext) -> gr.Tab:
         # Opening the tab shows the history and the newest run at once (no Refresh needed), and the reports.
         tab.select(bind(open_tab, ctx), run_id, [run_id, *watched, timer], api_visibility="private")
         tab.select(bind(list_reports, ctx), None, report_folder, api_visibility="private")
+        planner, plan_ins, plan = mine["plan"]  # the mining plan with its time, and a run started earlier
+        tab.select(planner, plan_ins, plan, api_visibility="private")
+        status, watched_mine = mine["status"]
+        tab.select(status, None, watched_mine, api_visibility="private")
     return tab

@@ -74,25 +74,52 @@ def test_an_annotator_cannot_mine(ctx: AppContext, tmp_path: Path) -> None:
         mine_pairs(guarded, [3], "", [], "train", 0, 5, 2, SimpleNamespace(username="ann"))
 
 
-def test_mining_from_the_tab_goes_through_the_studio(ctx: AppContext) -> None:
-    calls = []
+def test_mining_runs_the_cli_with_the_forms_settings() -> None:
+    from engine.mining import MiningConfig
+    from ui.mining import mine_args
 
-    def mine(db, config, progress=True):
-        calls.append(config)
-        return SimpleNamespace(
-            items=4, mined=3, pairs_written=6, skipped_done=1, skipped_unusable=0, short_of_rejected=0,
-            unparsed_judgements=0, notes=[],
-        )  # fmt: skip
+    config = MiningConfig(tasks=(1, 3), num_beams=4, num_rejected=1, model="tiny-random-vlm", split=None, limit=2,
+                          evaluators=("tiny-random-clip",))  # fmt: skip
+    assert mine_args(config, "sqlite:///s.db", "tiny-random-lm") == [
+        "mine-pairs", "--db", "sqlite:///s.db", "--json", "--task", "1", "--task", "3",
+        "--evaluator", "tiny-random-clip", "--model", "tiny-random-vlm", "--split", "all", "--num-beams", "4",
+        "--rejected", "1", "--limit", "2", "--judge-model", "tiny-random-lm",
+    ]  # fmt: skip
 
-    ctx.studio = SimpleNamespace(mine=mine)
-    message = mine_pairs(ctx, [3], "tiny-random-lm", ["tiny-random-clip"], "all", 2, 4, 1, LOCAL)
-    [config] = calls
-    assert config.tasks == (3,) and config.model == "tiny-random-lm" and config.split is None and config.limit == 2
-    assert (config.num_beams, config.num_rejected, config.evaluators) == (4, 1, ("tiny-random-clip",))
-    assert message.startswith("✅ Mined **3** of 4 (sample, task) item(s): **6** new pair(s) written.")
-    assert "Skipped: 1 already mined." in message and "**Label** queue" in message
-    with pytest.raises(gr.Error, match="pick at least one task"):
-        mine_pairs(ctx, [], "", [], "train", 0, 5, 2, LOCAL)
+
+def test_mining_runs_off_the_request_queue_says_its_plan_and_follows_progress(ctx: AppContext) -> None:
+    """Issue 26 item 4: Mine pairs held the app's one model slot for minutes (an annotator's grounding waited
+    behind it). The button now returns at once, the run goes on in its own process, the status follows it,
+    and the plan says how long the next run will take, from this one's time per item."""
+    import time
+
+    from annotations import store
+    from ui.app_server import SAMPLES
+    from ui.loop_panel import mining_plan, mining_status
+
+    for i, clip in enumerate(("bunny.mp4", "bikes.mp4")):
+        store.upsert_sample(ctx.db, str(SAMPLES / clip), f"A clip, take {i}.", split="train")
+    form = ([1], "tiny-random-vlm", ["tiny-random-clip"], "train", 0, 2, 1)
+    plan = mining_plan(ctx, *form, LOCAL)
+    assert "**2** (sample, task) item(s) to mine with **tiny-random-vlm**" in plan and "not measured yet" in plan
+    started = time.monotonic()
+    status, mine_btn, stop_btn, timer = mine_pairs(ctx, *form, LOCAL)
+    assert time.monotonic() - started < 5  # it returned: the mining goes on in its own process
+    assert status.startswith("⛏ Mining run #1 (started by local)") and timer.active
+    assert not mine_btn.interactive and stop_btn.visible
+    with pytest.raises(gr.Error, match="mining run 1 .* is still running"):
+        bind(mine_pairs, ctx)(*form, LOCAL)
+    deadline = time.monotonic() + 240
+    while (outs := mining_status(ctx, LOCAL))[-1].active:
+        assert time.monotonic() < deadline, outs[0]
+        time.sleep(1)
+    status, mine_btn, stop_btn, _ = outs
+    assert status.startswith("✅ Mined **2** of 2 (sample, task) item(s)") and "took" in status
+    assert mine_btn.interactive and not stop_btn.visible
+    assert "**0** (sample, task) item(s)" in mining_plan(ctx, *form, LOCAL)
+    assert "2 already mined" in mining_plan(ctx, *form, LOCAL)
+    with_task2 = mining_plan(ctx, [1, 2], *form[1:], LOCAL)  # Task 2 not mined yet: timed from this run
+    assert "**2** (sample, task) item(s)" in with_task2 and "s per item on this machine's last run" in with_task2
 
 
 def test_mining_summary_with_nothing_to_mine() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.ui.browser import BROWSER_MARKS, PAGE_TIMEOUT_MS, VIEWPORT, open_tab, pick
-from ui.app_server import ADMIN, ANNOTATOR, SAMPLES, Server, seed_pairs, start_app
+from ui.app_server import ADMIN, ANNOTATOR, REPO, SAMPLES, Server, seed_pairs, start_app
 
 pytestmark = BROWSER_MARKS
 
@@ -199,3 +199,50 @@ def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(wal
     assert "none of the chosen evaluators can load here" in status.inner_text()
     assert page.locator("#describe-results .cand-card").count() >= 1
     page.screenshot(path=str(shots / "describe.png"))
+
+
+def test_admin_mines_while_an_annotator_grounds_and_resume_names_the_reason(walk, app: Server) -> None:
+    """Issue 26 items 4 and 5: Mine pairs says its plan before it starts and runs off the request queue, so an
+    annotator's "Ground A and B" answers while it works (it waited over 300 s behind it); Resume on a finished
+    run is refused at once, naming why."""
+    from annotations import store
+    from annotations.db import open_db
+    from annotations.io import import_rows
+
+    engine = open_db(app.db_url)
+    import_rows(engine, REPO / "assets" / "sampleset" / "samples.jsonl")
+    finished = store.create_run(engine, "done-run", status="finished")
+    engine.dispose()
+    admin = walk(ADMIN).page
+    open_tab(admin, "Admin")
+    admin.get_by_text("Mine pairs for imported samples").click()
+    admin.get_by_label("3 · short prompt").uncheck()
+    pick(admin, "admin-mine-model", "tiny-random-vlm")
+    pick(admin, "admin-mine-evaluators", "tiny-random-clip")
+    plan = admin.locator("#admin-mine-plan")
+    plan.get_by_text("to mine with tiny-random-vlm").wait_for()
+    assert "not measured yet" in plan.inner_text()  # before it starts: what it will do, and how long
+    admin.locator("#admin-mine").click()
+    result = admin.locator("#admin-mine-result")
+    result.get_by_text("Mining run #1").wait_for()
+    assert admin.locator("#admin-mine").is_disabled() and admin.locator("#admin-mine-stop").is_visible()
+
+    annotator = walk(ANNOTATOR).page
+    open_tab(annotator, "Label")
+    annotator.locator("#label-input").get_by_text("Pair #").wait_for()
+    annotator.get_by_text("Sentence grounding (evaluators)").click()
+    started = time.monotonic()
+    annotator.locator("#label-ground-run").click()
+    annotator.locator("#label-grounding .ground-row").first.wait_for(timeout=120_000)
+    seconds = time.monotonic() - started
+    assert result.inner_text().startswith("⛏ Mining run #1")  # mining was still at work meanwhile
+    assert seconds < 60, f"grounding took {seconds:.0f} s while mining ran"
+
+    admin.locator("#admin-mine-stop").click()
+    result.get_by_text("stopped at").wait_for(timeout=60_000)
+    admin.wait_for_function("() => !document.querySelector('#admin-mine').disabled")
+    run_id = admin.locator("#admin-run-id input")
+    run_id.fill(str(finished))
+    run_id.press("Enter")
+    admin.get_by_role("button", name="Resume run").click()
+    admin.locator(".toast-body").get_by_text("is finished: Resume restarts a cancelled or failed run").wait_for()
