@@ -22,8 +22,10 @@ import asyncio
 import contextlib
 import fcntl
 import getpass
+import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -52,6 +54,12 @@ CACHE_SWEEP_S, CACHE_MAX_AGE_S = 600, 3600
 WORK_PREFIX = "vidprompter-ui-"
 #: Sub-folders of it that hold per-request outputs (swept of files older than CACHE_MAX_AGE_S).
 SWEPT_WORK_FOLDERS = ("viewer", "exports")
+#: Longest text any input of any event takes (characters), unless its Textbox sets a `max_length` of its own.
+MAX_TEXT_CHARS = 20_000
+#: Largest JSON body of an event call (files go through /gradio_api/upload, bounded by --max-upload-mb).
+MAX_EVENT_BODY_BYTES = 1 << 20
+#: The routes that run an event with the inputs in their JSON body.
+EVENT_PATHS = re.compile(r"^/gradio_api/(?:queue/join|(?:run|api|call|call/v2)/(?P<api_name>[^/]+))/?$")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -146,7 +154,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     from engine.service import Studio
     from training.jobs import Jobs
     from ui import AppContext, build_app, launch_kwargs
-    from ui.auth import Accounts, SignInGuard
+    from ui.auth import Accounts, LogoutGuard, SignInGuard
     from ui.common import SAMPLES_DIR
 
     install_log_throttle()
@@ -173,11 +181,140 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
         "max_file_size": f"{args.max_upload_mb}mb",
         "app_kwargs": {
             # sign-in back-off per client address; refusals answered before Gradio parses the form
-            "middleware": [Middleware(SignInGuard, accounts=accounts)],
+            "middleware": [
+                Middleware(SignInGuard, accounts=accounts),
+                Middleware(LogoutGuard),
+                Middleware(InputBounds),
+            ],
             "lifespan": _sweeper(ctx, work_lock),
         },
     }
     return demo, kwargs
+
+
+class InputBounds:
+    """Pure ASGI middleware: every event's inputs are bounded before Gradio parses them (issue 24 item 5: a
+    5.4 MB text to /token_budget took 51 s, was echoed back, and four at once slowed everyone's votes 20x).
+
+    A POST to an event route (EVENT_PATHS) may carry at most MAX_EVENT_BODY_BYTES of JSON, and each string
+    in its inputs at most MAX_TEXT_CHARS characters (a Textbox's own `max_length` where it sets one). Beyond
+    that: HTTP 413 for the body, HTTP 422 in Gradio's validation format for a text (the page marks the box;
+    gradio_client raises ValidationError), each with one line saying the length and the limit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        match = EVENT_PATHS.match(scope.get("path", "")) if scope.get("type") == "http" else None
+        if match is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        from ui.auth import _send_json
+
+        body = await _read_body(scope, receive, MAX_EVENT_BODY_BYTES)
+        if body is None:
+            limit = f"{MAX_EVENT_BODY_BYTES >> 20} MiB"
+            detail = f"request is larger than {limit}; texts take at most {MAX_TEXT_CHARS:,} characters"
+            await _send_json(send, 413, {"detail": detail})
+            return
+        problems = self._problems(scope, match.group("api_name"), body)
+        if problems is not None:
+            await _send_json(send, 422, {"detail": problems})
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _problems(self, scope: dict[str, Any], api_name: str | None, body: bytes) -> list[dict[str, Any]] | None:
+        """Gradio's validation records for the inputs, or None when every text is within its bound."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None  # Gradio answers malformed JSON itself
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            return None
+        fn = _event_fn(scope, api_name, payload.get("fn_index"))
+        inputs = list(getattr(fn, "inputs", None) or [])
+        names = _input_names(fn, len(data))
+        records, bad = [], False
+        for i, value in enumerate(data):
+            bound = getattr(inputs[i], "max_length", None) if i < len(inputs) else None
+            longest = _longest_text(value)
+            limit = int(bound) if isinstance(bound, int) and bound > 0 else MAX_TEXT_CHARS
+            if longest > limit:
+                bad = True
+                message = f"{names[i]} is {longest:,} characters; the limit is {limit:,}"
+                records.append({"__type__": "validate", "is_valid": False, "message": message})
+            else:
+                records.append({"__type__": "validate", "is_valid": True, "message": ""})
+            records[-1]["parameter_name"] = names[i]
+        return records if bad else None
+
+
+async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (the rest is never read)."""
+    headers = dict(scope.get("headers") or [])
+    declared = headers.get(b"content-length", b"").decode("latin-1")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that hands the app the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _event_fn(scope: dict[str, Any], api_name: str | None, fn_index: Any) -> Any:
+    """The Gradio BlockFunction an event call names (by api_name or fn_index), or None."""
+    app = scope.get("app")
+    blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
+    fns = getattr(blocks, "fns", None) or {}
+    if api_name is not None:
+        return next((fn for fn in fns.values() if fn.api_name == api_name), None)
+    return fns.get(fn_index) if isinstance(fn_index, int) else None
+
+
+def _input_names(fn: Any, count: int) -> list[str]:
+    import inspect
+
+    names: list[str] = list(getattr(fn, "input_parameter_names", None) or [])
+    if not names and getattr(fn, "fn", None) is not None:
+        names = [n for n in inspect.signature(fn.fn).parameters if n != "request"]
+    return [names[i] if i < len(names) else f"input {i + 1}" for i in range(count)]
+
+
+def _longest_text(value: Any, depth: int = 0) -> int:
+    """The longest string in an input value (strings inside lists and dicts too)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 8:
+        return 0
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max((_longest_text(v, depth + 1) for v in value), default=0)
+    return 0
 
 
 def launch_folders(args: argparse.Namespace, upload_dir: Path) -> Any:

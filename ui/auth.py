@@ -296,11 +296,84 @@ class SignInGuard:
 
 
 LOGIN_PATHS = ("/login", "/login/")
+LOGOUT_PATHS = ("/logout", "/logout/")
+#: What GET /logout shows: a button that signs out with a same-origin POST (a GET changes nothing).
+LOGOUT_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Sign out</title></head><body style='font-family:"
+    "sans-serif;margin:3em'><p>Sign out of VidPrompter Studio in this browser?</p><form method='post' "
+    "action='logout'><button type='submit'>Sign out</button></form><p><a href='./'>Back to the app</a></p>"
+    "</body></html>"
+)
+
+
+class LogoutGuard:
+    """Pure ASGI middleware: sign-out is a same-origin POST (issue 24 item 13).
+
+    Gradio's own route is `GET /logout`, which ends every session of the signed-in user, so any page on the web
+    could sign our users out with an <img src=".../logout">. Here `GET /logout` only shows a button; `POST
+    /logout` whose Origin (or, without one, Referer) is this app's own host is passed to Gradio's route as a GET
+    that ends this browser's session only (`all_session=false`); any other POST gets 403. Behind a proxy, keep
+    the Host header (the origin is compared with it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("path") not in LOGOUT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method")
+        if method in ("GET", "HEAD"):
+            await _send_body(send, 200, LOGOUT_PAGE.encode(), b"text/html; charset=utf-8")
+            return
+        if method != "POST":
+            await _send_json(send, 405, {"detail": "sign out with a POST from the app's own page"})
+            return
+        headers = dict(scope.get("headers") or [])
+        if not same_origin(headers):
+            await _send_json(send, 403, {"detail": "sign-out must come from this app's own page"})
+            return
+        query = b"all_session=true" if b"all_session=true" in scope.get("query_string", b"") else b"all_session=false"
+        if query == b"all_session=false":
+            _forget_session(scope.get("app"), headers)
+        await self.app({**scope, "method": "GET", "query_string": query}, receive, send)
+
+
+def _forget_session(app: Any, headers: dict[bytes, bytes]) -> None:
+    """Drop this browser's session tokens from Gradio's token table. Gradio's own single-session logout only
+    looks at its `access-token-<id>` cookie, but over plain HTTP the session lives in `access-token-unsecure-<id>`:
+    that sign-out left the session valid."""
+    from http.cookies import SimpleCookie
+
+    tokens = getattr(app, "tokens", None)
+    if not isinstance(tokens, dict):
+        return
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get(b"cookie", b"").decode("latin-1"))
+    except Exception:  # noqa: BLE001 - a malformed Cookie header: nothing of ours to forget
+        return
+    for name, morsel in jar.items():
+        if name.startswith("access-token"):
+            tokens.pop(morsel.value, None)
+
+
+def same_origin(headers: dict[bytes, bytes]) -> bool:
+    """Whether a request's Origin (else its Referer) names the host it was sent to (the Host header)."""
+    import urllib.parse
+
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    source = headers.get(b"origin") or headers.get(b"referer") or b""
+    netloc = urllib.parse.urlsplit(source.decode("latin-1").strip()).netloc.lower()
+    return bool(host) and netloc == host
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await _send_body(send, status, json.dumps(payload).encode(), b"application/json")
+
+
+async def _send_body(send: Any, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

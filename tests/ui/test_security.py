@@ -340,7 +340,11 @@ def test_app_launch_settings(tmp_path: Path, monkeypatch) -> None:
     demo, kwargs = app.build(app.parse_args(args))
     assert inspect.iscoroutinefunction(kwargs["auth"]) and "failed sign-ins" in kwargs["auth_message"]
     assert kwargs["max_file_size"] == "50mb" and demo.delete_cache == (app.CACHE_SWEEP_S, app.CACHE_MAX_AGE_S)
-    assert [m.cls.__name__ for m in kwargs["app_kwargs"]["middleware"]] == ["SignInGuard"]
+    assert [m.cls.__name__ for m in kwargs["app_kwargs"]["middleware"]] == [
+        "SignInGuard",
+        "LogoutGuard",
+        "InputBounds",
+    ]
     roots = app.build(app.parse_args([*args, "--model-root", "/models/a", "--model-root", "/models/b"]))
     assert app.studio_config(None, ["/m"], 3).model_roots == ("/m",)
     assert roots[0] is not None
