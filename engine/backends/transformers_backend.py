@@ -76,9 +76,9 @@ class TransformersBackend:
             out.extend(self._generate_chunk(chunk, params))
         return out
 
-    def _generate_chunk(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
+    def _generate_chunk(self, requests: list[Request], params: GenerationParams, **extra: Any) -> list[list[str]]:
         settings = resolve_settings(params, self.lm.preset)
-        texts = self._decode(self._run(requests, params, settings))
+        texts = self._decode(self._run(requests, params, settings, **extra))
         n = params.num_return_sequences
         return [[self._clean(t, r, settings) for t in texts[i * n : (i + 1) * n]] for i, r in enumerate(requests)]
 
@@ -188,8 +188,9 @@ class TransformersBackend:
         returned. Leaving the iterator early stops the generation too.
         """
         stop = stop or threading.Event()
-        if params.num_beams > 1:
-            yield self._generate_chunk([request], params)[0]
+        if params.num_beams > 1:  # not streamed, but stopped by the event all the same (a time limit)
+            criteria = StoppingCriteriaList([StopOnEvent(stop)])
+            yield self._generate_chunk([request], params, stopping_criteria=criteria)[0]
             return
         run = _StreamRun(self, request, params, stop)
         try:
