@@ -43,6 +43,7 @@ from engine.models import (
     resolve,
 )
 from engine.t2v.studio import VideoVerbs
+from engine.turns import ModelTurns, TurnsConfig
 from engine.types import Candidate, GenerationParams, Task
 
 if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
@@ -117,6 +118,9 @@ class Studio(VideoVerbs):
         self._budgets: Budgets | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
+        # Turn-taking for run_task / stream_task (engine.turns): one at a time, unbounded for the CLIs; app.py
+        # puts the app's bounds (size cap, time limit per call) and the caller's identity in.
+        self.turns = ModelTurns(TurnsConfig.unbounded())
 
     # -- models ---------------------------------------------------------------------------------
     def presets(self) -> list[ModelPreset]:
@@ -232,8 +236,12 @@ class Studio(VideoVerbs):
         params = params or GenerationParams()
         request = self.build_request(task, video, short_prompt)
         backend = self._backend(model, request.task)
-        with self._lock_for(f"model:{backend.model_name}"):
-            texts = backend.generate([request], params)[0]
+        # A fair turn (engine.turns); a backend that streams is run through stream() so the time limit can stop it.
+        with self.turns.turn(params) as stop, self._lock_for(f"model:{backend.model_name}"):
+            if hasattr(backend, "stream"):
+                *_, texts = backend.stream(request, params, stop)
+            else:
+                texts = backend.generate([request], params)[0]
         return [
             Candidate(text=t, rank=i, model=backend.model_name, random_weights=backend.random_weights)
             for i, t in enumerate(texts)
@@ -286,7 +294,7 @@ class Studio(VideoVerbs):
         backend = self._backend(model, request.task)
         preset = PRESETS.get(backend.model_name)
         params = params or (default_params(preset) if preset else GenerationParams())
-        with self._lock_for(f"model:{backend.model_name}"):
+        with self.turns.turn(params, stop) as stop, self._lock_for(f"model:{backend.model_name}"):
             if hasattr(backend, "stream"):
                 yield from backend.stream(request, params, stop)
             else:
