@@ -2,16 +2,12 @@
 chromium) against an app with accounts: a demo user and an annotator (role annotator), a researcher and an admin
 (role admin). Each journey ends with no console errors on its pages, and the app's log has no traceback for the
 refusals they met.
-
-Screenshots (1400×1000) go to $VIDPROMPTER_SCREENSHOTS (the README's come from
-`VIDPROMPTER_SCREENSHOTS=docs/screenshots pytest -m browser tests/ui/test_browser_walk.py`), else to tmp.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -89,7 +85,7 @@ def walk(browser, app: Server) -> Iterator:
     assert "Traceback" not in app.log.read_text()[log_start:]
 
 
-def test_annotator_sees_only_what_the_role_can_use_and_reads_whole_words(walk, shots: Path) -> None:
+def test_annotator_sees_only_what_the_role_can_use_and_reads_whole_words(walk) -> None:
     page = walk(ANNOTATOR).page
     assert page.get_by_role("tab", name="Label").is_visible()
     page.wait_for_timeout(1000)  # the page's load events have run
@@ -168,7 +164,7 @@ def test_researcher_reruns_the_gaps_and_grounds_long_text(walk) -> None:
     assert page.locator("#viewer-grounding").evaluate("el => el.scrollWidth <= el.clientWidth + 1")
 
 
-def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(walk, shots: Path) -> None:
+def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(walk) -> None:
     page = walk(ANNOTATOR).page
     assert "Enter runs" in page.locator("#beautify-prompt").inner_text()  # said on the page
     t2v_note = page.locator("#beautify-t2v-note")  # no text-to-video weights here: one line on how to enable it
@@ -198,7 +194,6 @@ def test_demo_user_runs_with_enter_reads_the_judge_note_and_describes_a_clip(wal
     status.get_by_text("candidate(s) from").wait_for(timeout=120_000)
     assert "none of the chosen evaluators can load here" in status.inner_text()
     assert page.locator("#describe-results .cand-card").count() >= 1
-    page.screenshot(path=str(shots / "describe.png"))
 
 
 def test_admin_mines_while_an_annotator_grounds_and_resume_names_the_reason(walk, app: Server) -> None:
