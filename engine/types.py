@@ -9,6 +9,9 @@ from engine.errors import InputError
 
 #: Longest short prompt / caption accepted as input (characters). Longer is refused, not truncated.
 MAX_PROMPT_CHARS = 4000
+#: The one default generation budget (GenerationParams, `engine generate`, the UI's slider): 192 tokens,
+#: ~140 words, room for the paper's 4-8 sentence detailed prompts; ~8 s for SmolLM2 on 2 CPU cores.
+DEFAULT_MAX_NEW_TOKENS = 192
 
 
 class Task(IntEnum):
@@ -38,7 +41,7 @@ class Task(IntEnum):
 class GenerationParams:
     """Decoding settings shared by every backend."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """Upper bound on generated tokens per candidate."""
     num_beams: int = 1
     """Beam width; >1 switches to beam search (the paper mines with 5)."""

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from engine.evaluators.registry import TINY_EVALUATORS
+from engine.types import DEFAULT_MAX_NEW_TOKENS
 from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, wire_budgets
 from ui.common import SAMPLES_DIR, AppContext, afterwards, bind, model_choices, on_model_event
 from ui.grounding import grounding_box, wire_grounding
@@ -105,7 +106,9 @@ def _settings(prefix: str, candidates: int = 1, temperature: float = 0.0) -> lis
         )
         temp_label = "Temperature (0 = beam search / greedy)"
         temp = gr.Slider(0.0, 2.0, value=temperature, step=0.1, label=temp_label, elem_id=f"{prefix}-temp")
-        max_tokens = gr.Slider(8, 512, value=128, step=8, label="Max new tokens", elem_id=f"{prefix}-max-tokens")
+        max_tokens = gr.Slider(
+            8, 512, value=DEFAULT_MAX_NEW_TOKENS, step=8, label="Max new tokens", elem_id=f"{prefix}-max-tokens"
+        )
     return [beams, n, temp, max_tokens]
 
 
