@@ -155,6 +155,10 @@ class Studio(VideoVerbs):
         key = self.model_key(model or self.default_model(task))
         if key in self._pinned:
             return self._pinned[key]
+        with self._registry_lock:  # a loaded model is handed out without waiting for the one generating on it
+            if key in self._backends:
+                self._backends.move_to_end(key)
+                return self._backends[key]
         with self._lock_for(f"model:{key}"):
             with self._registry_lock:
                 if key in self._backends:
