@@ -54,6 +54,22 @@ CACHE_SWEEP_S, CACHE_MAX_AGE_S = 600, 3600
 WORK_PREFIX = "vidprompter-ui-"
 #: Sub-folders of it that hold per-request outputs (swept of files older than CACHE_MAX_AGE_S).
 SWEPT_WORK_FOLDERS = ("viewer", "exports")
+#: The handlers that generate (ui.tasks, ui.budgets, ui.task_tabs), by name: they take fair turns in the Studio
+#: (engine.turns) instead of queueing in Gradio's one-at-a-time "models" group, which served one user's whole
+#: backlog before anyone else's call (issue 24 item 6).
+GENERATION_HANDLERS = frozenset(
+    {
+        "beautify",
+        "describe_video",
+        "describe_video_with_caption",
+        "stream_beautify",
+        "stream_beautify_in_budget",
+        "stream_describe",
+        "_stream_task1",
+    }
+)
+#: Generation calls let past Gradio's queue at once; they wait in the Studio's fair queue, told their place.
+GENERATION_CONCURRENCY = 16
 #: Longest text any input of any event takes (characters), unless its Textbox sets a `max_length` of its own.
 MAX_TEXT_CHARS = 20_000
 #: Largest JSON body of an event call (files go through /gradio_api/upload, bounded by --max-upload-mb).
@@ -95,6 +111,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="text-to-video CPU offload on a small GPU (model: whole components; sequential: layer by layer)",
     )
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
+    parser.add_argument(
+        "--generation-time-limit",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="longest one generation may hold the model, in seconds; then it is stopped (fair model time)",
+    )
+    parser.add_argument(
+        "--max-token-rows",
+        type=int,
+        default=2048,
+        help="most beams (or candidates) x max new tokens one generation may ask for",
+    )
     parser.add_argument(
         "--media-root",
         metavar="DIR",
@@ -171,6 +200,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     ctx.upload_dir = upload_dir
     ctx.media_root = Path(args.media_root).resolve() if args.media_root else None
     demo = build_app(ctx)
+    fair_generation(demo, studio, args.generation_time_limit, args.max_token_rows)
     demo.delete_cache = (CACHE_SWEEP_S, CACHE_MAX_AGE_S)  # Gradio's upload cache: never kept for good
     kwargs = launch_kwargs() | {
         "server_name": args.host,
@@ -315,6 +345,79 @@ def _longest_text(value: Any, depth: int = 0) -> int:
     if isinstance(value, list):
         return max((_longest_text(v, depth + 1) for v in value), default=0)
     return 0
+
+
+def fair_generation(demo: Any, studio: Any, time_limit_s: float = 120.0, max_token_rows: int = 2048) -> list[str]:
+    """Fair model time in the app (issue 24 item 6): the Studio's turns get the app's bounds, and each generation
+    handler (GENERATION_HANDLERS) leaves Gradio's "models" queue for its own group of GENERATION_CONCURRENCY
+    and runs with the caller's identity and a notifier (`_generation_context`). Returns the handlers changed."""
+    from engine.turns import ModelTurns, TurnsConfig
+
+    studio.turns = ModelTurns(TurnsConfig(max_token_rows=max_token_rows, call_limit_s=time_limit_s))
+    changed = []
+    for fn in demo.fns.values():
+        name = getattr(fn.fn, "__name__", "")
+        if name in GENERATION_HANDLERS:
+            fn.concurrency_id, fn.concurrency_limit = "generate", GENERATION_CONCURRENCY
+            fn.fn = _with_caller(fn.fn)
+            changed.append(fn.api_name or name)
+    return changed
+
+
+def _with_caller(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` run inside `_generation_context` (every step of a streaming one)."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def streamed(*args: Any, **kwargs: Any) -> Any:
+            steps = handler(*args, **kwargs)
+            try:
+                while True:
+                    with _generation_context():
+                        try:
+                            item = next(steps)
+                        except StopIteration:
+                            return
+                    yield item
+            finally:
+                steps.close()
+
+        return streamed
+
+    @functools.wraps(handler)
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        with _generation_context():
+            return handler(*args, **kwargs)
+
+    return plain
+
+
+@contextlib.contextmanager
+def _generation_context() -> Any:
+    """engine.turns.CALLER = the signed-in user (else the browser session) of the Gradio request being served,
+    and NOTIFY = a toast on that user's page (a log message to an API client)."""
+    from gradio.context import LocalContext
+
+    from engine.turns import CALLER, NOTIFY
+
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None)
+    caller = getattr(request, "username", None) or (f"session:{session}" if session else None)
+    tokens = CALLER.set(caller), NOTIFY.set(_tell_caller)
+    try:
+        yield
+    finally:
+        CALLER.reset(tokens[0])
+        NOTIFY.reset(tokens[1])
+
+
+def _tell_caller(message: str) -> None:
+    import gradio as gr
+
+    gr.Info(message, duration=5)
 
 
 def launch_folders(args: argparse.Namespace, upload_dir: Path) -> Any:

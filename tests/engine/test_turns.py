@@ -109,3 +109,32 @@ def test_the_command_line_studio_has_no_cap_and_no_time_limit() -> None:
     with turns.turn(_params(16, 4096)):
         pass
     assert turns.config.call_limit_s == float("inf")
+
+
+def test_a_second_call_of_the_same_caller_is_refused_at_once_while_the_model_generates() -> None:
+    """The loaded model is looked up without waiting on the lock of the generation running on it: the refusal
+    (and a waiting caller's place in the queue) comes at once, not after the first call ends."""
+    backend = SlowBackend()
+    studio = Studio()
+    studio._backends[studio.model_key("tiny-random-lm")] = backend  # stands in for the loaded preset
+    studio.turns = ModelTurns(TurnsConfig(call_limit_s=2.0))
+    errors: list[BaseException] = []
+
+    def long_call() -> None:
+        CALLER.set("ann")
+        try:
+            studio.run_task(3, short_prompt="A dog runs.", model="tiny-random-lm", params=_params())
+        except GenerationTimeout as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=long_call)
+    thread.start()
+    time.sleep(0.3)
+    CALLER.set("ann")
+    start = time.monotonic()
+    with pytest.raises(GenerationBusy):
+        studio.run_task(3, short_prompt="A dog runs.", model="tiny-random-lm", params=_params())
+    assert time.monotonic() - start < 0.5
+    CALLER.set(None)
+    thread.join(10)
+    assert len(errors) == 1

@@ -189,3 +189,37 @@ def test_one_address_spraying_many_names_is_throttled_as_a_whole(tmp_path: Path)
     assert _attempt(accounts, "nobody", "guess-password", "203.0.113.7").startswith("429")
     assert _attempt(accounts, "ann", "annotator-password-1", "203.0.113.7").startswith("429")  # the address waits
     assert _attempt(accounts, "ann", "annotator-password-1", "10.0.0.2") is True
+
+
+# -- item 6: fair model time ----------------------------------------------------------------------------------
+
+
+def test_generation_handlers_take_fair_turns_with_the_apps_bounds(tmp_path: Path) -> None:
+    args = ["--db", f"sqlite:///{tmp_path / 's.db'}", "--generation-time-limit", "30", "--max-token-rows", "1024"]
+    demo, _kwargs = app.build(app.parse_args(args))
+    names = {getattr(fn.fn, "__name__", ""): fn for fn in demo.fns.values()}
+    fair = {name for name, fn in names.items() if fn.concurrency_id == "generate"}
+    assert {"beautify", "describe_video", "describe_video_with_caption"} <= fair  # the contract API
+    assert {"stream_beautify_in_budget", "stream_describe", "_stream_task1"} <= fair  # the page's streamed runs
+    assert fair <= app.GENERATION_HANDLERS
+    assert all(names[n].concurrency_limit == app.GENERATION_CONCURRENCY for n in fair)
+    assert names["ground_candidates"].concurrency_id == "models"  # other model work keeps its queue
+
+
+def test_the_generation_context_names_the_caller_and_tells_it_its_place(monkeypatch) -> None:
+    from gradio.context import LocalContext
+
+    from engine.turns import CALLER, NOTIFY
+
+    told: list[str] = []
+    monkeypatch.setattr(gr, "Info", lambda message, **_kw: told.append(message))
+    request = gr.Request()
+    request.username = "ann"  # type: ignore[misc]
+    token = LocalContext.request.set(request)
+    try:
+        with app._generation_context():
+            assert CALLER.get() == "ann"
+            NOTIFY.get()("waiting for the model: 1 generation(s) ahead of yours")
+    finally:
+        LocalContext.request.reset(token)
+    assert CALLER.get() is None and told == ["waiting for the model: 1 generation(s) ahead of yours"]

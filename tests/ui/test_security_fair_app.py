@@ -1,0 +1,44 @@
+"""Issue 24 item 6 against a running app.py (the tiny random text model): one user's long generation no longer
+holds the model for everyone, a second call of the same user is refused, and the time limit ends a call
+server-side. Before: Gradio's one-at-a-time queue served calls in arrival order, whatever they cost."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ui.app_server import ADMIN, ANNOTATOR, start_app
+
+MODEL = "tiny-random-lm"
+
+
+def _beautify(client, beams: int, tokens: int):  # type: ignore[no-untyped-def]
+    return client.submit("A dog runs on the beach.", MODEL, beams, beams, 0, tokens, False, api_name="/beautify")
+
+
+@pytest.mark.slow
+def test_a_long_call_is_cut_at_the_limit_and_others_take_turns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    server = start_app(tmp_path / "app", auth=True, extra=["--generation-time-limit", "4"])
+    try:
+        ann = Client(server.url, auth=ANNOTATOR, verbose=False)
+        ada = Client(server.url, auth=ADMIN, verbose=False)
+        _beautify(ada, 1, 8).result(timeout=120)  # the model loads once, outside anyone's turn
+        with pytest.raises(Exception, match="token rows; the limit per request is 2,048"):
+            _beautify(ann, 8, 512).result(timeout=30)
+        start = time.monotonic()
+        long_call = _beautify(ann, 4, 512)  # ~25 s on 2 cores without a limit
+        time.sleep(1.0)
+        with pytest.raises(Exception, match="you already have a generation running or waiting"):
+            _beautify(ann, 1, 8).result(timeout=30)
+        status, _table = _beautify(ada, 1, 8).result(timeout=60)  # waits for ann's turn only
+        ada_done = time.monotonic() - start
+        assert "Task 3" in status
+        with pytest.raises(Exception, match="generation stopped after the 4 s limit per call"):
+            long_call.result(timeout=60)
+        assert time.monotonic() - start < 15 and ada_done < 15, (time.monotonic() - start, ada_done)
+        assert server.alive()
+    finally:
+        server.stop()
