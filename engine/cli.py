@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from annotations.errors import StoreError  # no torch: the store's errors are user errors too
 from engine.errors import InputError, StudioError, VideoError
+from engine.evaluate import TASK3_SCORERS as EVAL_TASK3_SCORERS
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.insight_cli import add_insight_parsers
 from engine.mining import DEFAULT_TRAIN_CONFIG, TASK3_SCORERS
 from engine.t2v.cli import add_t2v_parser
-from engine.types import Task
+from engine.types import DEFAULT_MAX_NEW_TOKENS, Task
+from engine.video import DEFAULT_NUM_FRAMES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -43,7 +45,7 @@ def _studio(args: argparse.Namespace) -> Studio:
         StudioConfig(
             backend=getattr(args, "backend", "transformers"),
             device=getattr(args, "device", None),
-            num_frames=getattr(args, "num_frames", 8),
+            num_frames=getattr(args, "num_frames", DEFAULT_NUM_FRAMES),
             judge_model=getattr(args, "judge_model", None),
         )
     )
@@ -215,6 +217,7 @@ def _mine(args: argparse.Namespace) -> dict[str, Any]:
         limit=args.limit,
         max_new_tokens=args.max_new_tokens,
         shard=_shard(args),
+        batch=args.batch,
     )
     return _studio(args).mine(_open_store(args.db), config, progress=not args.no_progress).as_dict()
 
@@ -240,6 +243,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         judge_model=args.judge_model,
         limit=args.limit,
         max_new_tokens=args.max_new_tokens,
+        task3_scorer=args.task3_scorer,
+        batch=args.batch,
     )
     return _studio(args).evaluate(_open_store(args.db), config, progress=not args.no_progress).as_dict()
 
@@ -300,6 +305,13 @@ DB_HELP = "annotations database URL (default: $VIDPROMPTER_DB or sqlite:///data/
 def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
     p.add_argument("--device")
+    p.add_argument(
+        "--num-frames",
+        type=int,
+        default=DEFAULT_NUM_FRAMES,
+        help=f"frames the video model sees per clip (default {DEFAULT_NUM_FRAMES}, engine.video.DEFAULT_NUM_FRAMES; "
+        "use the training config's data.num_frames)",
+    )
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -310,11 +322,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model preset or checkpoint folder (default: smollm2-135m / qwen2.5-vl-3b)")
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--num-return", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy/beam")
     p.add_argument("--seed", type=int)
     p.add_argument("--repetition-penalty", type=float, help="1..2; default: the model preset's (SmolLM2: 1.2)")
-    p.add_argument("--num-frames", type=int, default=8)
     _model_flags(p)
     p.set_defaults(func=_generate, render=_render_generate)
 
@@ -379,9 +390,10 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
         "--task3-scorer",
         choices=TASK3_SCORERS,
         default="ensemble",
-        help="task 3 with a video: evaluator ensemble against it (default, section 3.5) or the LLM judge; "
-        "text-only samples are always judged",
+        help="task 3 with a video: evaluator ensemble against it (default, section 3.5; text-only samples are "
+        "judged), the LLM judge, or faithfulness (the short prompt's tagged elements kept, then richness)",
     )
+    p.add_argument("--batch", type=int, default=1, help="(sample, task) items per generate call")
     p.add_argument("--split", default="train", help="sample split to mine, or 'all'")
     p.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")
     p.set_defaults(func=_mine, render=_render_mine)
@@ -391,6 +403,13 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", action="append", required=True, help="repeatable: compare models in one table")
     e.add_argument("--split", default="test")
     e.add_argument("--out", required=True, help="output folder")
+    e.add_argument(
+        "--task3-scorer",
+        choices=EVAL_TASK3_SCORERS,
+        default="judge",
+        help="task-3 column: the LLM judge (the paper's) or faithfulness (%% keeping every tagged element)",
+    )
+    e.add_argument("--batch", type=int, default=1, help="samples per generate call")
     e.set_defaults(func=_evaluate, render=_render_evaluate)
 
     t = sub.add_parser("teacher", help="write teacher responses for samples that lack one (paper section 3.4)")

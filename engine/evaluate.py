@@ -64,6 +64,8 @@ class EvalConfig:
     element of the short prompt: the sample's stored tags, else the tags read off it; engine.faithfulness)."""
     batch: int = 1
     """Samples per generate call (one model and task per call; the budget is the largest of the call's)."""
+    notes: tuple[str, ...] = ()
+    """Lines printed above the table (e.g. which models stood in for the paper's)."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -94,6 +96,8 @@ class EvalResult:
     """model -> column header -> mean (None: nothing scored)."""
     markdown: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """Lines shown above the table (EvalConfig.notes)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "markdown": self.markdown, "files": self.files, "n_rows": len(self.rows)}
@@ -200,7 +204,7 @@ class Harness:
             bar.update(len(samples))
         bar.close()
         columns = table_columns(self.config.tasks, self.config.evaluators, self.config.task3_scorer)
-        return EvalResult(rows, columns, summarise(rows, columns, self.config.models))
+        return EvalResult(rows, columns, summarise(rows, columns, self.config.models), notes=self.config.notes)
 
 
 def can_run(model: str, sample: SampleInfo, task: Task) -> bool:
@@ -241,7 +245,8 @@ def _cell(value: float | None, digits: int) -> str:
 def markdown_table(result: EvalResult) -> str:
     headers = [h for _, _, h in result.columns]
     counts = _counts(result.rows)
-    lines = ["| Model | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
+    lines = [*(f"{note}\n" for note in result.notes)]
+    lines += ["| Model | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for model, cols in result.summary.items():
         cells = [_cell(cols[h], 2 if e == JUDGE_SCORE else 1) for _, e, h in result.columns]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")

@@ -288,15 +288,12 @@ class Miner:
         return self.report
 
     def chunks(self, items: list[tuple[SampleInfo, Task]]) -> Iterator[list[tuple[SampleInfo, Task]]]:
-        """Runs of up to `batch` consecutive items of one task (the order `work` lists them)."""
-        chunk: list[tuple[SampleInfo, Task]] = []
-        for item in items:
-            if chunk and (len(chunk) >= self.config.batch or item[1] != chunk[0][1]):
-                yield chunk
-                chunk = []
-            chunk.append(item)
-        if chunk:
-            yield chunk
+        """Up to `batch` items of one task at a time: task by task, samples in the order `work` lists them."""
+        size = self.config.batch
+        for task in sorted({t for _, t in items}):
+            same = [(s, t) for s, t in items if t == task]
+            for start in range(0, len(same), size):
+                yield same[start : start + size]
 
     def mine_one(self, sample: SampleInfo, task: Task) -> int:
         """Mine one (sample, task); returns the number of pairs written."""

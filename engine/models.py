@@ -221,9 +221,13 @@ def resolve(name: str) -> ModelPreset:
         if path.is_dir():
             random = _trained_from_random(path)
             notes = "local checkpoint" + (" trained from random weights: pipeline check only" if random else "")
-            return ModelPreset(
+            folder = ModelPreset(
                 path.name, _detect_kind(path), local_path=str(path), notes=notes, trained_from_random=random
             )
+            root = root_preset(path)
+            # A checkpoint of a preset decodes as that preset does (guards, penalty, sampling defaults), so
+            # the base and its fine-tunes are compared under one decoding.
+            return replace(folder, **{f: getattr(root, f) for f in DECODING_FIELDS}) if root else folder
         known = ", ".join(PRESETS)
         raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
     preset = PRESETS[name]
@@ -233,6 +237,26 @@ def resolve(name: str) -> ModelPreset:
     if preset.name == "smollm2-135m":
         return replace(preset, local_path=_smollm2_dir())
     return preset
+
+
+#: ModelPreset fields that say how a model decodes: a checkpoint folder takes them from its root preset.
+DECODING_FIELDS = ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
+
+
+def root_preset(path: Path, depth: int = 0) -> ModelPreset | None:
+    """The preset a checkpoint folder was trained from, following adapter chains and state.json's base_model
+    (an SFT adapter, then an HDPO adapter on it, both lead to smollm2-135m); None when none is recorded."""
+    base = _recorded_base(path)
+    if base is None and (path / ADAPTER_FILE).is_file():
+        try:
+            base = adapter_base(path)
+        except ModelLoadError:
+            base = None
+    if isinstance(base, str) and base in PRESETS:
+        return PRESETS[base]
+    if isinstance(base, str) and depth < MAX_ADAPTER_CHAIN and Path(base).is_dir():
+        return root_preset(Path(base), depth + 1)
+    return None
 
 
 def _trained_from_random(path: Path, depth: int = 0) -> bool:

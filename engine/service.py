@@ -45,6 +45,7 @@ from engine.models import (
 from engine.t2v.studio import VideoVerbs
 from engine.turns import ModelTurns, TurnsConfig
 from engine.types import Candidate, GenerationParams, Task
+from engine.video import DEFAULT_NUM_FRAMES
 
 if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the callers' results
     from sqlalchemy import Engine
@@ -71,8 +72,9 @@ class StudioConfig:
     """"transformers" or "vllm"."""
     device: str | None = None
     """"cpu", "cuda", or None for CUDA when present."""
-    num_frames: int = 8
-    """Frames sampled per video (the paper's group uses 8)."""
+    num_frames: int = DEFAULT_NUM_FRAMES
+    """Frames the video model sees per clip (engine.video.DEFAULT_NUM_FRAMES; the loop passes the training
+    config's data.num_frames, so mining and evaluation see what training saw)."""
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """Evaluator presets averaged for video tasks (paper section 3.5)."""
     judge_model: str | None = None

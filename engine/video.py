@@ -29,7 +29,10 @@ import numpy as np
 from engine.errors import VideoError
 from engine.types import VideoMeta
 
-#: Frames sampled per video by default: the count the paper's group uses.
+#: The one frame count (training's data.num_frames, the Studio's for mining, evaluation and the app, the CLIs'
+#: --num-frames): the paper does not state how many frames VidPrompter reads; 8, the count its group's
+#: VideoCLIP-XL and VILA-1.5's video recipe use. Change it in one place: the training config's data.num_frames
+#: travels to the loop's mining and evaluation, and `--num-frames` sets it for the app and the CLIs.
 DEFAULT_NUM_FRAMES = 8
 
 

@@ -1,6 +1,8 @@
 """`python -m training --config PATH [--set key=value ...] [--db URL] [--run-id N] [--run-dir DIR] [--resume]`.
 
-`python -m training loop --config configs/loops/tiny.yaml ...` runs the whole loop (training.loop).
+`python -m training loop --config configs/loops/tiny.yaml ...` runs the whole loop (training.loop);
+`python -m training ship --checkpoint .../model --out assets/models/NAME` folds a LoRA chain into one shipped
+adapter (training.ship).
 
 Also runs under `accelerate launch -m training ...` (one GPU, many GPUs, many machines: same command).
 Exit status:
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.loop import main as loop_main
 
         return loop_main(argv[1:])
+    if argv[:1] == ["ship"]:  # python -m training ship --checkpoint .../model --out assets/models/NAME
+        from training.ship import main as ship_main
+
+        return ship_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)

@@ -17,6 +17,7 @@ from typing import Any, get_args, get_type_hints
 import yaml
 
 from engine.hallucination.pairs import TASK2_INPUTS, TASK3_INPUTS, TERMS, PairConfig
+from engine.video import DEFAULT_NUM_FRAMES
 
 #: The pair builder's defaults: the one source of the augmentation numbers (= configs/hdpo.yaml).
 _PAIRS = PairConfig()
@@ -114,6 +115,10 @@ class LossConfig:
     """Weight per term (dpo, response_hallucination, input_hallucination, task_hallucination)."""
     anchor_weight: float = 0.0
     """mDPO-style anchor -log sigma(r(y_g)) weight (0 = off; the mDPO baseline uses 1)."""
+    pair_reduction: str = "mean"
+    """How a term's pairs of one example combine: mean (the two rejected responses of Eq. 3-5, or the two
+    task displacements of Eq. 12-13, count once per term) or sum (once per pair; the paper "integrates
+    Eq. 3 to Eq. 13" without saying)."""
     desirable_weight: float = 1.0
     """KTO lambda_D: weight of the desirable (chosen) rows (TRL's default 1.0)."""
     undesirable_weight: float = 1.0
@@ -126,6 +131,7 @@ class LossConfig:
         _check("loss.weights", not unknown, f"unknown term(s) {sorted(unknown)}; terms are {TERMS}")
         self.weights = {**dict.fromkeys(TERMS, 1.0), **{k: float(v) for k, v in self.weights.items()}}
         _check("loss.anchor_weight", self.anchor_weight >= 0, "must be >= 0")
+        _check_in("loss.pair_reduction", self.pair_reduction, ("mean", "sum"))
         _check("loss.desirable_weight", self.desirable_weight > 0, "must be > 0")
         _check("loss.undesirable_weight", self.undesirable_weight > 0, "must be > 0")
         _check("loss", self.kind == "sft" or any(self.enabled.values()) or self.anchor_weight > 0, "every term is off")
@@ -160,8 +166,8 @@ class DataConfig:
     """Train one model per task instead of mixed multi-task batches (Table 2, separate training)."""
     num_rejected: int = _PAIRS.num_rejected
     """Rejected responses per example (paper 4.1: the 2 lowest-scored of 5 beams)."""
-    num_frames: int = 8
-    """Frames sampled per video."""
+    num_frames: int = DEFAULT_NUM_FRAMES
+    """Frames sampled per video (engine.video.DEFAULT_NUM_FRAMES); the loop's mining and evaluation use it too."""
     frame_size: int | None = 224
     """Shortest frame edge after decoding (None keeps the file's size)."""
     response_words: list[int] = field(default_factory=lambda: list(_PAIRS.response_words))

@@ -34,6 +34,7 @@ from engine.errors import StudioError
 from engine.mining import find_config
 from training.config import ConfigError
 from training.loop_config import LoopConfig, LoopRun, check_models, load_loop_config, write_atomic
+from training.stand_ins import STAND_IN_MODES, apply_stand_ins, stand_in_line
 
 STAGES = ("import", "teacher", "sft", "mine", "labels", "export", "train", "evaluate", "report")
 #: Stages of the preference step, skipped by an SFT-only loop (train: null).
@@ -211,6 +212,7 @@ def stage_evaluate(run: LoopRun) -> dict[str, Any]:
         max_new_tokens=e.max_new_tokens,
         task3_scorer=e.task3_scorer,
         batch=e.batch,
+        notes=tuple(filter(None, [stand_in_line(run.config.stand_in_notes)])),
     )
     result = run.studio.evaluate(run.db, config, progress=True)
     shutil.rmtree(final, ignore_errors=True)
@@ -242,6 +244,8 @@ RUNNERS: dict[str, Callable[[LoopRun], dict[str, Any]]] = {
 
 def prepare(config: LoopConfig, out: Path) -> LoopRun:
     """Check everything a stage could trip on late, then pin the config in the folder."""
+    if not config.stand_in_notes:
+        apply_stand_ins(config, "none")  # a paper config with a model unset refuses here, in one line
     policy = config.base_policy()
     check_models(config, policy)
     if config.samples and not find_config(config.samples).is_file():
@@ -295,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", help="sample rows to import (overrides the config's samples)")
     p.add_argument("--db", help="annotations DB URL (default sqlite:///<out>/loop.db)")
     p.add_argument("--stop-after", choices=STAGES, help="stop after this stage")
+    p.add_argument(
+        "--allow-stand-ins",
+        nargs="?",
+        const="default",
+        default="none",
+        choices=STAND_IN_MODES[1:],
+        help="a paper config with models unset runs anyway: default (the Studio's models) or tiny (every model "
+        "tiny and random: a pipeline check); every report names the stand-ins",
+    )
     p.add_argument("--json", action="store_true", help="print the final state as JSON")
     return p
 
@@ -307,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     echo = (lambda _line: None) if args.json else print
     try:
         overrides = {"labels": args.labels, "samples": args.samples, "db": args.db}
-        config = load_loop_config(args.config, overrides)
+        config = apply_stand_ins(load_loop_config(args.config, overrides), args.allow_stand_ins)
         out = Path(args.out or Path("runs") / config.name)
         run = run_loop(config, out, args.stop_after, echo)
     except LoopStop as exc:

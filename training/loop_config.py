@@ -144,6 +144,11 @@ class LoopConfig:
     """auto: the evaluators' order; human: stop until each mined pair has votes_per_pair votes."""
     votes_per_pair: int = 1
     """Votes each pair needs with labels: human."""
+    paper: bool = False
+    """The paper's recipe: every model the paper names (the teachers, the judges) must be set, or the run
+    refuses in one line unless --allow-stand-ins (training.stand_ins)."""
+    stand_in_notes: list[str] = field(default_factory=list)
+    """Models standing in for the paper's (set by --allow-stand-ins); every report prints them."""
     teacher: TeacherSection = field(default_factory=TeacherSection)
     sft: SftSection = field(default_factory=SftSection)
     mining: MiningSection = field(default_factory=MiningSection)
@@ -292,7 +297,13 @@ class LoopRun:
         if self._studio is None:
             from engine.service import Studio, StudioConfig
 
-            self._studio = Studio(StudioConfig(max_models=4))  # policy, checkpoint, judge, teacher
+            # policy, checkpoint, judge, teacher; the frames training reads are the frames mining and evaluation read
+            frames = (
+                self.config.train_config().data.num_frames
+                if self.config.train
+                else self.config.sft_config().data.num_frames
+            )
+            self._studio = Studio(StudioConfig(max_models=4, num_frames=frames))
         return self._studio
 
     def checkpoint_model(self, stage: str) -> str | None:

@@ -24,6 +24,7 @@ import yaml
 from engine.hallucination.pairs import TERMS
 from training.loop_config import LoopRun
 from training.metrics import read_metrics
+from training.stand_ins import stand_in_line
 
 
 def _cell(value: float | None) -> str:
@@ -120,9 +121,11 @@ def report_markdown(run: LoopRun, headers: list[str], rows: list[list], metrics:
     stages = run.state.get("stages", {})
     evaluation = stages.get("evaluate", {}).get("counts", {})
     random = _random_note(run)
+    stand_ins = stand_in_line(run.config.stand_in_notes)
     lines = [
         f"# Loop report: {run.config.name}",
         "",
+        *([stand_ins, ""] if stand_ins else []),
         *([random, ""] if random else []),
         f"Policy (base): `{run.policy}`; training config `{run.config.train}`; database `{run.db_url}`.",
         "",

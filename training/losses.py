@@ -178,10 +178,14 @@ class HDPOOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _per_example_mean(values: torch.Tensor, example: torch.Tensor, n_examples: int) -> torch.Tensor:
-    """Mean of each example's pair values; 0 for examples without a pair of this term. -> (B,)"""
+def _per_example_mean(
+    values: torch.Tensor, example: torch.Tensor, n_examples: int, total: bool = False
+) -> torch.Tensor:
+    """Mean (total: sum) of each example's pair values; 0 for examples without a pair of this term. -> (B,)"""
     example = example.to(values.device)  # pair indices are built on the CPU; values may live on CUDA
     sums = torch.zeros(n_examples, dtype=values.dtype, device=values.device).index_add(0, example, values)
+    if total:
+        return sums
     counts = torch.zeros(n_examples, dtype=values.dtype, device=values.device).index_add(
         0, example, torch.ones_like(values)
     )
@@ -211,6 +215,7 @@ def hdpo(
     anchor: PairIndex | None = None,
     anchor_weight: float = 0.0,
     tokens: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> HDPOOutput:
     """HDPO: the sum of Eq. 3-13 as losses, per example.
 
@@ -218,9 +223,12 @@ def hdpo(
     pairs: term -> PairIndex into those S sequences. An example's loss is
         sum_t weight_t * mean over the example's t-pairs of -log sigma(r_pref - r_disp)
     (a term with no pair in an example adds 0), so with only "dpo" on and one rejected response per
-    example this is exactly `dpo_loss`. `kind` swaps the pair loss for the hinge / IPO baselines (IPO
-    needs `tokens`, (S,) response lengths); `anchor` (indices of chosen sequences, pref = disp) adds
-    mDPO's anchor term. Returns losses (B,) - the caller takes .mean() - and metrics per term.
+    example this is exactly `dpo_loss`. reduction="sum" sums each term's pairs instead of averaging them:
+    the paper "integrates Eq. (3) to Eq. (13)", so two rejected responses (Eq. 3-5 twice) and the two task
+    displacements (Eq. 12 and 13) each count once per pair rather than once per term. `kind` swaps the pair
+    loss for the hinge / IPO baselines (IPO needs `tokens`, (S,) response lengths); `anchor` (indices of
+    chosen sequences, pref = disp) adds mDPO's anchor term. Returns losses (B,) - the caller takes .mean() -
+    and metrics per term.
     """
     weights = weights or {}
     enabled = enabled or {}
@@ -239,7 +247,8 @@ def hdpo(
             kind,
             *lengths,
         )
-        losses = losses + weights.get(term, 1.0) * _per_example_mean(out.losses, idx.example, n_examples)
+        per_example = _per_example_mean(out.losses, idx.example, n_examples, reduction == "sum")
+        losses = losses + weights.get(term, 1.0) * per_example
         metrics.update(_term_metrics(term, out))
     if anchor is not None and anchor_weight > 0 and len(anchor) > 0:
         anchored = anchor_loss(policy_logps[anchor.pref], ref_logps[anchor.pref], beta)

@@ -68,4 +68,5 @@ def objective(
         anchor=flat.anchor,
         anchor_weight=loss.anchor_weight,
         tokens=tokens if loss.kind == "ipo" else None,
+        reduction=loss.pair_reduction,
     )

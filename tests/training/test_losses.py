@@ -101,7 +101,7 @@ def test_unknown_kind_raises():
 
 
 def _idx(rows):
-    x = torch.tensor(rows).reshape(-1, 3)
+    x = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
     return L.PairIndex(x[:, 0], x[:, 1], x[:, 2])
 
 
@@ -142,6 +142,37 @@ def test_hdpo_averages_several_rejected_and_adds_anchor():
     # rejected rewards -0.05 and -0.1 against 0.1; anchor -log sigma(0.1)
     hand = (-logsig(0.15) - logsig(0.2)) / 2 - logsig(0.1)
     assert out.losses.tolist() == pytest.approx([hand])
+
+
+def test_hdpo_pair_reduction_sum_counts_each_pair_once():
+    # two rejected (Eq. 3-5 twice) and two task displacements (Eq. 12 and 13) of one example
+    pol, ref = t(-10, -12, -13, -14, -15), t(-11, -11.5, -12, -11, -11)
+    pairs = {"dpo": _idx([(0, 1, 0), (0, 2, 0)]), "task_hallucination": _idx([(0, 3, 0), (0, 4, 0)])}
+    # rewards: chosen 0.1; rejected -0.05, -0.1; displaced -0.3, -0.4
+    dpo_pairs, task_pairs = [-logsig(0.15), -logsig(0.2)], [-logsig(0.4), -logsig(0.5)]
+    mean = L.hdpo(pol, ref, pairs, 1).losses.tolist()
+    total = L.hdpo(pol, ref, pairs, 1, reduction="sum").losses.tolist()
+    assert mean == pytest.approx([sum(dpo_pairs) / 2 + sum(task_pairs) / 2])
+    assert total == pytest.approx([sum(dpo_pairs) + sum(task_pairs)])
+
+
+def test_pair_reduction_is_a_config_option_reaching_the_loss():
+    from training.config import ConfigError, LossConfig
+    from training.logps import FlatBatch
+    from training.objective import objective
+
+    pol, ref = t(-10, -12, -13), t(-11, -11.5, -12)
+    from training.config import TERMS
+
+    pairs = {term: _idx([]) for term in TERMS} | {"dpo": _idx([(0, 1, 0), (0, 2, 0)])}
+    flat = FlatBatch([], [], pairs, _idx([(0, 0, 0)]), 1)
+    tokens = t(3, 3, 3)
+    assert LossConfig().pair_reduction == "mean"
+    mean = objective(LossConfig(), pol, ref, flat, tokens).losses.item()
+    total = objective(LossConfig(pair_reduction="sum"), pol, ref, flat, tokens).losses.item()
+    assert total == pytest.approx(2 * mean)
+    with pytest.raises(ConfigError, match="loss.pair_reduction"):
+        LossConfig(pair_reduction="max")
 
 
 def test_losses_are_differentiable():
