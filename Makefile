@@ -14,7 +14,9 @@ BENCH ?=
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# No file prerequisites: the stamp's name already hashes pyproject.toml and this Makefile, so a touched or
+# freshly checked-out file with the same contents does not reinstall (make compared modification times).
+$(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch and torchvision in one install: a mismatched pair breaks torchvision (torchvision pins one torch release).
