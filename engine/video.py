@@ -216,6 +216,10 @@ def _resize_arg(resize: int | tuple[int, int] | None, width: int, height: int) -
     return _even(width * scale), _even(height * scale)
 
 
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.0f} megapixels" if n >= 1e6 else f"{n:,} pixels"
+
+
 def _even(x: float) -> int:
     return max(2, round(x / 2) * 2)
 
@@ -235,7 +239,7 @@ def decode_size(
         if min(w, h) < MIN_SIDE or w * h > budget:
             raise VideoError(
                 f"{frames} frames do not fit the decode budget (the limit per request is "
-                f"{limits.max_request_pixels / 1e6:g} megapixels, frames at least {MIN_SIDE} px a side); "
+                f"{_pixels(limits.max_request_pixels)}, frames at least {MIN_SIDE} px a side); "
                 "ask for fewer frames"
             )
     return None if (w, h) == (width, height) and resize is None else (w, h)
