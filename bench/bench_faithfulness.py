@@ -45,16 +45,19 @@ def load_split(split: str, limit: int | None) -> list[dict[str, Any]]:
 
 def generate(studio: Any, model: str, rows: list[dict], max_new_tokens: int, batch: int) -> tuple[list[str], float]:
     """Greedy outputs for every row, in batches; returns (texts, decoded tokens per second)."""
-    from engine.types import GenerationParams
+    from engine.mining import by_prompt_length
+    from engine.types import GenerationParams, Task
 
     params = GenerationParams(max_new_tokens=max_new_tokens)
-    texts: list[str] = []
+    order = by_prompt_length(studio, model, Task.BEAUTIFY, [r["short_prompt"] for r in rows])  # no padding
+    texts: list[str] = [""] * len(rows)
     start = time.perf_counter()
     for i in range(0, len(rows), batch):
-        chunk = rows[i : i + batch]
-        outs = studio.run_tasks(3, [(None, r["short_prompt"]) for r in chunk], model=model, params=params)
-        texts += [c[0].text for c in outs]
-        print(f"  {model}: {len(texts)}/{len(rows)}", file=sys.stderr, flush=True)
+        chunk = order[i : i + batch]
+        outs = studio.run_tasks(3, [(None, rows[j]["short_prompt"]) for j in chunk], model=model, params=params)
+        for j, cands in zip(chunk, outs, strict=True):
+            texts[j] = cands[0].text
+        print(f"  {model}: {min(i + batch, len(rows))}/{len(rows)}", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     tokens = sum(studio.count_tokens(texts, model=model, task=3))
     return texts, tokens / seconds if seconds else 0.0
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int)
     p.add_argument("--max-new-tokens", type=int, default=192)
-    p.add_argument("--batch", type=int, default=24, help="prompts per generate call")
+    p.add_argument("--batch", type=int, default=64, help="prompts per generate call (sorted by length)")
     p.add_argument("--out", default="outputs/faithfulness")
     p.add_argument("--examples", type=int, default=10)
     p.add_argument("--paired-against", default="dpo")

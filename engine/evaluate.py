@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
-from engine.mining import JUDGE_SCORE, StudioVerbs, generation_budget, task_inputs
+from engine.mining import JUDGE_SCORE, StudioVerbs, by_prompt_length, generation_budget, task_inputs
 from engine.types import GenerationParams, Task
 
 if TYPE_CHECKING:
@@ -196,6 +196,9 @@ class Harness:
         for model in self.config.models:
             for task in map(Task, self.config.tasks):
                 items = [(s, *(task_inputs(s, task) or (None, None))) for s in samples if can_run(model, s, task)]
+                if self.config.batch > 1:  # equal-length prompts side by side: no padding in a batched call
+                    order = by_prompt_length(self.studio, model, task, [p for _, _, p in items])
+                    items = [items[i] for i in order]
                 for start in range(0, len(items), self.config.batch):
                     chunk = items[start : start + self.config.batch]
                     texts = self.generate_many(model, task, chunk)

@@ -82,6 +82,15 @@ def policy_model(config: str | Path) -> str:
         path = path.parent / base
 
 
+def by_prompt_length(studio: StudioVerbs, model: str | None, task: Task, prompts: Sequence[str | None]) -> list[int]:
+    """Indices of `prompts` ordered by token count (stable): consecutive items of a batched call then have
+    equal-length prompts, which the backend runs without padding (TransformersBackend._length_groups)."""
+    if task.needs_video or len(prompts) < 2:
+        return list(range(len(prompts)))
+    counts = studio.count_tokens([p or "" for p in prompts], model=model, task=task)
+    return sorted(range(len(prompts)), key=lambda i: counts[i])
+
+
 def generation_budget(teacher_tokens: int | None, margin: float, cap: int, default: int, floor: int = 64) -> int:
     """max_new_tokens covering the teacher: ceil(tokens × margin), at least `floor`, at most `cap`;
     `default` (capped) without a teacher."""
@@ -292,6 +301,10 @@ class Miner:
         size = self.config.batch
         for task in sorted({t for _, t in items}):
             same = [(s, t) for s, t in items if t == task]
+            if size > 1:  # equal-length prompts side by side: no padding in a batched call
+                same = [
+                    same[i] for i in by_prompt_length(self.studio, self.model, task, [s.short_prompt for s, _ in same])
+                ]
             for start in range(0, len(same), size):
                 yield same[start : start + size]
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import InputError
-from engine.mining import at_limit, task_inputs
+from engine.mining import at_limit, by_prompt_length, task_inputs
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
@@ -185,6 +185,11 @@ class Teacher:
         size = self.config.batch
         for task in sorted({t for _, t in work}):
             items = [(s, t) for s, t in work if t == task]
+            if size > 1:  # equal-length prompts side by side: no padding in a batched call
+                model = self.config.model_for(task)
+                items = [
+                    items[i] for i in by_prompt_length(self.studio, model, task, [s.short_prompt for s, _ in items])
+                ]
             for start in range(0, len(items), size):
                 yield items[start : start + size]
 

@@ -174,6 +174,8 @@ class DataConfig:
     """Words swapped for response hallucination, [min, max] (paper: 1-5)."""
     prompt_words: list[int] = field(default_factory=lambda: list(_PAIRS.prompt_words))
     """Words swapped in the short prompt for Task-2/3 input hallucination, [min, max]."""
+    every_mention: bool = _PAIRS.every_mention
+    """A swapped word is swapped at every mention (False: its first mention only; the paper does not say)."""
     shuffle_frames: bool = _PAIRS.shuffle
     """Input hallucination: shuffle frame order."""
     paste_ratio: list[float] | None = field(default_factory=lambda: list(_PAIRS.paste_ratio))
@@ -242,6 +244,7 @@ class DataConfig:
         return PairConfig(
             response_words=tuple(self.response_words),
             prompt_words=tuple(self.prompt_words),
+            every_mention=self.every_mention,
             shuffle=self.shuffle_frames,
             paste_ratio=None if self.paste_ratio is None else tuple(self.paste_ratio),
             crop_keep=None if self.crop_keep is None else tuple(self.crop_keep),

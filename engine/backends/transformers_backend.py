@@ -69,12 +69,32 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def generate(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
-        out: list[list[str]] = []
+        out: list[list[str] | None] = [None] * len(requests)
         # Beams and sampled candidates multiply the rows; keep the rows per call near batch_size.
         size = max(1, self.batch_size // max(1, params.num_beams, params.num_return_sequences))
-        for chunk in self._chunks(requests, size):
-            out.extend(self._generate_chunk(chunk, params))
-        return out
+        for group in self._length_groups(requests):
+            for chunk in self._chunks(group, size):
+                for i, texts in zip(chunk, self._generate_chunk([requests[i] for i in chunk], params), strict=True):
+                    out[i] = texts
+        return out  # type: ignore[return-value]  # every index was filled
+
+    def _length_groups(self, requests: list[Request]) -> list[list[int]]:
+        """Request indices grouped by prompt length in tokens (text LMs), in order of first appearance.
+
+        A batch of equal-length prompts needs no padding, so its attention mask is all ones and SDPA runs
+        without one (GQA natively, no key/value copy per head): decoding 32 rows of SmolLM2 took 1.6x as
+        long per step with a padded mask (measured on 2 CPU cores). Video LMs: one group, in order.
+        """
+        if self.lm.is_video or len(requests) < 2:
+            return [list(range(len(requests)))]
+        from engine.encoding import prompt_text
+
+        tok = self.lm.tokenizer
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            n = len(tok(prompt_text(self.lm, r), add_special_tokens=False)["input_ids"])
+            groups.setdefault(n, []).append(i)
+        return list(groups.values())
 
     def _generate_chunk(self, requests: list[Request], params: GenerationParams, **extra: Any) -> list[list[str]]:
         settings = resolve_settings(params, self.lm.preset)

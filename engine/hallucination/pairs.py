@@ -58,6 +58,8 @@ class PairConfig:
     """Words swapped in the chosen response for y_h, [min, max] (paper: 1-5)."""
     prompt_words: tuple[int, int] = (1, 5)
     """Words swapped in the short prompt for input hallucination, [min, max]."""
+    every_mention: bool = True
+    """A swapped word is swapped at every mention (False: its first mention only; the paper does not say)."""
     shuffle: bool = True
     """Input hallucination: shuffle the frame order."""
     paste_ratio: tuple[float, float] | None = (1 / 3, 1 / 2)
@@ -125,6 +127,11 @@ class PairConfig:
             shuffle=self.shuffle, paste_ratio=self.paste_ratio, crop_keep=self.crop_keep, **self.frame_options()
         )
 
+    def text_options(self) -> dict[str, Any]:
+        """The word augmenter's keyword options that differ from their defaults (none by default, so an
+        augmenter written for the four positional arguments keeps working)."""
+        return {} if self.every_mention else {"every_mention": False}
+
     def frame_options(self) -> dict[str, Any]:
         """The frame augmenter's keyword options beyond (shuffle, paste_ratio, crop_keep) that differ from
         their defaults: an augmenter written for the five positional arguments keeps working, and fails
@@ -191,16 +198,19 @@ class HdpoPairs:
         return term.replace("_", " ")
 
 
-#: text(text, min_words, max_words, seed) -> (new text, record of the edits)
-TextAugmenter = Callable[[str, int, int, int], tuple[str, Any]]
+#: text(text, min_words, max_words, seed, **PairConfig.text_options()) -> (new text, record of the edits)
+TextAugmenter = Callable[..., tuple[str, Any]]
 #: frames(frames (T,H,W,3) uint8, shuffle, paste_ratio, crop_keep, seed, **PairConfig.frame_options())
 #: -> (new frames, record of the ops)
 FrameAugmenter = Callable[..., tuple[np.ndarray, Any]]
 
 
-def swap_words(text: str, min_words: int, max_words: int, seed: int) -> tuple[str, list[dict[str, Any]]]:
-    """engine.hallucination.hallucinate_text as a TextAugmenter."""
-    out = hallucinate_text(text, TextHallucinationConfig(min_words=min_words, max_words=max_words), seed=seed)
+def swap_words(
+    text: str, min_words: int, max_words: int, seed: int, **options: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    """engine.hallucination.hallucinate_text as a TextAugmenter (options: TextHallucinationConfig fields)."""
+    config = TextHallucinationConfig(min_words=min_words, max_words=max_words, **options)
+    out = hallucinate_text(text, config, seed=seed)
     return out.text, [asdict(e) for e in out.edits]
 
 
@@ -275,7 +285,7 @@ def _response_hallucination(b: _Build) -> None:
         text, record = b.given.response, {"source": "given"}
     else:
         lo, hi = b.config.response_words
-        text, record = b.aug.text(b.chosen, lo, hi, derive_seed(b.seed, "response"))
+        text, record = b.aug.text(b.chosen, lo, hi, derive_seed(b.seed, "response"), **b.config.text_options())
     if text != b.chosen:
         b.add("response_hallucination", b.seq(text))
         b.out.records["response_hallucination"] = record
@@ -335,7 +345,7 @@ def _drawn_input(b: _Build) -> tuple[np.ndarray | None, Any, str | None, Any]:
         frames, ops = b.aug.frames(b.frames, c.shuffle, c.paste_ratio, c.crop_keep, seed, **c.frame_options())
     if prompt:
         lo, hi = b.config.prompt_words
-        text, edits = b.aug.text(b.short_prompt, lo, hi, derive_seed(b.seed, "prompt"))
+        text, edits = b.aug.text(b.short_prompt, lo, hi, derive_seed(b.seed, "prompt"), **b.config.text_options())
     return frames, ops, text, edits
 
 

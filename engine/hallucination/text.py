@@ -101,6 +101,9 @@ class TextHallucinationConfig:
     """Which of noun, number, color, direction, verb may be swapped."""
     use_ner: bool = False
     """Run spaCy's NER to protect named entities (about 2.5x slower parse; PROPN + casing rules otherwise)."""
+    every_mention: bool = True
+    """Swap every mention of a chosen word with its one replacement (a caption that says "the dog" three
+    times keeps one dog); False swaps its first mention only. The paper does not say."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_words <= self.max_words <= 64:
@@ -407,7 +410,7 @@ def hallucinate_doc(doc, config: TextHallucinationConfig, seed: int) -> TextHall
         c = mentions[j][0]
         if c.cls != "digits":
             taken.add((c.category, *_INDEXES[c.category][new]))
-        edits.extend(_edit(doc, m, new) for m in mentions[j])
+        edits.extend(_edit(doc, m, new) for m in (mentions[j] if config.every_mention else mentions[j][:1]))
     edits.sort(key=lambda e: e.start)
     return TextHallucination(_apply(doc.text, edits), edits)
 

@@ -405,3 +405,21 @@ def test_replacement_verbs_avoid_forms_the_tagger_misreads():
         for e in hallucinate_text("A woman sits on a bench.", TextHallucinationConfig(1, 1, ("verb",)), seed).edits:
             lemma = T.get_nlp()(f"She {e.replacement}.")[1].lemma_
             assert lemma not in lx.MISREAD_VERBS["VBZ"], e
+
+
+def test_every_mention_is_an_option_that_reaches_the_pair_builder():
+    from engine.hallucination import TextHallucinationConfig, hallucinate_text
+    from engine.hallucination.pairs import PairConfig, build_pairs
+
+    text = "The dog runs. The dog jumps. The dog sleeps."  # one noun, three mentions
+    every = hallucinate_text(text, TextHallucinationConfig(min_words=1, max_words=1, categories=("noun",)), seed=0)
+    first = hallucinate_text(
+        text, TextHallucinationConfig(min_words=1, max_words=1, categories=("noun",), every_mention=False), seed=0
+    )
+    assert len(first.edits) == 1 and first.edits[0].original == every.edits[0].original
+    assert len(every.edits) == 3  # each mention of the swapped word
+    one = PairConfig(terms=("response_hallucination",), response_words=(1, 1), every_mention=False)
+    all_ = PairConfig(terms=("response_hallucination",), response_words=(1, 1))
+    dogs = "A dog, a dog and a dog."  # nothing else to swap
+    seqs = {c.every_mention: build_pairs(3, "a dog", None, dogs, [], c, seed=3).seqs[1].response for c in (one, all_)}
+    assert seqs[True].count("dog") == 0 and seqs[False].count("dog") == 2
