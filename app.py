@@ -539,7 +539,8 @@ class ErrorThrottle(logging.Filter):
     """One line per distinct error per `window_s` (issue 24 item 2): a handler failing on every request (a full
     descriptor table, a full disk) logged a traceback per request, 86 MB in seconds. An error is "distinct" by
     logger, message, exception type and the innermost frame that raised it; its line names all four, and the
-    next line after the window says how many were left out. Records below ERROR pass untouched."""
+    next line after the window says how many were left out. Warnings (the guard's "X refused: ..." lines) are
+    throttled the same way, by their text; records below WARNING pass untouched."""
 
     MAX_KEYS = 1000
 
@@ -550,7 +551,7 @@ class ErrorThrottle(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
+        if record.levelno < logging.WARNING:
             return True
         exc = record.exc_info[1] if record.exc_info else None
         where = _innermost(exc)

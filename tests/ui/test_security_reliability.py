@@ -49,6 +49,20 @@ def test_a_failing_handler_logs_one_line_per_distinct_error_per_minute(caplog: p
     assert "199 more like it" in line
 
 
+def test_a_flood_of_the_same_refusal_logs_one_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    app.install_log_throttle(clock=lambda: 5000.0)
+    caplog.set_level(logging.WARNING, logger="vidprompter.ui")
+    read_only = guard(_failing(ValueError("database sqlite:///x.db is read-only: nothing can be saved")))
+    other = guard(_failing(ValueError("unknown choice 'x'")))
+    for _ in range(100):
+        with pytest.raises(gr.Error):
+            read_only()
+    with pytest.raises(gr.Error):
+        other()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "read-only" in lines[0] and "unknown choice" in lines[1]
+
+
 def test_the_throttle_is_installed_once() -> None:
     app.install_log_throttle()
     app.install_log_throttle()
