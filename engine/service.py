@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +287,7 @@ class Studio(VideoVerbs):
         model: str | None = None,
         params: GenerationParams | None = None,
         stop: threading.Event | None = None,
+        draw: int | None = None,
     ) -> Iterator[list[str]]:
         """The candidates' texts as tokens arrive: one str per candidate, growing; the last item is final.
 
@@ -295,16 +296,39 @@ class Studio(VideoVerbs):
         search ends), so it yields once, at the end, as do backends without streaming (vLLM). `stop.set()`
         from another thread ends generation within one decoding step; the texts so far are the last item.
         Bad input and unloadable models raise before the first item; the model stays locked meanwhile.
+
+        draw > num_return_sequences (sampled Task 3): that many candidates are drawn, the first
+        num_return_sequences stream, and the final item is the best num_return_sequences after engine.rerank
+        (tidied, degenerate ones dropped, ranked by faithfulness to the prompt): a `Reranked` list, whose
+        `dropped` line says what was left out (it may hold fewer texts when most were degenerate).
         """
         request = self.build_request(task, video, short_prompt)
         backend = self._backend(model, request.task)
         preset = PRESETS.get(backend.model_name)
         params = params or (default_params(preset) if preset else GenerationParams())
+        shown = params.num_return_sequences
+        rerank = bool(draw and draw > shown and params.do_sample and request.task == Task.BEAUTIFY)
+        if rerank:
+            params = replace(params, num_return_sequences=min(int(draw or shown), MAX_DRAW))
         with self.turns.turn(params, stop) as stop, self._lock_for(f"model:{backend.model_name}"):
-            if hasattr(backend, "stream"):
-                yield from backend.stream(request, params, stop)
+            if not hasattr(backend, "stream"):
+                final = backend.generate([request], params)[0]
             else:
-                yield backend.generate([request], params)[0]
+                final = []
+                for texts in backend.stream(request, params, stop):
+                    final = texts
+                    if not rerank:
+                        yield texts
+                    elif not stop.is_set():
+                        yield texts[:shown]
+            if rerank and stop.is_set():  # stopped: what was written so far, as it is
+                yield final[:shown]
+            elif rerank or not hasattr(backend, "stream"):
+                yield reranked(final, request.short_prompt, shown) if rerank else final
+
+    def rerank(self, texts: Sequence[str], short_prompt: str | None, shown: int) -> Reranked:
+        """engine.rerank over finished candidates (the queue and the CLI use it on texts they already have)."""
+        return reranked(list(texts), short_prompt, shown)
 
     def response_logps(
         self, requests: Sequence[Any], responses: Sequence[str], model: str | None = None
@@ -509,6 +533,34 @@ class Studio(VideoVerbs):
         from engine.evaluate import evaluate
 
         return evaluate(self, db, config, progress=progress)
+
+
+#: Most candidates a reranked stream draws (rows of one batched generate).
+MAX_DRAW = 16
+
+
+class Reranked(list):
+    """The final candidates of a reranked stream (a list of texts, best first) plus `dropped`: what was left
+    out and why ("2 dropped (repeated sentence)"), and `cut`: per shown text, the sentences tidied away."""
+
+    dropped: str = ""
+    cut: list[list[str]]
+    flagged: list[str]
+    """Per shown text, why it is degenerate ("" for a clean one): only when every candidate was."""
+
+
+def reranked(texts: list[str], short_prompt: str | None, shown: int) -> Reranked:
+    from engine.rerank import dropped_summary, rerank
+
+    ranked = rerank(texts, short_prompt)
+    keep = [r for r in ranked if r.dropped is None and r.text.strip()][:shown]
+    if not keep:  # every one degenerate: show the least bad, each flagged with why
+        keep = [r for r in ranked if r.text.strip()][:shown]
+    out = Reranked(r.text for r in keep)
+    out.dropped = dropped_summary(ranked)
+    out.cut = [r.cut for r in keep]
+    out.flagged = [r.dropped or "" for r in keep]
+    return out
 
 
 def _free(backends: list[Any]) -> None:

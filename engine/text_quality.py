@@ -143,7 +143,8 @@ def read_text(text: str, short_prompt: str | None = None, task: int = 3) -> Read
 
 
 def degenerate(r: Reader) -> str | None:
-    """Why a candidate is not fit to show or label (None: fit): junk, a repeat, a copy, fragments, too short."""
+    """Why a candidate is not fit to show or label (None: fit): empty, a junk run, a repeated sentence, a copy
+    of the instruction, or more than a quarter of its sentences fragments of at most 3 words."""
     if r.words == 0:
         return "empty"
     if r.junk_runs:
@@ -154,8 +155,6 @@ def degenerate(r: Reader) -> str | None:
         return "copies the instruction"
     if r.fragment_share > 0.25:
         return "fragment sentences"
-    if r.words < 12:
-        return "too short"
     return None
 
 

@@ -162,8 +162,15 @@ def _results(ctx: AppContext, prefix: str) -> dict[str, Any]:
             "Send to labelling queue", size="sm", interactive=False, elem_id=f"{prefix}-queue", scale=0
         )
         hint = gr.Markdown(elem_id=f"{prefix}-queue-hint")
+        flagged = gr.Checkbox(
+            value=False,
+            label="queue flagged candidates too",
+            info="degenerate ones (fragments, repeated sentences, junk) stay out of the labelling queue unless ticked",
+            elem_id=f"{prefix}-queue-flagged",
+            scale=0,
+        )
     queue_status = gr.Markdown(elem_id=f"{prefix}-queue-status")
-    queue_btn.click(bind(send_to_queue, ctx), state, queue_status, api_visibility="private")
+    queue_btn.click(bind(send_to_queue, ctx), [state, flagged], queue_status, api_visibility="private")
     return {"status": status, "cards": cards, "state": state, "queue": queue_btn, "hint": hint, "queued": queue_status}
 
 

@@ -27,6 +27,9 @@ from ui.common import RANDOM_WEIGHTS_LABEL, AppContext, is_random_model
 from ui.render import candidate_cards, format_scores, md_note, md_text
 
 CANDIDATE_COLUMNS = ["#", "candidate", "scores", "label"]
+#: Beautify with sampling draws this many candidates and shows the best (engine.rerank: tidied, degenerate ones
+#: dropped, ranked by faithfulness to the prompt); bench/bench_beautify.py measured the choice.
+DEMO_DRAW = 8
 #: Seconds between two streamed page updates (the first token goes out at once).
 STREAM_INTERVAL = 0.15
 QUEUE_NEEDS_TWO = (
@@ -179,6 +182,9 @@ def status_markdown(task: Task, cands: list[Candidate], notes: list[str], stoppe
     """One line of what ran, then one line per note (random weights, unused evaluators, judge failures)."""
     model = md_text(cands[0].model) if cands else "?"
     lines = [f"**Task {int(task)}** · {len(cands)} candidate(s) from **{model}**"]
+    drawn, dropped = getattr(cands, "drawn", 0), getattr(cands, "dropped", "")
+    if drawn and not stopped:
+        lines[0] += f" · the best of {drawn} drawn" + (f"; {md_text(dropped)}" if dropped else "")
     if stopped:
         lines[0] += " · ⏹ stopped early: the texts end where you stopped them"
     if any(c.random_weights for c in cands):
@@ -188,7 +194,20 @@ def status_markdown(task: Task, cands: list[Candidate], notes: list[str], stoppe
 
 
 def generation_state(task: Task, video: str | None, prompt: str | None, cands: list[Candidate]) -> dict[str, Any]:
-    return {"task": int(task), "video": video, "prompt": prompt, "candidates": [asdict(c) for c in cands]}
+    return {
+        "task": int(task),
+        "video": video,
+        "prompt": prompt,
+        "candidates": [asdict(c) for c in cands],
+        "dropped": getattr(cands, "dropped", ""),
+    }
+
+
+class CandidateList(list):
+    """A run's candidates, plus what a reranked run drew and dropped (engine.service.Reranked)."""
+
+    drawn: int = 0
+    dropped: str = ""
 
 
 # -- streaming runs (the page) --------------------------------------------------------------------------
@@ -230,12 +249,32 @@ def stream_candidates(
     model: str | None,
     params: GenerationParams,
     stop: threading.Event,
+    draw: int | None = None,
 ) -> Iterator[list[Candidate]]:
-    """Candidates as they grow (one list per streamed step; the last is final). Ends early once `stop` is set."""
+    """Candidates as they grow (one list per streamed step; the last is final). Ends early once `stop` is set.
+    draw: a reranked run (Studio.stream_task): the final list says what was drawn and dropped, and each
+    candidate notes the sentences tidied away or, when every one was degenerate, why it is flagged."""
     name = model or ctx.studio.default_model(task)
     random_weights = is_random_model(ctx.studio, name)
-    for texts in ctx.studio.stream_task(task, video=video, short_prompt=prompt, model=model, params=params, stop=stop):
-        yield [Candidate(text=t, rank=i, model=name, random_weights=random_weights) for i, t in enumerate(texts)]
+    stream = ctx.studio.stream_task(
+        task, video=video, short_prompt=prompt, model=model, params=params, stop=stop, draw=draw
+    )
+    for texts in stream:
+        out = CandidateList(
+            Candidate(text=t, rank=i, model=name, random_weights=random_weights, notes=_rerank_notes(texts, i))
+            for i, t in enumerate(texts)
+        )
+        if hasattr(texts, "dropped"):
+            out.drawn, out.dropped = int(draw or 0), texts.dropped
+        yield out
+
+
+def _rerank_notes(texts: list[str], i: int) -> list[str]:
+    """What the reranker did to candidate i: "⚠️ degenerate: …" when flagged, "tidied: …" when cut."""
+    flagged = (getattr(texts, "flagged", None) or [""] * len(texts))[i]
+    cut = (getattr(texts, "cut", None) or [[]] * len(texts))[i]
+    notes = [f"⚠️ degenerate: {flagged} (every candidate drawn was)"] if flagged else []
+    return notes + ([f"tidied: cut at a {', '.join(cut)} sentence"] if cut else [])
 
 
 def streamed_run(
@@ -245,15 +284,16 @@ def streamed_run(
     inputs: tuple[str | None, str | None, str | None],
     params: GenerationParams,
     score: Any,
+    draw: int | None = None,
 ) -> Iterator[tuple[str, str, Any]]:
     """(status, cards, state) while generating (throttled to STREAM_INTERVAL), then once scored.
 
-    inputs: (video, short prompt, model); score(cands) -> notes fills their scores."""
+    inputs: (video, short prompt, model); score(cands) -> notes fills their scores; draw: see stream_candidates."""
     video, prompt, model = inputs
     yield f"⏳ **Task {int(task)}**: waiting for the model…", cards_html([]), gr.skip()
     cands: list[Candidate] = []
     last, stopped = 0.0, False
-    for cands in stream_candidates(ctx, task, video, prompt, model, params, stop):
+    for cands in stream_candidates(ctx, task, video, prompt, model, params, stop, draw):
         # Read with each item: the backend sets the event itself once its stream is over.
         stopped = stop.is_set()
         now = time.monotonic()
@@ -292,7 +332,7 @@ def stream_beautify(
         return score_with_judge(ctx, cands) if judge else []
 
     stop = _stop_for(ctx, stops, request)
-    yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score)
+    yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score, DEMO_DRAW)
 
 
 def stream_describe(
@@ -397,28 +437,64 @@ def distinct_candidates(state: dict | None) -> list[dict]:
     return list(seen.values())
 
 
+def degenerate_reason(cand: dict, prompt: str | None) -> str | None:
+    """Why a candidate is not fit to label (engine.text_quality.degenerate), or None."""
+    from engine.text_quality import degenerate, read_text
+
+    return degenerate(read_text(cand["text"], prompt))
+
+
+def queueable(state: dict | None, include_flagged: bool = False) -> tuple[list[dict], list[str]]:
+    """(the candidates a queue press sends, best first; why each left-out one was left out). Degenerate
+    candidates stay out unless `include_flagged` (a person sending them on purpose)."""
+    prompt = (state or {}).get("prompt")
+    keep, left_out = [], []
+    for cand in distinct_candidates(state):
+        why = None if include_flagged else degenerate_reason(cand, prompt)
+        (left_out.append(why) if why else keep.append(cand))
+    return keep, left_out
+
+
+def _left_out_line(left_out: list[str]) -> str:
+    counts = {w: left_out.count(w) for w in dict.fromkeys(left_out)}
+    return f"{len(left_out)} left out as degenerate (" + ", ".join(counts) + ")"
+
+
 def queue_hint(state: dict | None) -> tuple[gr.Button, str]:
     """The queue button and the line beside it after a run: off, with what to do, below two candidates."""
-    count = len(distinct_candidates(state))
-    if count >= 2:
-        return gr.Button(interactive=True), f"{count} different candidates: the best is paired with each other one."
+    keep, left_out = queueable(state)
+    dropped = [x for x in [(state or {}).get("dropped"), _left_out_line(left_out) if left_out else ""] if x]
+    also = f" ({'; '.join(dropped)})" if dropped else ""
+    if len(keep) >= 2:
+        return gr.Button(interactive=True), (
+            f"{len(keep)} different candidates: the best is paired with each other one{also}."
+        )
     if not state:
         return gr.Button(interactive=False), ""
-    return gr.Button(interactive=False), QUEUE_NEEDS_TWO
+    flagged = len(distinct_candidates(state)) >= 2 and left_out
+    return gr.Button(interactive=bool(flagged)), (
+        f"{QUEUE_NEEDS_TWO}{also}" + (" Tick **queue flagged candidates too** to send them anyway." if flagged else "")
+    )
 
 
-def send_to_queue(ctx: AppContext, state: dict | None, request: gr.Request) -> str:
+def send_to_queue(
+    ctx: AppContext, state: dict | None, include_flagged: bool = False, request: gr.Request | None = None
+) -> str:
     """Store the input and its candidates and queue best-vs-each-other pairs for human labelling.
 
-    Idempotent: the same input and candidates queued again add nothing (annotations.pairs.add_pair), and
-    the message says so. Fewer than two different candidates: a message on what to do, no error."""
+    Degenerate candidates (fragments, repeated sentences, junk runs, instruction copies) stay out unless
+    `include_flagged`: then they go in and the message warns. Idempotent: the same input and candidates queued
+    again add nothing (annotations.pairs.add_pair), and the message says so. Fewer than two different
+    candidates: a message on what to do, no error."""
     from annotations import store
     from annotations.pairs import find_pair
 
     user = ctx.user(request)
-    cands = distinct_candidates(state)
+    cands, left_out = queueable(state, include_flagged)
+    flagged = [c for c in cands if include_flagged and degenerate_reason(c, (state or {}).get("prompt"))]
     if len(cands) < 2:
-        return f"ℹ️ {QUEUE_NEEDS_TWO}"
+        why = f" ({_left_out_line(left_out)})" if left_out else ""
+        return f"ℹ️ {QUEUE_NEEDS_TWO}{why}"
     assert state is not None
     task, prompt = int(state["task"]), state.get("prompt")
     video, video_hash = _persist_video(ctx, state.get("video"))
@@ -429,6 +505,10 @@ def send_to_queue(ctx: AppContext, state: dict | None, request: gr.Request) -> s
         new += find_pair(ctx.db, sample_id, task, ids[0], other, origin="human_queue") is None
         store.add_pair(ctx.db, sample_id, task, ids[0], other, origin="human_queue", meta={"queued_by": user.name})
     warning = f" ⚠️ {RANDOM_WEIGHTS_LABEL}: these pairs only check the pipeline." if cands[0]["random_weights"] else ""
+    if flagged:
+        warning += f" ⚠️ {len(flagged)} flagged as degenerate went in on purpose: annotators will see them."
+    elif left_out:
+        warning += f" {_left_out_line(left_out)}: not queued."
     where = f"(sample #{sample_id}, task {task})"
     if not new:
         return f"Already queued: these {len(ids) - 1} pair(s) are in the labelling queue {where}; nothing added."

@@ -132,11 +132,11 @@ def test_send_to_queue_stores_pairs_for_humans(ctx: AppContext) -> None:
     ]
     state = generation_state(1, str(SAMPLES / "bunny.mp4"), None, cands)
     before = compute_stats(ctx.db)["counts"]["pairs_by_origin"].get("human_queue", 0)
-    message = send_to_queue(ctx, state, LOCAL)
+    message = send_to_queue(ctx, state, request=LOCAL)
     assert "Queued 2 pair(s)" in message
     assert compute_stats(ctx.db)["counts"]["pairs_by_origin"]["human_queue"] == before + 2
     assert list(ctx.upload_dir.glob("*.mp4"))  # the upload outlives Gradio's cache
-    one = send_to_queue(ctx, {**state, "candidates": [asdict(cands[0])]}, LOCAL)
+    one = send_to_queue(ctx, {**state, "candidates": [asdict(cands[0])]}, request=LOCAL)
     assert "needs two different candidates" in one and "Candidates" in one  # says what to do; no error
 
 
@@ -146,7 +146,7 @@ def test_send_to_queue_keeps_a_text_only_sample_without_a_video(ctx: AppContext)
     from ui.tasks import generation_state, send_to_queue
 
     cands = [Candidate(f"A cat naps on a sofa, take {i}.", i, "seed-model") for i in range(2)]
-    message = send_to_queue(ctx, generation_state(3, None, "a cat naps", cands), LOCAL)
+    message = send_to_queue(ctx, generation_state(3, None, "a cat naps", cands), request=LOCAL)
     assert "Queued 1 pair(s)" in message
     [sample] = [s for s in list_samples(ctx.db, None) if s.short_prompt == "a cat naps"]
     assert sample.video is None  # not "" (which became "<cwd>" in exports and broke training)

@@ -47,7 +47,9 @@ def ctx(tmp_path: Path) -> AppContext:
 def fake_stream(steps: int, fail_at: int | None = None):
     """A Studio.stream_task stand-in: candidate i grows by one word per step; `stop` ends it early."""
 
-    def stream_task(task, video=None, short_prompt=None, model=None, params=None, stop=None) -> Iterator[list[str]]:
+    def stream_task(
+        task, video=None, short_prompt=None, model=None, params=None, stop=None, draw=None
+    ) -> Iterator[list[str]]:
         assert isinstance(params, GenerationParams) and isinstance(stop, threading.Event)
         texts = [f"cand{i}" for i in range(params.num_return_sequences)]
         try:
@@ -128,10 +130,10 @@ def _state(task: int, texts: list[str], video: str | None = None, prompt: str | 
 def test_queueing_twice_adds_nothing_the_second_time(ctx: AppContext) -> None:
     from annotations.stats import compute_stats
 
-    state = _state(3, ["A grey cat naps on a sofa.", "A grey cat sleeps on a sofa.", "A cat dozes."])
-    first = send_to_queue(ctx, state, LOCAL)
+    state = _state(3, ["A grey cat naps on a sofa.", "A grey cat sleeps on a sofa.", "A cat dozes in the sun."])
+    first = send_to_queue(ctx, state, request=LOCAL)
     assert first.startswith("Queued 2 pair(s) for labelling")
-    second = send_to_queue(ctx, state, LOCAL)
+    second = send_to_queue(ctx, state, request=LOCAL)
     assert second.startswith("Already queued: these 2 pair(s) are in the labelling queue")
     assert second.endswith("nothing added.")
     assert compute_stats(ctx.db)["counts"]["pairs"] == 2
@@ -143,8 +145,8 @@ def test_queue_button_explains_one_candidate(ctx: AppContext) -> None:
     for state in (one, twice_the_same):
         button, hint = queue_hint(state)
         assert button.interactive is False and "Set **Candidates** to 2 or more" in hint
-        assert send_to_queue(ctx, state, LOCAL).startswith("ℹ️ A labelling pair needs two different candidates")
-    button, hint = queue_hint(_state(3, ["A cat naps.", "A dog runs."]))
+        assert send_to_queue(ctx, state, request=LOCAL).startswith("ℹ️ A labelling pair needs two different candidates")
+    button, hint = queue_hint(_state(3, ["A cat naps on the sofa.", "A dog runs in the park."]))
     assert button.interactive is True and hint.startswith("2 different candidates")
 
 
@@ -211,3 +213,53 @@ def test_the_judge_note_says_which_judge_and_what_to_expect_before_it_runs(ctx: 
     assert "**smollm2-135m**" in note and "about 15 s each" in note and "expect no 0-10 score" in note
     ctx.studio.config.text_model = "tiny-random-lm"
     assert "random weights" in judge_note(ctx, True)
+
+
+def test_degenerate_candidates_stay_out_of_the_queue_unless_sent_on_purpose(ctx: AppContext) -> None:
+    from annotations.stats import compute_stats
+
+    good = ["A grey cat naps on a sofa in the sun.", "A grey cat sleeps curled up on a warm sofa."]
+    junk = ["The Cat naps. The sea. The sea. The E.A.M.A.L.E.A.A. The land."]
+    state = _state(3, good + junk)
+    button, hint = queue_hint(state)
+    assert button.interactive is True and "1 left out as degenerate (junk run)" in hint
+    before = compute_stats(ctx.db)["counts"]["pairs"]
+    message = send_to_queue(ctx, state, request=LOCAL)
+    assert message.startswith("Queued 1 pair(s)") and "1 left out as degenerate (junk run): not queued" in message
+    assert compute_stats(ctx.db)["counts"]["pairs"] == before + 1
+    only_junk = _state(3, [good[0], *junk])
+    button, hint = queue_hint(only_junk)
+    assert button.interactive is True and "Tick **queue flagged candidates too**" in hint
+    assert send_to_queue(ctx, only_junk, request=LOCAL).startswith("ℹ️ A labelling pair needs two different")
+    sent = send_to_queue(ctx, only_junk, True, request=LOCAL)
+    assert sent.startswith("Queued 1 pair(s)") and "1 flagged as degenerate went in on purpose" in sent
+
+
+def test_beautify_draws_more_and_shows_the_best_tidied(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's Beautify asks for DEMO_DRAW candidates; the reranked final shows the clean ones, best first,
+    and the status and queue hint say what was dropped."""
+    from engine.service import reranked
+    from ui.tasks import DEMO_DRAW
+
+    drawn = [
+        "The Cat. The sea. The sea. The sea.",
+        "A grey cat naps on a sofa by the window while rain taps the glass. The camera slowly pushes in.",
+        "A dog runs in a park. The grass is green and the sky is blue.",
+        "A grey cat sleeps on a sofa. The grey cat sleeps on a sofa.",
+    ]
+    asked = {}
+
+    def stream(task, video=None, short_prompt=None, model=None, params=None, stop=None, draw=None):
+        asked.update(draw=draw, shown=params.num_return_sequences)
+        yield drawn[: params.num_return_sequences]
+        yield reranked(drawn, short_prompt, params.num_return_sequences)
+
+    monkeypatch.setattr(ctx.studio, "stream_task", stream, raising=False)
+    *_, (status, cards, state) = stream_beautify(
+        ctx, StopEvents(), "a grey cat naps on a sofa", "m", 1, 3, 0.7, 64, False, LOCAL
+    )
+    assert asked == {"draw": DEMO_DRAW, "shown": 3}
+    texts = [c["text"] for c in state["candidates"]]
+    assert texts[0].startswith("A grey cat naps on a sofa by the window") and len(texts) == 3
+    assert "The sea." not in " ".join(texts)  # the repeated sentence was tidied away or dropped
+    assert "the best of 8 drawn" in status and "dropped" in state["dropped"]

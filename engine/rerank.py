@@ -1,0 +1,96 @@
+"""Over-generate, tidy, drop the degenerate, rerank: the demo's detailed prompts (Task 3), torch-free.
+
+A small model sampled K times writes some good paragraphs and some that trail off into fragments ("The sea.
+The sea."), letter runs or copies of the instruction. The demo draws more candidates than it shows, then:
+
+1. `tidy`: each candidate keeps its sentences up to the first that repeats an earlier one, contains a junk run
+   or is a fragment of at most 3 words after the text's first two sentences; a last sentence cut off by the
+   budget (no closing mark) goes too. What is left reads as written: nothing is rewritten.
+2. drop: a tidied candidate that is still degenerate (engine.text_quality.degenerate: empty, junk, a repeat,
+   an instruction copy, mostly fragments) is not shown and cannot be queued for labelling.
+3. rank the rest by faithfulness to the short prompt's elements (engine.faithfulness: tags read off the
+   prompt), then the share of its content words kept, then richness; the best n are shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from engine.faithfulness.rank import elements_for
+from engine.faithfulness.score import FaithScore, rank_key, score_text
+from engine.sentences import split_sentences
+from engine.text_quality import FRAGMENT_WORDS, degenerate, word_list
+
+_JUNK = re.compile(r"(?:\b[A-Za-z]\.){3,}|\b[A-Z]{2,}\b(?:\W+\b[A-Z]{2,}\b){2,}|\b[A-Z]{8,}\b")
+_CLOSED = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+@dataclass
+class Ranked:
+    """One candidate after tidying: its text, what was cut, and its score (None when dropped)."""
+
+    text: str
+    original: str
+    score: FaithScore
+    dropped: str | None = None
+    """Why it is not shown (engine.text_quality.degenerate), or None."""
+    cut: list[str] = field(default_factory=list)
+    """Why sentences were cut: "repeat", "junk", "fragment", "unfinished"."""
+
+
+def tidy(text: str) -> tuple[str, list[str]]:
+    """(the text up to its first repeated, junk or late-fragment sentence, why it was cut there)."""
+    sentences = split_sentences(text)
+    kept: list[str] = []
+    seen: set[str] = set()
+    why: list[str] = []
+    for i, s in enumerate(sentences):
+        norm = " ".join(w.lower() for w in word_list(s.text))
+        if not norm:
+            continue
+        if norm in seen:
+            why.append("repeat")
+            break
+        if _JUNK.search(s.text):
+            why.append("junk")
+            break
+        if i >= 2 and len(norm.split()) <= FRAGMENT_WORDS:
+            why.append("fragment")
+            break
+        seen.add(norm)
+        kept.append(s.text)
+    if kept and not why and not _CLOSED.search(kept[-1]) and len(kept) > 1:
+        kept.pop()  # the budget cut the last sentence off mid-way
+        why.append("unfinished")
+    return " ".join(kept), why
+
+
+def rerank(texts: Sequence[str], short_prompt: str | None, tags=None) -> list[Ranked]:
+    """Every candidate tidied and scored, best first; dropped ones last (their `dropped` says why)."""
+    elements = elements_for(short_prompt, tags)
+    out = []
+    for original in texts:
+        text, cut = tidy(original)
+        score = score_text(text, elements, short_prompt)
+        out.append(Ranked(text, original, score, degenerate(score.reader), cut))
+    return sorted(out, key=_order, reverse=True)
+
+
+def _order(r: Ranked) -> tuple:
+    """Shown before dropped; then every tagged element kept, the share kept, fewer contradictions; then the
+    share of the prompt's content words kept (words the vocabulary does not tag), then richness."""
+    all_kept, share, contradictions, richness = rank_key(r.score)
+    return (r.dropped is None, all_kept, share, contradictions, round(r.score.reader.kept_content, 6), richness)
+
+
+def dropped_summary(ranked: Sequence[Ranked]) -> str:
+    """ "2 dropped (repeated sentence, junk run)" or ""."""
+    reasons = [r.dropped for r in ranked if r.dropped]
+    if not reasons:
+        return ""
+    counts = {reason: reasons.count(reason) for reason in dict.fromkeys(reasons)}
+    return (
+        f"{len(reasons)} dropped (" + ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in counts.items()) + ")"
+    )
