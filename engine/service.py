@@ -308,8 +308,11 @@ class Studio(VideoVerbs):
         params = params or (default_params(preset) if preset else GenerationParams())
         shown = params.num_return_sequences
         rerank = bool(draw and draw > shown and params.do_sample and request.task == Task.BEAUTIFY)
-        if rerank:
-            params = replace(params, num_return_sequences=min(int(draw or shown), MAX_DRAW))
+        if rerank:  # the draw fits the per-request budget (engine.turns): at 512 tokens, 4 drawn, not 8
+            budget = self.turns.config.max_token_rows // max(1, params.max_new_tokens)
+            drawn = max(shown, min(int(draw or shown), MAX_DRAW, budget))
+            rerank = drawn > shown
+            params = replace(params, num_return_sequences=drawn)
         with self.turns.turn(params, stop) as stop, self._lock_for(f"model:{backend.model_name}"):
             if not hasattr(backend, "stream"):
                 final = backend.generate([request], params)[0]

@@ -64,3 +64,14 @@ def test_a_reranked_stream_draws_more_streams_the_first_and_ends_with_the_best()
     assert "dropped" in final.dropped and final.flagged == ["", ""]
     plain = list(studio.stream_task(3, short_prompt="a dog", model="double", params=params))
     assert backend.asked[-1] == 2 and plain[-1] == [REPEATS, NOUN_LIST]  # no draw: as generated
+
+
+def test_the_draw_fits_the_per_request_budget():
+    from engine.turns import ModelTurns, TurnsConfig
+
+    backend = Scripted([CLEAN])
+    studio = Studio(backends={"double": backend})
+    studio.turns = ModelTurns(TurnsConfig(max_token_rows=2048))
+    long = GenerationParams(do_sample=True, temperature=0.7, num_return_sequences=2, max_new_tokens=512)
+    list(studio.stream_task(3, short_prompt="a dog", model="double", params=long, draw=8))
+    assert backend.asked[-1] == 4  # 4 x 512 = the 2,048 budget: not refused for asking 2
