@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
     p.add_argument("--media-root", help="folder relative video paths resolve against (default: the file's folder)")
     p.add_argument("--extract-to", help="where a .zip is extracted (default: the zip's folder)")
+    p.add_argument(
+        "--caption-for-task3",
+        action="store_true",
+        help="a video row's detailed_prompt (its caption) is also its Task-3 target when it has no "
+        "detailed_prompt_task3 (default: Task 3 gets none; the teacher step writes it)",
+    )
     p = command("export", "export preference pairs (TRL columns) and a dataset card")
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     p.add_argument("--out", required=True)
@@ -52,7 +58,12 @@ def _import(args: argparse.Namespace) -> None:
     engine = open_db(args.db)
     try:
         report = import_rows(
-            engine, args.file, skip_bad=args.skip_bad, media_root=args.media_root, extract_to=args.extract_to
+            engine,
+            args.file,
+            skip_bad=args.skip_bad,
+            media_root=args.media_root,
+            extract_to=args.extract_to,
+            caption_for_task3=args.caption_for_task3,
         )
     except ImportRejected as exc:
         for bad in exc.report.bad:  # type: ignore[attr-defined]

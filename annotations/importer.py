@@ -2,11 +2,14 @@
 
 Columns: ``short_prompt`` (required); ``video`` (a clip; absent, null or empty makes a text-only
 sample, which has Task 3 only); ``detailed_prompt`` (the teacher response); optional
-``detailed_prompt_task1`` / ``_task2`` / ``_task3`` overriding it per task; ``split`` (default train).
+``detailed_prompt_task1`` / ``_task2`` / ``_task3`` overriding it per task; ``split`` (default train);
+``tags`` (the short prompt's tagged elements, engine.faithfulness's format: the faithfulness metric reads them).
 
-Reading of the paper: the paper uses VILA-34B captions as the chosen responses of Tasks 1-2 and
-Llama-3-70B prompts for Task 3; one row carries one detailed prompt, so it becomes the ``teacher``
-response of every task the sample has, unless a per-task column overrides it.
+Reading of the paper: the paper uses VILA-34B captions of the video as the chosen responses of Tasks 1-2 and
+Llama-3-70B expansions of the short prompt for Task 3. So a row's ``detailed_prompt`` (a caption of the clip)
+is the teacher response of Tasks 1-2 only; Task 3 takes ``detailed_prompt_task3``, else nothing (the teacher
+step writes it), unless ``caption_for_task3`` says to use the caption (the import summary then says so). A
+text-only row has no clip to caption: its ``detailed_prompt`` is its Task-3 target.
 
 Paths: a relative video path resolves against the rows file's folder, or against ``media_root`` when
 one is given (the app's media folder, ``--media-root`` on the command line). With a media root, and for
@@ -50,6 +53,7 @@ from annotations.db import describe_url, read_session, write_session, yield_to_w
 from annotations.errors import DiskFullError, ImportRejected, StoreError
 from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response, Sample
 from annotations.samples import SampleRow, hash_file, upsert_samples_in
+from annotations.tags import MAX_TAGS, set_tags
 
 IMPORT_CHUNK = 100  # most rows per write transaction: a big import must not stall annotators' votes
 #: A write transaction ends after the row that takes it past this many seconds (the gate is held that long).
@@ -104,6 +108,9 @@ class ImportReport:
     text_only: int = 0  # good rows without a video (Task 3 only)
     videos: int = 0  # distinct clip files the good rows name
     lacking_teacher: int = 0  # samples of this file missing a teacher response for a task they have
+    task3_from_caption: int = 0  # video rows whose caption became the Task-3 target (caption_for_task3)
+    task3_missing: int = 0  # video rows with a caption but no Task-3 target (the teacher step writes one)
+    tagged: int = 0  # rows carrying tags of their short prompt
     lacking_pairs: int = 0  # samples of this file with no preference pair yet
     written_lines: list[int] = field(default_factory=list)  # [first, last] line written (when interrupted)
     stopped: str | None = None  # why writing stopped early, if it did
@@ -114,11 +121,19 @@ class ImportReport:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line: what was imported."""
-        return (
+        """One line: what was imported (and where Task 3's targets came from)."""
+        line = (
             f"{self.imported} sample(s) imported, {self.existing} already present, {len(self.bad)} bad row(s) "
             f"skipped ({self.videos} video file(s), {self.text_only} text-only row(s))"
         )
+        if self.task3_from_caption:
+            line += f"; Task 3 of {self.task3_from_caption} video row(s) learns the caption (caption_for_task3)"
+        if self.task3_missing:
+            line += (
+                f"; {self.task3_missing} video row(s) have a caption but no detailed_prompt_task3: the teacher "
+                "step writes their Task-3 target (or import with --caption-for-task3)"
+            )
+        return line
 
 
 @dataclass
@@ -130,6 +145,9 @@ class _Row:
     split: str
     detailed_prompt: str | None
     teacher_by_task: dict[int, str]
+    tags: list[Any] | None = None
+    task3_from_caption: bool = False
+    task3_missing: bool = False
 
 
 # --------------------------------------------------------------------------- reading
@@ -291,7 +309,36 @@ def _too_long(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_row(record: dict[str, Any], videos: VideoChecks, line: int) -> _Row | str:
+def _targets(
+    caption: str | None, teachers: dict[int, str], video: bool, caption_for_task3: bool
+) -> tuple[dict[int, str], bool, bool]:
+    """(teacher response per task, Task 3 took the caption, Task 3 has none): see the module's reading."""
+    out = dict(teachers)
+    tasks = (1, 2) if video else TEXT_ONLY_TASKS
+    if caption:
+        for task in tasks:
+            out.setdefault(task, caption)
+    from_caption = video and bool(caption) and caption_for_task3 and 3 not in out
+    if from_caption:
+        out[3] = caption  # type: ignore[assignment]
+    return out, from_caption, video and bool(caption) and 3 not in out
+
+
+def _tags(record: dict[str, Any]) -> list[Any] | str | None:
+    tags = record.get("tags")
+    if tags is None or tags == "":
+        return None
+    if isinstance(tags, str):  # a CSV cell holds the JSON text
+        try:
+            tags = json.loads(tags)
+        except ValueError:
+            return "tags is not a JSON list"
+    if not isinstance(tags, list) or not all(isinstance(t, dict) for t in tags) or len(tags) > MAX_TAGS:
+        return f"tags must be a JSON list of at most {MAX_TAGS} mappings"
+    return tags
+
+
+def _check_row(record: dict[str, Any], videos: VideoChecks, line: int, caption_for_task3: bool = False) -> _Row | str:
     short_prompt = _text(record, "short_prompt")
     if short_prompt is None:
         return "missing 'short_prompt'"
@@ -310,14 +357,23 @@ def _check_row(record: dict[str, Any], videos: VideoChecks, line: int) -> _Row |
         if isinstance(checked, str):
             return checked
         video, digest = checked
+    tags = _tags(record)
+    if isinstance(tags, str):
+        return tags
+    targets, from_caption, missing = _targets(
+        _text(record, "detailed_prompt"), teachers, video is not None, caption_for_task3
+    )
     return _Row(
         line=line,
         video=video,
         video_hash=digest,
         short_prompt=short_prompt,
         split=_text(record, "split") or "train",
-        detailed_prompt=_text(record, "detailed_prompt"),
-        teacher_by_task=teachers,
+        detailed_prompt=None,  # spread per task above (targets): never "every task"
+        teacher_by_task=targets,
+        tags=tags,
+        task3_from_caption=from_caption,
+        task3_missing=missing,
     )
 
 
@@ -325,6 +381,7 @@ def validate_rows(
     path: str | os.PathLike[str],
     media_root: str | os.PathLike[str] | None = None,
     confine_to: str | os.PathLike[str] | None = None,
+    caption_for_task3: bool = False,
 ) -> tuple[list[_Row], ImportReport]:
     """Check every row; relative clips resolve against media_root, else the file's folder.
 
@@ -342,7 +399,7 @@ def validate_rows(
     for line, record in _read_rows(path):
         pacer.tick()
         report.rows += 1
-        row = record if isinstance(record, str) else _check_row(record, videos, line)
+        row = record if isinstance(record, str) else _check_row(record, videos, line, caption_for_task3)
         if isinstance(row, str):
             report.bad.append(BadRow(line, row))
             continue
@@ -353,6 +410,9 @@ def validate_rows(
         seen[key] = line
         good.append(row)
         report.text_only += row.video is None
+        report.task3_from_caption += row.task3_from_caption
+        report.task3_missing += row.task3_missing
+        report.tagged += row.tags is not None
     report.videos = videos.distinct
     return good, report
 
@@ -485,6 +545,7 @@ def import_rows(
     *,
     media_root: str | os.PathLike[str] | None = None,
     extract_to: str | os.PathLike[str] | None = None,
+    caption_for_task3: bool = False,
 ) -> ImportReport:
     """Import a JSONL / CSV file, or a .zip holding one plus its clips (extracted safely into
     ``extract_to``, default the zip's folder, then imported with every clip confined to it).
@@ -495,13 +556,13 @@ def import_rows(
     """
     path = Path(path)
     if path.suffix.lower() != ".zip":
-        good, report = validate_rows(path, media_root)
+        good, report = validate_rows(path, media_root, caption_for_task3=caption_for_task3)
         return _import_checked(engine, path, good, report, skip_bad)
     if media_root is not None:
         raise StoreError("a .zip carries its own clips: drop the media folder, or import the unzipped rows file")
     extracted = extract_archive(path, extract_to if extract_to is not None else path.parent)
     try:
-        good, report = validate_rows(rows_file(extracted), confine_to=extracted)
+        good, report = validate_rows(rows_file(extracted), confine_to=extracted, caption_for_task3=caption_for_task3)
         report.extracted_to = str(extracted)
         return _import_checked(engine, path, good, report, skip_bad)
     finally:  # imported or not, the folder keeps only the clips samples use (issue 24 item 10)
@@ -514,6 +575,9 @@ def _import_checked(
     if report.bad and not skip_bad:
         raise ImportRejected(f"{path}: {len(report.bad)} bad row(s) of {report.rows}; nothing imported", report)
     ids = _write(engine, good, report)
+    tagged = {sid: row.tags for sid, row in zip(ids, good, strict=True) if row.tags is not None}
+    if tagged:
+        set_tags(engine, tagged)
     report.lacking_teacher, report.lacking_pairs = _coverage(engine, ids, good)
     report.next_step = next_step(report, describe_url(engine))
     return report

@@ -1,15 +1,14 @@
 """Tags of a sample's short prompt (what the faithfulness metric checks), stored beside the sample.
 
 The tags are plain JSON mappings in engine.faithfulness.tags's format; annotations never reads their
-meaning (it never imports the engine), it only keeps them: `set_tags` on import, `tags_by_sample` for the
-miners and the evaluation harness.
+meaning (it never imports the engine), it only keeps them: `set_tags` on import (a rows file's `tags`
+column, annotations.importer), `tags_by_sample` for the teacher, the miners and the evaluation harness.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,7 +16,7 @@ from sqlmodel import col, select
 
 from annotations.db import read_session, write_session
 from annotations.errors import StoreError
-from annotations.models import NO_VIDEO_HASH, Sample, SampleTags, content_key
+from annotations.models import SampleTags
 
 #: Most tags kept per sample (a short prompt names a handful of things).
 MAX_TAGS = 64
@@ -48,27 +47,3 @@ def tags_by_sample(engine: Engine, sample_ids: Iterable[int]) -> dict[int, list[
             rows = session.exec(select(SampleTags).where(col(SampleTags.sample_id).in_(ids[start : start + 500])))
             out.update({r.sample_id: json.loads(r.tags_json) for r in rows})
     return out
-
-
-def tag_text_only_rows(engine: Engine, path: str | Path) -> int:
-    """Attach the `tags` of a JSONL rows file's text-only rows (no `video`) to their imported samples,
-    found by their content key (the short prompt). Returns the number of samples tagged."""
-    wanted: dict[str, list[dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            prompt = str(row.get("short_prompt") or "").strip()
-            if prompt and not row.get("video") and isinstance(row.get("tags"), list):
-                wanted[content_key(NO_VIDEO_HASH, prompt)] = row["tags"]
-    if not wanted:
-        return 0
-    found: dict[int, list[dict[str, Any]]] = {}
-    keys = list(wanted)
-    with read_session(engine) as session:
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            for sample in session.exec(select(Sample).where(col(Sample.content_key).in_(chunk))):
-                found[sample.id] = wanted[sample.content_key]  # type: ignore[index]
-    return set_tags(engine, found)

@@ -65,13 +65,8 @@ def stage_import(run: LoopRun) -> dict[str, Any]:
         bad = exc.report.bad  # type: ignore[attr-defined]
         more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
         raise StoreError(f"{path}:{bad[0].line}: {bad[0].reason}{more}; nothing imported") from None
-    keys = ("rows", "imported", "existing", "videos", "text_only", "lacking_teacher")
-    counts = {k: getattr(report, k) for k in keys}
-    if path.suffix == ".jsonl":  # rows may carry the short prompt's tags (the faithfulness metric reads them)
-        from annotations.tags import tag_text_only_rows
-
-        counts["tagged"] = tag_text_only_rows(run.db, path)
-    return counts
+    keys = ("rows", "imported", "existing", "videos", "text_only", "lacking_teacher", "tagged", "task3_missing")
+    return {k: getattr(report, k) for k in keys}
 
 
 def stage_teacher(run: LoopRun) -> dict[str, Any]:

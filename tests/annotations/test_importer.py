@@ -20,6 +20,7 @@ from annotations.cli import main
 from annotations.errors import ImportRejected, StoreError
 from annotations.importer import ImportInterrupted, import_rows
 from annotations.models import Response, Sample
+from annotations.store import list_samples
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:
@@ -96,7 +97,10 @@ def test_each_distinct_clip_is_probed_and_hashed_once(
     real_hash, real_probe = importer.hash_file, importer.video_problem
     monkeypatch.setattr(importer, "hash_file", lambda p: calls.append(f"hash {p}") or real_hash(p))
     monkeypatch.setattr(importer, "video_problem", lambda p: calls.append(f"probe {p}") or real_probe(p))
-    rows = [{"video": str(videos[i % 2]), "short_prompt": f"c{i}", "detailed_prompt": "D."} for i in range(1200)]
+    rows = [
+        {"video": str(videos[i % 2]), "short_prompt": f"c{i}", "detailed_prompt": "D.", "detailed_prompt_task3": "P."}
+        for i in range(1200)
+    ]
     report = import_rows(sqlite_engine, _jsonl(tmp_path / "many.jsonl", rows))
     assert report.imported == 1200 and report.videos == 2
     assert sorted(c.split()[0] for c in calls) == ["hash", "hash", "probe", "probe"]
@@ -218,13 +222,61 @@ def test_cli_import_with_a_media_root_says_what_to_do_next(
         tmp_path / "up" / "rows.jsonl", [{"video": "clip.mp4", "short_prompt": "x", "detailed_prompt": "Y."}]
     )
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert main(["import", str(rows), "--db", url, "--media-root", str(tmp_path)]) == 0
+    args = ["import", str(rows), "--db", url, "--media-root", str(tmp_path), "--caption-for-task3"]
+    assert main(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert (
-        out[0] == "1 sample(s) imported, 0 already present, 0 bad row(s) skipped (1 video file(s), 0 text-only row(s))"
+    assert out[0] == (
+        "1 sample(s) imported, 0 already present, 0 bad row(s) skipped (1 video file(s), 0 text-only row(s)); "
+        "Task 3 of 1 video row(s) learns the caption (caption_for_task3)"
     )
     assert out[
         1
     ] == f"next: 1 samples in; none has pairs yet: run mining (python -m engine mine-pairs --db {url}, " + (
         "or the Admin tab's Mine button)"
     )
+
+
+def test_a_caption_is_the_target_of_tasks_1_and_2_only_unless_asked(
+    sqlite_engine: Engine, videos: list[Path], tmp_path: Path
+) -> None:
+    """Issue 22 item 3: one caption of the clip must not become Task 3's chosen response (an expansion of the
+    short prompt, the paper's Llama-3-70B role) without saying so."""
+    rows = [
+        {"video": str(videos[0]), "short_prompt": "a rabbit", "detailed_prompt": "A big rabbit wakes up."},
+        {
+            "video": str(videos[1]),
+            "short_prompt": "bikes",
+            "detailed_prompt": "Riders pass.",
+            "detailed_prompt_task3": "Two bikes race.",
+        },
+        {"short_prompt": "a cat naps", "detailed_prompt": "A grey cat naps on a sofa."},  # text-only: Task 3's
+    ]
+    report = import_rows(sqlite_engine, _jsonl(tmp_path / "rows.jsonl", rows))
+    with Session(sqlite_engine) as session:
+        got = sorted((s.short_prompt, r.task, r.text) for r, s in session.exec(select(Response, Sample).join(Sample)))
+    assert got == [
+        ("a cat naps", 3, "A grey cat naps on a sofa."),
+        ("a rabbit", 1, "A big rabbit wakes up."),
+        ("a rabbit", 2, "A big rabbit wakes up."),
+        ("bikes", 1, "Riders pass."),
+        ("bikes", 2, "Riders pass."),
+        ("bikes", 3, "Two bikes race."),
+    ]
+    assert report.task3_missing == 1 and "the teacher step writes their Task-3 target" in report.summary()
+    again = import_rows(sqlite_engine, _jsonl(tmp_path / "rows2.jsonl", rows[:1]), caption_for_task3=True)
+    assert again.task3_from_caption == 1 and "learns the caption (caption_for_task3)" in again.summary()
+
+
+def test_tags_are_stored_beside_their_sample(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from annotations.tags import tags_by_sample
+
+    tags = [{"kind": "object", "value": "cat"}, {"kind": "color", "value": "grey", "object": "cat"}]
+    rows = [{"short_prompt": "a grey cat naps", "tags": tags}, {"short_prompt": "a dog"}]
+    report = import_rows(sqlite_engine, _jsonl(tmp_path / "rows.jsonl", rows))
+    assert report.tagged == 1
+    ids = {s.short_prompt: s.id for s in list_samples(sqlite_engine, None)}
+    assert tags_by_sample(sqlite_engine, ids.values()) == {ids["a grey cat naps"]: tags}
+    bad = import_rows(
+        sqlite_engine, _jsonl(tmp_path / "bad.jsonl", [{"short_prompt": "x", "tags": "nope"}]), skip_bad=True
+    )
+    assert bad.bad[0].reason == "tags is not a JSON list"

@@ -37,7 +37,7 @@ def test_import_jsonl_and_reimport_is_idempotent(sqlite_engine: Engine, videos: 
     path = _jsonl(tmp_path / "rows.jsonl", rows)
     report = import_rows(sqlite_engine, path)
     assert (report.rows, report.imported, report.existing, report.bad) == (2, 2, 0, [])
-    assert _count(sqlite_engine, Response) == 3  # the detailed prompt: teacher of tasks 1, 2, 3
+    assert _count(sqlite_engine, Response) == 2  # the caption: teacher of tasks 1 and 2 (Task 3: the teacher step)
     again = import_rows(sqlite_engine, path)
     assert (again.imported, again.existing) == (0, 2) and _count(sqlite_engine, Sample) == 2
     with Session(sqlite_engine) as session:
