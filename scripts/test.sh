@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# The tests, their app subprocesses and the browser share 2 cores: OpenMP threads that spin-wait for a busy
+# core made torch 10x slower per call (engine/__init__.py); passive waiting keeps each process at full speed.
+export OMP_WAIT_POLICY=PASSIVE
 
 if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
