@@ -11,7 +11,10 @@ Torch-free measures (the UI, the metric and the benches read them) of one candid
   runs the short prompt also has excepted: the output may repeat the user's own words;
 - prompt echo: the output opens with the short prompt's words, in order (a title-case restatement);
 - content words kept: the short prompt's content words that the output also has (plural / -ing forms of
-  the same stem count).
+  the same stem count);
+- chatter: the model talking about the task instead of describing the video ("Sure! Here's ...", "The input
+  provides ...", "I can help"), or details lifted from the instruction's Tokyo example (Tokyo, neon signage,
+  lipstick, ...) that the short prompt does not have.
 
 `richness` folds these into one number in [0, 1] that ranks candidates after faithfulness (best-of-N
 chosen responses, the demo's reranking): a text with a junk run, an instruction copy or a repeated sentence
@@ -35,6 +38,16 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 _LETTER_DOTS = re.compile(r"(?:\b[A-Za-z]\.){3,}")
 _CAPS_RUN = re.compile(r"\b[A-Z]{2,}\b(?:\W+\b[A-Z]{2,}\b){2,}")
 _LONG_CAPS = re.compile(r"\b[A-Z]{8,}\b")
+#: Openers and phrases of a model talking about the task rather than describing a video.
+_CHATTER = re.compile(
+    r"^\W*(sure|certainly|of course|okay|ok|absolutely|great)\b|\b(here'?s|here is|here are)\b|"
+    r"\bi (can|will|would|'ll|'d)\b|\blet'?s\b|\b(the|this|your) (input|output|prompt|description|text|request)\b|"
+    r"\bas an ai\b|\bbreakdown\b",
+    re.IGNORECASE,
+)
+#: Words of the instruction's in-context example (Figure 3's Tokyo street) that a description of another
+#: prompt has no reason to contain.
+EXAMPLE_WORDS = frozenset("tokyo neon signage lipstick sunglasses stylish pedestrians purse leather boots".split())
 _FUNCTION = frozenset(
     "a an the of in on at to from by with into onto for as and or but is are was were be been being it its this "
     "that these those there here very some any".split()
@@ -55,6 +68,8 @@ class Reader:
     echoes_prompt: bool
     kept_content: float
     """Share of the short prompt's content words kept (1.0 without a short prompt)."""
+    chatter: int = 0
+    """Sentences talking about the task, plus words of the instruction's example the prompt lacks."""
 
     @property
     def fragment_share(self) -> float:
@@ -139,7 +154,15 @@ def read_text(text: str, short_prompt: str | None = None, task: int = 3) -> Read
         copies_instruction=copies_instruction(text, short_prompt, task),
         echoes_prompt=echoes_prompt(text, short_prompt),
         kept_content=kept_content(text, short_prompt),
+        chatter=chatter(sents, text, short_prompt),
     )
+
+
+def chatter(sentences: list[str], text: str, short_prompt: str | None) -> int:
+    """Chatty sentences ("Sure! Here's ...") plus example words (Tokyo, neon, ...) not in the short prompt."""
+    own = {w.lower() for w in word_list(short_prompt or "")}
+    lifted = {w.lower() for w in word_list(text)} & EXAMPLE_WORDS - own
+    return sum(bool(_CHATTER.search(s)) for s in sentences) + len(lifted)
 
 
 def degenerate(r: Reader) -> str | None:
@@ -166,4 +189,5 @@ def richness(r: Reader) -> float:
     clean = not (r.junk_runs or r.repeated or r.copies_instruction)
     length = min(1.0, r.words / MIN_WORDS) * (1.0 if r.words <= MAX_WORDS else MAX_WORDS / r.words)
     body = 0.45 * length + 0.25 * (1 - r.fragment_share) + 0.2 * r.distinct2 + 0.1 * (not r.echoes_prompt)
-    return round((0.5 if clean else 0.0) + 0.5 * body, 6)
+    on_task = 1.0 / (1 + r.chatter)  # each chatty sentence or lifted example word halves, thirds, ... the body
+    return round((0.5 if clean else 0.0) + 0.5 * body * on_task, 6)
