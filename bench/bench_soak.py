@@ -191,7 +191,7 @@ class App:
         self.restart_s: float | None = None
 
     def start(self) -> None:
-        from ui.app_server import start_app
+        from tests.app_server import start_app
 
         server = start_app(self.workdir, auth=True, extra=self.extra, timeout=180)
         self.server, self.url = server, server.url

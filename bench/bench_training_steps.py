@@ -37,16 +37,16 @@ def _peaks() -> dict:
 
 
 def _export(folder: Path, tasks: tuple[int, ...], n_samples: int) -> Path:
-    from training.toy_data import write_export
+    from tests.toy_data import write_export
 
     return write_export(folder, n_samples=n_samples, tasks=tasks)
 
 
 def _our_steps(model: str, export: Path, out: Path, steps: int, over: dict) -> dict:
     """Time `steps` optimizer steps of our trainer (after one warm-up step)."""
+    from tests.toy_data import fake_frames, fake_text
     from training.config import load_config
     from training.data import Augmenters
-    from training.toy_data import fake_frames, fake_text
     from training.trainer import Trainer
 
     base = {
@@ -105,7 +105,7 @@ def measure_trl(args) -> dict:
     from engine.encoding import prompt_text
     from engine.models import load_model
     from engine.tasks import Request
-    from training.toy_data import CHOSEN, REJECTED, SHORT
+    from tests.toy_data import CHOSEN, REJECTED, SHORT
 
     lm = load_model(args.model)
     rows = []

@@ -37,6 +37,7 @@ import yaml
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.evaluators.scores import ScoreReport
+from engine.paths import in_data_root
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
@@ -53,17 +54,13 @@ JUDGE_SCORE = "llm-judge"
 #: Task-3 item), "faithfulness" (every Task-3 item: the short prompt's tagged elements kept, then richness;
 #: text only, engine.faithfulness.rank).
 TASK3_SCORERS = ("ensemble", "judge", "faithfulness")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The training config whose policy mines by default (the paper samples beams from the SFT policy).
 DEFAULT_TRAIN_CONFIG = "configs/hdpo.yaml"
 
 
 def find_config(path: str | Path) -> Path:
-    """A config path as given, else relative to the project root (where configs/ lives)."""
-    given = Path(path).expanduser()
-    if given.is_file() or given.is_absolute():
-        return given
-    return PROJECT_ROOT / given
+    """A config path as given, else relative to the data root (where configs/ lives: engine.paths)."""
+    return in_data_root(path)
 
 
 def policy_model(config: str | Path) -> str:

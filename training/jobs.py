@@ -44,14 +44,16 @@ from annotations.io import export_pairs
 from annotations.models import utcnow
 from annotations.runs import ACTIVE_STATUSES, Admit, create_run_if, update_run_if
 from annotations.store import get_run, list_runs, run_metrics, update_run
+from engine import paths
 from training.config import CONFIGS_DIR, ConfigError, TrainConfig, load_config
 
 log = logging.getLogger("vidprompter.jobs")
 
 ACTIVE = ACTIVE_STATUSES
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The code's folder (the checkout, or site-packages): the child trainer imports the same packages.
+CODE_ROOT = paths.CHECKOUT
 #: The bundled sample set (issue 11): launches may always train on it.
-ASSETS_DIR = PROJECT_ROOT / "assets"
+ASSETS_DIR = paths.ASSETS_DIR
 #: How long Resume waits for a cancelled run's process to finish its checkpoint and exit.
 STOP_WAIT_S = 15.0
 #: A queued run with no process after this long was left by an app that stopped mid-launch.
@@ -393,13 +395,13 @@ class Jobs:
     def _spawn(self, run_dir: Path, args: list[str], num_processes: int) -> subprocess.Popen[bytes]:
         log_file = open(run_dir / "train.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CODE_ROOT), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             self._command(args, num_processes),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT,
+            cwd=os.getcwd(),  # the app's folder: the run's relative paths (runs/, data/) are the app's
             env=env,
             start_new_session=True,  # its own process group: survives the app, and cancel signals the group
         )

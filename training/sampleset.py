@@ -14,16 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.paths import in_data_root
 from training.config import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PATH_COLUMNS = ("video", "rejected_video")
 
 
 def locate(path: str) -> Path:
-    """A sample-set path as given, else relative to the project root (assets/ lives there)."""
-    given = Path(path).expanduser()
-    return given if given.is_file() or given.is_absolute() else PROJECT_ROOT / given
+    """A sample-set path as given, else relative to the data root (assets/ lives there: engine.paths)."""
+    return in_data_root(path)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import gradio as gr
 from sqlalchemy import Engine
 
 from annotations.errors import DISK_FULL_MESSAGE, StoreError, is_disk_full
+from engine import paths
 from engine.errors import StudioError, VideoError
 from training.jobs import JobError, Jobs
 from ui.auth import Accounts
@@ -36,10 +37,10 @@ log = logging.getLogger("vidprompter.ui")
 
 RANDOM_WEIGHTS_LABEL = "random weights — pipeline check only"
 LOCAL_USER = "local"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSETS_DIR = REPO_ROOT / "assets"
-SAMPLES_DIR = ASSETS_DIR / "samples"
-CONFIGS_DIR = REPO_ROOT / "configs"
+REPO_ROOT = paths.DATA_ROOT
+ASSETS_DIR = paths.ASSETS_DIR
+SAMPLES_DIR = paths.SAMPLES_DIR
+CONFIGS_DIR = paths.CONFIGS_DIR
 
 F = TypeVar("F", bound=Callable[..., Any])
 

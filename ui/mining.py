@@ -23,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from engine import paths
 from engine.errors import InputError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The code's folder (the checkout, or site-packages): the miner process imports the same packages.
+CODE_ROOT = paths.CHECKOUT
 #: The miner's progress bar (tqdm): "12/24 [00:17<00:17, 1.42s/item]" -> done, total, elapsed, left.
 PROGRESS = re.compile(r"(\d+)/(\d+) \[(\d[\d:]*)<([\d:?]+)")
 #: Niceness of the mining process: the app's own requests (a vote, a grounding, a demo run) come first.
@@ -247,6 +249,6 @@ def _spawn(args: list[str], folder: Path) -> subprocess.Popen[bytes]:
     nice = shutil.which("nice")
     command = [*([nice, "-n", str(NICENESS)] if nice else []), sys.executable, "-m", "engine", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CODE_ROOT), env.get("PYTHONPATH")]))
     with open(folder / "report.json", "wb") as out, open(folder / "mine.log", "wb") as log:
         return subprocess.Popen(command, stdout=out, stderr=log, env=env, start_new_session=True)

@@ -193,6 +193,7 @@ def t2v_source(preset: T2VPreset) -> str:
     """
     if preset.local_path:
         return _checked_folder(preset)
+    require_diffusers()
     if preset.builtin:
         from engine.t2v.tiny import ensure_tiny_t2v
 
@@ -234,9 +235,22 @@ def _in_hf_cache(hub_id: str) -> bool:
         return False
 
 
+#: Text-to-video is an optional extra of the installed product: diffusers ships with it.
+NO_DIFFUSERS = "text-to-video needs the t2v extra: pip install 'vidprompter-studio[t2v]' (diffusers 0.42.1)"
+
+
+def require_diffusers() -> None:
+    """ModelLoadError in one line when diffusers is not installed (a base `pip install .`)."""
+    import importlib.util
+
+    if importlib.util.find_spec("diffusers") is None:
+        raise ModelLoadError(NO_DIFFUSERS)
+
+
 def t2v_status(name: str) -> tuple[bool, str]:
     """(loadable?, message) without loading or building weights: for the app's "Generate video" button."""
     try:
+        require_diffusers()
         preset = resolve_t2v(name)
         if preset.builtin:
             return True, RANDOM_WEIGHTS_LABEL

@@ -1,6 +1,6 @@
 import pytest
 
-from training.toy_data import write_export
+from tests.toy_data import write_export
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,12 @@ import torch.nn.functional as F
 
 from engine.encoding import IGNORE_INDEX
 from engine.models import load_model
+from tests.toy_data import fake_frames, fake_text
 from training.config import load_config
 from training.data import KTO_KL, Augmenters
 from training.logps import encode, token_counts
 from training.objective import objective
 from training.refcache import model_id
-from training.toy_data import fake_frames, fake_text
 from training.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -6,10 +6,10 @@ import torch
 
 from engine.models import load_model
 from engine.video import write_video
+from tests.toy_data import fake_frames, fake_text
 from training.config import load_config
 from training.data import Augmenters, load_examples, materialise, micro_batches
 from training.logps import encode, flatten, forward_logps
-from training.toy_data import fake_frames, fake_text
 
 FAKES = Augmenters(text=fake_text, frames=fake_frames)
 

@@ -12,8 +12,8 @@ import pytest
 import annotations.db as adb
 from annotations.db import open_db
 from annotations.store import create_run, get_run
+from tests.toy_data import write_export
 from training.jobs import Folders, JobError, Jobs
-from training.toy_data import write_export
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny-cpu.yaml"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from annotations.db import open_db
+from tests.toy_data import write_export
 from training.config import ConfigError
 from training.jobs import Folders, JobError, Jobs
-from training.toy_data import write_export
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny-cpu.yaml"

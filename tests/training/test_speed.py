@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.toy_data import fake_frames, fake_text
 from training.attention import BLOCK_ATTENTION, vision_attention
 from training.config import load_config
 from training.data import Augmenters
 from training.feed import BatchFeed
 from training.logps import encode, flatten, forward_logps
 from training.speed import compile_blocks, compile_targets
-from training.toy_data import fake_frames, fake_text
 from training.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

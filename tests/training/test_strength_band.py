@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ModelLoadError
+from tests.toy_data import fake_frames, fake_text
 from training.config import ConfigError, load_config
 from training.data import Augmenters, load_examples, materialise
-from training.toy_data import fake_frames, fake_text
 
 FAKES = Augmenters(text=fake_text, frames=fake_frames)
 MEASURED = {"response_hallucination", "input_hallucination"}

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from engine.models import load_model
+from tests.toy_data import bunny
 from training.config import load_config
 from training.data import TrainSeq
 from training.logps import sequence_logps
-from training.toy_data import bunny
 from training.trainer import Trainer
 
 NOUNS = "car bus bike dog cat bird horse tree man woman boy girl".split()

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from engine.models import load_model
+from tests.toy_data import fake_frames, fake_text
 from training.config import load_config
 from training.data import Augmenters
-from training.toy_data import fake_frames, fake_text
 from training.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

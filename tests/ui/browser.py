@@ -1,7 +1,7 @@
 """What the browser tests share: Debian's chromium under Playwright, the page they open, and small form helpers.
 
 The fixtures built on these (`browser`, `page`, `shots`) live in tests/ui/conftest.py; a browser test module
-sets `pytestmark = BROWSER_MARKS` and defines an `app` fixture (a ui.app_server.Server) for `page` to open.
+sets `pytestmark = BROWSER_MARKS` and defines an `app` fixture (a tests.app_server.Server) for `page` to open.
 Never `playwright install`: it downloads a browser, which fails here.
 """
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_server import ADMIN, ANNOTATOR, Server, seed_pairs, start_app
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, open_page
-from ui.app_server import ADMIN, ANNOTATOR, Server, seed_pairs, start_app
 
 
 @pytest.fixture(scope="session")

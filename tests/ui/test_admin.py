@@ -13,8 +13,8 @@ import pytest
 import annotations.db as adb
 from annotations.db import open_db
 from annotations.store import add_run_metrics, create_run
+from tests.toy_data import write_export
 from training.jobs import Folders, Jobs
-from training.toy_data import write_export
 from ui.admin import cancel_run, launch_training, poll, resume_run, training_status
 from ui.common import AppContext, bind
 

@@ -94,7 +94,7 @@ def test_mining_runs_off_the_request_queue_says_its_plan_and_follows_progress(ct
     import time
 
     from annotations import store
-    from ui.app_server import SAMPLES
+    from tests.app_server import SAMPLES
     from ui.loop_panel import mining_plan, mining_status
 
     for i, clip in enumerate(("bunny.mp4", "bikes.mp4")):

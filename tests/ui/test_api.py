@@ -11,7 +11,7 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError, ValidationError
 
-from ui.app_server import REPO, SAMPLES, Server, judgements, page_ok
+from tests.app_server import REPO, SAMPLES, Server, judgements, page_ok
 
 BUNNY = str(SAMPLES / "bunny.mp4")
 HUGE = "x" * 100_000

@@ -19,8 +19,8 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import SAMPLES, Server, judgements, seed_pairs, start_app
 from tests.ui.browser import BROWSER_MARKS, open_page, open_tab, pick, set_slider, wait_text
-from ui.app_server import SAMPLES, Server, judgements, seed_pairs, start_app
 
 EVIL_HOST = "evil.test"
 EVIL_PROMPT = f"A cat <img src=http://{EVIL_HOST}/x.png> naps ![x](http://{EVIL_HOST}/y.png)"

@@ -16,8 +16,8 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import SAMPLES, Server, start_app
 from tests.ui.browser import BROWSER_MARKS, open_tab, pick, set_slider
-from ui.app_server import SAMPLES, Server, start_app
 
 PROMPT = (
     "A big white rabbit wakes up in a green meadow and stretches under a tall tree. "

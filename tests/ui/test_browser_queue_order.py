@@ -11,8 +11,8 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import Server, start_app
 from tests.ui.browser import BROWSER_MARKS, open_page, open_tab, wait_text
-from ui.app_server import Server, start_app
 
 pytestmark = BROWSER_MARKS
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_server import Server, seed_pairs, start_app
 from tests.ui.browser import BROWSER_MARKS, open_tab, pick
-from ui.app_server import Server, seed_pairs, start_app
 
 #: A seed past 2^63 - 1: the text-to-video handlers refuse it with a gr.Error (before any model loads).
 HUGE_SEED = "10000000000000000000"

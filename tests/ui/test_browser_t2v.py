@@ -17,8 +17,8 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import Server, start_app
 from tests.ui.browser import BROWSER_MARKS, open_tab, pick
-from ui.app_server import Server, start_app
 
 TINY = "tiny-random-cogvideox"
 REAL_PRESET_VARS = ("COGVIDEOX_2B", "COGVIDEOX_5B", "WAN2_1_T2V_1_3B", "EASYANIMATE_V5_1_7B")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.app_server import ADMIN, ANNOTATOR, REPO, SAMPLES, Server, seed_pairs, start_app
 from tests.ui.browser import BROWSER_MARKS, PAGE_TIMEOUT_MS, VIEWPORT, open_tab, pick
-from ui.app_server import ADMIN, ANNOTATOR, REPO, SAMPLES, Server, seed_pairs, start_app
 
 pytestmark = BROWSER_MARKS
 

@@ -12,8 +12,8 @@ import pytest
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import SAMPLES
 from training.jobs import Jobs
-from ui.app_server import SAMPLES
 from ui.common import AppContext
 from ui.data import agreement_plot, agreement_text, export_file, import_file, recent_frame, refresh_stats
 

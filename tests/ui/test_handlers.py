@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from tests.app_server import SAMPLES, seed_pairs
 from ui.admin import parse_overrides
-from ui.app_server import SAMPLES, seed_pairs
 from ui.common import AppContext, bind, stage_media
 from ui.label import next_pair, undo, vote, vote_click
 from ui.viewer import highlight_segments

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ui.app_server import REPO
+from tests.app_server import REPO
 
 SCRIPT = """
 import sys

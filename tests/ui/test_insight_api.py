@@ -7,7 +7,7 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from ui.app_server import SAMPLES
+from tests.app_server import SAMPLES
 
 BUNNY = str(SAMPLES / "bunny.mp4")
 TEXT = "A big white rabbit stands in a green meadow. A red <b>sports car</b> drives past. Birds fly over the trees."

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from ui.app_server import SAMPLES, start_app
+from tests.app_server import SAMPLES, start_app
 
 
 @pytest.mark.slow

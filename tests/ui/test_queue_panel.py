@@ -12,8 +12,8 @@ from gradio_client.exceptions import AppError
 
 from annotations import store
 from annotations.db import open_db
+from tests.app_server import Server
 from training.jobs import Jobs
-from ui.app_server import Server
 from ui.common import AppContext, bind
 from ui.queue_panel import current_order, order_note, set_queue_order
 

@@ -10,7 +10,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from engine.errors import InputError
-from ui.app_server import Server
+from tests.app_server import Server
 from ui.common import guard
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_server import ADMIN, ANNOTATOR, Server, judgements, seed_pairs, start_app
 from tests.unprivileged import unprivileged
 from training.jobs import Folders, Jobs, pid_alive
-from ui.app_server import ADMIN, ANNOTATOR, Server, judgements, seed_pairs, start_app
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import app
-from ui.app_server import ANNOTATOR, Server, start_app
+from tests.app_server import ANNOTATOR, Server, start_app
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.app_server import ADMIN, ANNOTATOR, Server, judgements, seed_pairs, start_app
+from tests.app_server import ADMIN, ANNOTATOR, Server, judgements, seed_pairs, start_app
 
 DISK_FULL = "the disk is full: nothing was saved"
 

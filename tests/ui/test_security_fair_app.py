@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ui.app_server import ADMIN, ANNOTATOR, start_app
+from tests.app_server import ADMIN, ANNOTATOR, start_app
 
 MODEL = "tiny-random-lm"
 
