@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import InputError
-from engine.mining import at_limit, by_prompt_length, task_inputs
+from engine.mining import by_prompt_length, task_inputs
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
@@ -241,17 +241,15 @@ class Teacher:
     def best(
         self, sample: SampleInfo, task: Task, texts: list[str], tags: list[dict[str, Any]] | None
     ) -> tuple[str | None, dict[str, Any]]:
-        """(the best candidate or None, what the choice was): faithfulness first, then richness; candidates
-        that ran into the budget (cut mid-sentence) only when every candidate did."""
+        """(the best candidate or None, what the choice was). Each candidate is tidied first (engine.rerank.tidy:
+        cut at its first repeated, junk or late-fragment sentence, or a sentence the budget cut off), so a
+        chosen response ends where a sentence ends; then faithfulness first, then richness."""
         from engine.faithfulness.rank import elements_for, ranked
+        from engine.rerank import tidy
 
         elements = elements_for(sample.short_prompt, tags)
-        tokens = self.studio.count_tokens(texts, model=self.config.model_for(task), task=task)
-        whole = [i for i, n in enumerate(tokens) if not at_limit(n, self.config.max_new_tokens)] or list(
-            range(len(texts))
-        )
-        order = ranked([texts[i] for i in whole], elements, sample.short_prompt)
-        index, score = order[0]
+        tidied = [tidy(t)[0] or t for t in texts]
+        index, score = ranked(tidied, elements, sample.short_prompt)[0]
         pick = {
             "best_of": len(texts),
             "ranker": "faithfulness",
@@ -259,10 +257,11 @@ class Teacher:
             "kept": f"{score.kept}/{score.total}",
             "all_kept": score.all_kept,
             "richness": score.richness,
+            "tidied": tidied[index] != texts[index],
         }
         if self.config.require_faithful and not score.all_kept:
             return None, pick
-        return texts[whole[index]], pick
+        return tidied[index], pick
 
 
 def write_teacher_responses(

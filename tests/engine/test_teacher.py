@@ -160,3 +160,46 @@ def test_shards_on_postgresql_write_each_teacher_response_once(sample_video):
         engine.dispose()
         with engine.admin.connect() as conn:  # type: ignore[attr-defined]
             conn.execute(text(f"DROP SCHEMA {engine.info_schema} CASCADE"))  # type: ignore[attr-defined]
+
+
+class BestOf:
+    """A sampling double: every request gets the same candidates (as many as asked)."""
+
+    model_name, random_weights = "sampler", False
+
+    def __init__(self, candidates: list[str]) -> None:
+        self.candidates, self.asked = candidates, []
+
+    def generate(self, requests, params):
+        self.asked.append((len(requests), params.num_return_sequences, params.do_sample))
+        return [list(self.candidates[: params.num_return_sequences]) for _ in requests]
+
+    @property
+    def tokenizer(self):
+        return lambda text, add_special_tokens=False: {"input_ids": text.split()}
+
+
+def test_best_of_n_keeps_the_faithful_tidied_candidate_and_skips_prompts_none_keeps(tmp_path):
+    from annotations.tags import set_tags
+
+    engine = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    cat = upsert_sample(engine, None, "a grey cat naps on a red sofa", "train")
+    upsert_sample(engine, None, "three dogs run in a park", "train")  # tags read off it: three dogs
+    set_tags(engine, {cat: [{"kind": "object", "value": "cat"}, {"kind": "color", "value": "red", "object": "sofa"}]})
+    candidates = [
+        "A cat sleeps. The sea. The sea.",  # drops the red sofa
+        "A grey cat naps on a red sofa by the window while rain taps the glass. The camera slowly pushes in. "
+        "The room is warm. The room is warm.",  # keeps both; its repeat is tidied away
+        "A dog runs in a field of flowers under a blue sky.",
+    ] * 3
+    backend = BestOf(candidates)
+    config = TeacherConfig(model="sampler", best_of=8, batch=4, max_new_tokens=64)
+    report = write_teacher_responses(Studio(backends={"sampler": backend}), engine, config, progress=False)
+    assert backend.asked == [(2, 8, True)]  # one batched sampling call for both text-only samples
+    assert (report.written, report.skipped_unfaithful) == (1, 1)  # no candidate has three dogs
+    [(sample, task, text)] = teacher_rows(engine)
+    assert (sample, task) == (cat, 3)
+    assert text == candidates[1].removesuffix(" The room is warm.")
+    with read_session(engine) as session:
+        meta = json.loads(session.exec(select(Response.meta_json).where(Response.sample_id == cat)).one())
+    assert meta["best_of"] == 8 and meta["all_kept"] and meta["tidied"] and meta["tags"] == "stored"
