@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from annotations.errors import first_line
+from annotations.files import atomic_dir
 from engine.errors import ModelLoadError
 from engine.types import GenerationParams
 
@@ -61,6 +63,8 @@ class ModelPreset:
     """Nucleus mass of the preset's default sampling."""
     trained_from_random: bool = False
     """A training checkpoint whose base model is a random-weight preset: still a pipeline check only."""
+    base: str | None = None
+    """The preset this one was fine-tuned from (its outputs are compared with the base's in the app)."""
 
     @property
     def random_weights(self) -> bool:
@@ -227,7 +231,9 @@ def resolve(name: str) -> ModelPreset:
             root = root_preset(path)
             # A checkpoint of a preset decodes as that preset does (guards, penalty, sampling defaults), so
             # the base and its fine-tunes are compared under one decoding.
-            return replace(folder, **{f: getattr(root, f) for f in DECODING_FIELDS}) if root else folder
+            if root is None:
+                return folder
+            return replace(folder, base=root.name, **{f: getattr(root, f) for f in DECODING_FIELDS})
         known = ", ".join(PRESETS)
         raise ModelLoadError(f"unknown model {name!r}: pick one of {known}, or pass a checkpoint folder")
     preset = PRESETS[name]
@@ -421,7 +427,7 @@ def load_model(
     except ModelLoadError:
         raise
     except Exception as exc:  # bad checkpoint, wrong format, missing files: one clear line
-        raise ModelLoadError(f"model {preset.name!r} failed to load from {source}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"model {preset.name!r} failed to load from {source}: {first_line(exc)}") from exc
     model.to(device).eval()
     if getattr(model.generation_config, "length_penalty", None) is None:
         model.generation_config.length_penalty = 1.0
@@ -454,11 +460,6 @@ def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _dtype(dtype: str | None, device: str):
@@ -505,9 +506,6 @@ def _load_gguf(folder: str, gguf_file: str):
 
 
 def _dequantise_gguf(folder: str, gguf_file: str, out: Path) -> None:
-    import shutil
-    import tempfile
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
@@ -519,14 +517,10 @@ def _dequantise_gguf(folder: str, gguf_file: str, out: Path) -> None:
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(gguf_model.state_dict())
     plain.generation_config = gguf_model.generation_config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=out.parent))
     try:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(out)
+        with atomic_dir(out, finished="config.json") as tmp:  # a concurrent loader either wins or finds the folder
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     except OSError:
         if not (out / "config.json").exists():
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,6 @@ inference (torch modules are not safe to run concurrently on CPU with shared gen
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import uuid
@@ -177,6 +176,15 @@ class Studio(VideoVerbs):
                 ]
             _free(evicted)
             return backend
+
+    def base_of(self, model: str | None) -> str | None:
+        """The preset a model was fine-tuned from (a shipped adapter's, a checkpoint folder's root preset), or
+        None: the app's "compare with the base model" runs it beside the model. Never loads weights."""
+        name = model or self.config.text_model
+        try:
+            return resolve(self.model_key(name)).base
+        except (ModelLoadError, InputError):
+            return None
 
     def default_model(self, task: Task | int | None) -> str:
         if task is not None and Task.parse(task).needs_video:
@@ -366,7 +374,7 @@ class Studio(VideoVerbs):
         "ops": [...]}.
         """
         from engine.hallucination import VideoHallucinationConfig, hallucinate_frames
-        from engine.video import sampled_fps
+        from engine.video import sampled_fps, write_video_atomic
 
         frames, meta = self.load_frames(video, num_frames)
         config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
@@ -376,8 +384,8 @@ class Studio(VideoVerbs):
         stem = f"{Path(video).stem[:64]}-s{seed}"
         fps = sampled_fps(len(frames), meta)
         return {
-            "original": str(_write_video_atomic(frames, out / f"{stem}-original.mp4", fps)),
-            "perturbed": str(_write_video_atomic(perturbed, out / f"{stem}-perturbed.mp4", fps)),
+            "original": str(write_video_atomic(frames, out / f"{stem}-original.mp4", fps)),
+            "perturbed": str(write_video_atomic(perturbed, out / f"{stem}-perturbed.mp4", fps)),
             "frames": frames,
             "perturbed_frames": perturbed,
             "ops": ops,
@@ -577,16 +585,3 @@ def _free(backends: list[Any]) -> None:
     torch = sys.modules.get("torch")  # only if something already imported it: never import torch here
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _write_video_atomic(frames: Any, path: Path, fps: float) -> Path:
-    """write_video to a temp name beside `path`, then rename: a reader sees no file or the whole file."""
-    from engine.video import write_video
-
-    tmp = path.with_name(f".{uuid.uuid4().hex}.part.mp4")  # .mp4: PyAV picks the container by suffix
-    try:
-        write_video(frames, tmp, fps=fps)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -21,6 +21,7 @@ from engine.errors import StudioError
 from engine.types import Candidate, Task
 from ui.common import AppContext, bind
 from ui.tasks import (
+    DEMO_DRAW,
     StopEvents,
     best_first,
     make_params,
@@ -167,7 +168,7 @@ def stream_beautify_in_budget(
         return notes + (score_with_judge(ctx, cands) if judge else [])
 
     stop = stops.get(session_key(ctx, request))
-    yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score)
+    yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score, DEMO_DRAW)
 
 
 def budget_tokens(ctx: AppContext, target: str, model: str | None) -> tuple[int, str]:

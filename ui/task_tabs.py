@@ -25,6 +25,7 @@ from ui.tasks import (
     CANDIDATE_COLUMNS,
     StopEvents,
     beautify,
+    compare_note,
     describe_video,
     describe_video_with_caption,
     judge_note,
@@ -32,6 +33,7 @@ from ui.tasks import (
     queue_hint,
     send_to_queue,
     session_key,
+    stream_compare,
     stream_describe,
     update_evaluator_note,
     update_model_note,
@@ -242,8 +244,20 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         judge_line = gr.Markdown(elem_id="beautify-judge-note")
         judge.change(bind(judge_note, ctx), judge, judge_line, **_private())
         target, fit = budget_controls()
+        compare = gr.Checkbox(
+            value=False,
+            label="Compare with the base model",
+            info="after the run, the same prompt and settings through the model it was fine-tuned from, beside it",
+            elem_id="beautify-compare",
+        )
+        compare_line = gr.Markdown(elem_id="beautify-compare-note")
         run, stop = _run_buttons("Beautify", "beautify")
-        res = _results(ctx, "beautify")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                res = _results(ctx, "beautify")
+            with gr.Column(scale=1, visible=False) as compare_col:
+                compare_status = gr.Markdown(elem_id="beautify-compare-status")
+                compare_cards = gr.HTML(elem_id="beautify-compare-results", elem_classes=["cand-box"])
         budget = budget_box()
         videos = candidate_videos(ctx)  # "Generate video" per candidate (ui.t2v_panel)
         examples = gr.Examples(BEAUTIFY_EXAMPLES, inputs=[prompt], label="Examples (click one to run it)")
@@ -252,11 +266,32 @@ def build_beautify_tab(ctx: AppContext) -> dict[str, Any]:
         parts = {"run": run, "stop": stop, "model": model, "results": res}
         triggers = [run.click, prompt.submit, examples.load_input_event.then]
         done = _wire(ctx, stops, triggers, stream_beautify_in_budget, [*ins, target, fit], parts)
+        for event in done:  # the base model's candidates beside the run's, one model at a time
+            event.then(
+                bind_stream(stream_compare, ctx, stops),
+                [prompt, model, *settings, compare],
+                [compare_status, compare_cards],
+                concurrency_limit=1,
+                concurrency_id="models",
+                show_progress="minimal",
+                **_private(),
+            )
+        compare.change(_toggle_compare, compare, compare_col, **_private())
+        compare.change(bind(_compare_line, ctx), [compare, model], compare_line, **_private())
+        model.change(bind(_compare_line, ctx), [compare, model], compare_line, **_private())
         wire_candidate_videos(ctx, done, res["state"], videos)  # its buttons follow each run's candidates
         wire_budgets(ctx, done, res["state"], target, budget, videos)  # tokens under the target and the generator
         model.change(bind(update_model_note, ctx), model, [note, run], **_private())
         _api(ctx, beautify, ins, "beautify")
     return {"model": model, "note": note, "run": run, "done": done}
+
+
+def _toggle_compare(on: bool) -> gr.Column:
+    return gr.Column(visible=bool(on))
+
+
+def _compare_line(ctx: AppContext, on: bool, model: str) -> str:
+    return compare_note(ctx, model) if on else ""
 
 
 def _video_tab(ctx: AppContext, caption: bool) -> dict[str, Any]:

@@ -335,6 +335,46 @@ def stream_beautify(
     yield from streamed_run(ctx, stop, Task.BEAUTIFY, (None, prompt, model or None), params, score, DEMO_DRAW)
 
 
+def compare_note(ctx: AppContext, model: str | None) -> str:
+    """What "compare with the base model" will run for `model`: its base, or why there is none."""
+    name = md_text(model or ctx.studio.config.text_model)
+    base = ctx.studio.base_of(model or None)
+    if base is None:
+        return f"**{name}** is not a fine-tune of a preset: nothing to compare."
+    return f"Beside **{name}**: its base model **{md_text(base)}**, same settings."
+
+
+def stream_compare(
+    ctx: AppContext,
+    stops: StopEvents,
+    prompt: str,
+    model: str,
+    beams: float,
+    n: float,
+    temp: float,
+    max_tokens: float,
+    compare: bool,
+    request: gr.Request,
+) -> Iterator[tuple[str, str]]:
+    """After a Beautify run with "compare" on: the same prompt and settings through the model's base (e.g.
+    smollm2-135m beside smollm2-135m-hdpo), streamed into the second column. (status, cards)."""
+    if not compare or not (prompt or "").strip():
+        yield "", ""
+        return
+    base = ctx.studio.base_of(model or None)
+    if base is None:
+        yield compare_note(ctx, model), ""
+        return
+    params = make_params(beams, n, temp, max_tokens, preset_top_p(ctx, base, Task.BEAUTIFY))
+    stop = _stop_for(ctx, stops, request)
+    if stop.is_set():  # the user stopped the run: do not start the comparison
+        yield "⏹ stopped: no comparison", ""
+        return
+    inputs = (None, str(prompt), base)
+    for status, cards, _state in streamed_run(ctx, stop, Task.BEAUTIFY, inputs, params, lambda _c: [], DEMO_DRAW):
+        yield f"**base model** · {status}", cards
+
+
 def stream_describe(
     ctx: AppContext,
     stops: StopEvents,

@@ -45,7 +45,8 @@ def test_an_adapter_chain_loads_merged_over_its_preset(chain):
     assert not any("lora" in k for k in got)  # merged: a plain model, decoding at the base's speed
     for key, value in expected.items():
         assert torch.allclose(got[key], value, atol=1e-6), key
-    assert resolve(str(hdpo)).guards and resolve(str(hdpo)).kind == "text"  # decodes as its root preset
+    folder = resolve(str(hdpo))
+    assert folder.guards and folder.kind == "text" and folder.base == "tiny-random-lm"  # decodes as its root preset
 
 
 def test_the_folded_adapter_equals_the_chain(chain, tmp_path):

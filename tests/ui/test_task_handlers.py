@@ -263,3 +263,25 @@ def test_beautify_draws_more_and_shows_the_best_tidied(ctx: AppContext, monkeypa
     assert texts[0].startswith("A grey cat naps on a sofa by the window") and len(texts) == 3
     assert "The sea." not in " ".join(texts)  # the repeated sentence was tidied away or dropped
     assert "the best of 8 drawn" in status and "dropped" in state["dropped"]
+
+
+def test_compare_streams_the_base_model_with_the_same_settings(ctx: AppContext, monkeypatch) -> None:
+    from ui.tasks import compare_note, stream_compare
+
+    calls = []
+
+    def stream(task, video=None, short_prompt=None, model=None, params=None, stop=None, draw=None):
+        calls.append((model, params.num_return_sequences, params.max_new_tokens, draw))
+        yield [f"{model} says hi"]
+        yield [f"{model} describes a grey cat on a sofa in warm light."]
+
+    monkeypatch.setattr(ctx.studio, "stream_task", stream, raising=False)
+    monkeypatch.setattr(ctx.studio, "base_of", lambda m: "smollm2-135m" if m == "smollm2-135m-hdpo" else None)
+    out = list(stream_compare(ctx, StopEvents(), "a grey cat", "smollm2-135m-hdpo", 1, 2, 0.7, 96, True, LOCAL))
+    status, cards = out[-1]
+    assert calls == [("smollm2-135m", 2, 96, 8)]  # the base, the run's settings, reranked as the run is
+    assert status.startswith("**base model**") and "smollm2-135m describes a grey cat" in cards
+    assert list(stream_compare(ctx, StopEvents(), "a grey cat", "m", 1, 2, 0.7, 96, False, LOCAL)) == [("", "")]
+    none = list(stream_compare(ctx, StopEvents(), "a grey cat", "smollm2-135m", 1, 2, 0.7, 96, True, LOCAL))
+    assert none == [("**smollm2-135m** is not a fine-tune of a preset: nothing to compare.", "")]
+    assert compare_note(ctx, "smollm2-135m-hdpo").startswith("Beside **smollm2-135m-hdpo**: its base model")
