@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import getpass
 import json
 import logging
@@ -37,6 +36,8 @@ from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from annotations.files import acquire_lock  # stdlib only: `--add-user` stays light
 
 if TYPE_CHECKING:  # imported inside the functions: `--add-user` needs neither gradio nor the engine
     import gradio as gr
@@ -446,9 +447,7 @@ def make_work_dir(root: str | os.PathLike[str] | None = None) -> tuple[Path, int
     holds on its `.lock` for as long as it runs (the kernel drops it on any exit, kill -9 included): how
     sweep_stale_work_dirs tells a live app's folder from a dead one's."""
     folder = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return folder, fd
+    return folder, acquire_lock(folder / ".lock", blocking=False)
 
 
 def sweep_stale_work_dirs(
@@ -473,13 +472,10 @@ def _dead(folder: Path, max_age_s: float) -> bool:
     lock = folder / ".lock"
     if not lock.exists():
         return time.time() - folder.stat().st_mtime > max_age_s
-    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(acquire_lock(lock, blocking=False, create=False))
     except BlockingIOError:
         return False  # its app holds it: alive
-    finally:
-        os.close(fd)
     return True
 
 

@@ -30,7 +30,6 @@ thread leaked one per worker thread Gradio ever started (issue 24 item 2).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
@@ -61,7 +60,8 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 from annotations import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from annotations.errors import DiskFullError, ReadOnlyError, SchemaError, StoreError, is_disk_full
+from annotations.errors import DiskFullError, ReadOnlyError, SchemaError, StoreError, first_line, is_disk_full
+from annotations.files import file_lock
 from annotations.migrations import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB_URL = "sqlite:///data/studio.db"
@@ -113,14 +113,10 @@ class _WriteGate:
             if self.lock_path is None:
                 yield
                 return
-            # A fresh descriptor per hold: flock belongs to the open file description, and a
-            # descriptor inherited across fork() would let parent and child hold it at once.
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
+                with file_lock(self.lock_path, mode=0o644):  # a fresh descriptor per hold (see file_lock)
+                    yield
             finally:
-                os.close(fd)  # closing releases the flock; the kernel does the same on kill -9
                 # flock is not FIFO: the release wakes the waiters, but this process, still on
                 # its CPU, would win the lock again on its next write (next_pair then
                 # record_judgement) before a woken waiter is scheduled. Yielding lets one run:
@@ -232,7 +228,7 @@ def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
         else:
             engine, lock_path = create_engine(parsed, pool_pre_ping=True), None
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError, OSError) as exc:
-        raise StoreError(f"bad database URL {url!r}: {exc}".splitlines()[0]) from exc
+        raise StoreError(f"bad database URL {url!r}: {first_line(exc, limit=None)}") from exc
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else engine
     raw_path = lock_path.removesuffix("-writelock") if lock_path and raw_sqlite else None
     state = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name, raw_path, read_only=read_only)
@@ -485,8 +481,9 @@ def init_db(engine: Engine) -> int:
         with write_session(engine) as session:
             return _init_in(session.connection())
     except OperationalError as exc:
-        msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        raise StoreError(f"cannot open database {describe_url(engine)}: {msg}") from exc
+        raise StoreError(
+            f"cannot open database {describe_url(engine)}: {first_line(exc.orig or exc, limit=None)}"
+        ) from exc
 
 
 def _check_read_only(engine: Engine) -> int:

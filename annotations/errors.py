@@ -61,3 +61,17 @@ def is_disk_full(exc: BaseException | None) -> bool:
             return True
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
     return False
+
+
+def first_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of `exc`'s message (its type's name when the message is empty), cut to `limit` characters:
+    what a one-line refusal quotes of a library's multi-line error."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def error_line(exc: BaseException, limit: int | None = None, *, message: object = None) -> str:
+    """``TypeName: first line of the message`` (of `message` when given, e.g. a wrapped DBAPI error), the message
+    part cut to `limit` characters; the message part is empty when there is none."""
+    lines = str(exc if message is None else message).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit] if lines else ''}"

@@ -50,7 +50,7 @@ from sqlmodel import col, select
 
 from annotations.archive import extract_archive, prune_extracted, rows_file
 from annotations.db import describe_url, read_session, write_session, yield_to_writers
-from annotations.errors import DiskFullError, ImportRejected, StoreError
+from annotations.errors import DiskFullError, ImportRejected, StoreError, error_line
 from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response, Sample
 from annotations.samples import SampleRow, hash_file, upsert_samples_in
 from annotations.tags import MAX_TAGS, set_tags
@@ -427,7 +427,7 @@ def _why(exc: BaseException) -> str:
         return "disk full"
     if "readonly" in text.replace("-", "").replace(" ", "") or "read-only" in text:
         return "the database is read-only"
-    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+    return error_line(exc, message=text)
 
 
 class _Pacer:

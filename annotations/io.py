@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from annotations.db import describe_url, read_session
 from annotations.errors import DiskFullError, StoreError, is_disk_full
+from annotations.files import atomic_path
 from annotations.importer import (  # re-exported: callers import sample rows through annotations.io
     BadRow,
     ImportInterrupted,
@@ -192,19 +192,14 @@ COLUMNS = [
 ]
 
 
-def _atomic_write(out: Path, write: Any) -> None:
-    """Write through a temp file + rename: a crash never leaves a half-written export; a full disk leaves
-    nothing and raises DiskFullError."""
-    tmp = None
+def _write_export(out: Path, write: Any) -> None:
+    """`write(tmp)` through annotations.files.atomic_path: a crash never leaves a half-written export; a full disk
+    leaves nothing and raises DiskFullError."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            write(str(tmp))
     except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         if is_disk_full(exc):
             raise DiskFullError() from exc
         raise
@@ -239,8 +234,8 @@ def export_pairs(engine: Engine, out_path: str | os.PathLike[str], fmt: str = "j
         records = _export_records(session, pairs, report)
     report.rows = len(records)
     writer = _write_jsonl if fmt == "jsonl" else _write_parquet
-    _atomic_write(out, lambda tmp: writer(records, tmp))
-    _atomic_write(Path(report.card_path), lambda tmp: Path(tmp).write_text(_card(report, engine, fmt)))
+    _write_export(out, lambda tmp: writer(records, tmp))
+    _write_export(Path(report.card_path), lambda tmp: Path(tmp).write_text(_card(report, engine, fmt)))
     return report
 
 

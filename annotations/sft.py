@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from annotations.db import read_session
+from annotations.files import atomic_write
 from annotations.models import Response, Sample
 
 SFT_TERM = "sft"
@@ -49,8 +49,5 @@ def export_teacher_rows(engine: Engine, out_path: str | os.PathLike[str], split:
     ]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    os.replace(tmp, out)
+    atomic_write(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)

@@ -8,9 +8,9 @@ labels it "random weights — pipeline check only".
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from annotations.files import atomic_dir
 
 #: Bump when the builders change, so stale caches are rebuilt rather than reused.
 TINY_VERSION = "1"
@@ -164,15 +164,6 @@ def ensure_tiny_model(name: str, root: Path | None = None) -> Path:
     target = (root or cache_root()) / f"{name}-v{TINY_VERSION}"
     if (target / "config.json").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with atomic_dir(target, finished="config.json") as tmp:  # a concurrent builder either wins or finds the folder
         BUILDERS[name](tmp)
-        try:
-            tmp.rename(target)  # atomic: a concurrent builder either wins or finds the folder
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target

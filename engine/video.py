@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annotations.errors import first_line
+from annotations.files import atomic_path
 from engine.errors import VideoError
 from engine.types import VideoMeta
 
@@ -179,10 +181,8 @@ def _open_reader(path: Path, resize: tuple[int, int] | None):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
     # decord prefixes "[12:00:00] /path/to/file.cc:83: "; users need the message, not the C++ location.
-    line = re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", text[0]) if text else type(exc).__name__
-    return line[:160]
+    return re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", first_line(exc, limit=None))[:160]
 
 
 def _check_side(width: int, height: int, limits: VideoLimits) -> None:
@@ -346,6 +346,16 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+    return path
+
+
+def write_video_atomic(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
+    """:func:`write_video` through a temp file beside `path` and a rename (annotations.files.atomic_path): a reader
+    sees the old file or the whole new one; a failed write leaves no partial clip and `path` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".part.mp4") as tmp:  # .mp4: PyAV picks the container by suffix
+        write_video(frames, tmp, fps=fps)
     return path
 
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from annotations.errors import StoreError
+from annotations.errors import StoreError, error_line
 from engine.errors import StudioError
 from training.config import ConfigError, TrainConfig, load_config
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         import traceback
 
         traceback.print_exc()
-        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        message = error_line(exc)
         print(f"error: {message}", file=sys.stderr)
         _mark_failed(args.db, args.run_id, message)
         return 1

@@ -89,6 +89,8 @@ def save_checkpoint(
 ) -> Path:
     """Write <folder>/step-<step> (every process writes its RNG; the main process the rest), keep `keep`."""
     final = folder / f"step-{step:06d}"
+    # A name every process derives alone (each writes its RNG state into it), so not annotations.files.atomic_dir's
+    # random one; one run owns `folder`.
     tmp = folder / f".step-{step:06d}.tmp"
     if procs.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from annotations.files import atomic_path, atomic_write
 from engine.errors import InputError
 from engine.hallucination.pairs import (
     NONE,
@@ -190,11 +190,8 @@ class FrameStore:
 
 
 def _atomic_np_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- building examples
@@ -349,9 +346,7 @@ def materialise(
         add_kto_mismatched(examples, seed)
     if not examples:
         raise ValueError(f"{export_path}: no trainable examples (split {cfg.split!r}, tasks {cfg.tasks})")
-    tmp = examples_path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(e.to_json() + "\n" for e in examples), encoding="utf-8")
-    os.replace(tmp, examples_path)
+    atomic_write(examples_path, "".join(e.to_json() + "\n" for e in examples))
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return examples_path
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -30,10 +28,11 @@ from typing import Any
 import yaml
 
 from annotations.errors import ImportRejected, StoreError
+from annotations.files import atomic_dir, atomic_write
 from engine.errors import StudioError
 from engine.mining import find_config
 from training.config import ConfigError
-from training.loop_config import LoopConfig, LoopRun, check_models, load_loop_config, write_atomic
+from training.loop_config import LoopConfig, LoopRun, check_models, load_loop_config
 from training.stand_ins import STAND_IN_MODES, apply_stand_ins, stand_in_line
 
 STAGES = ("import", "teacher", "sft", "mine", "labels", "export", "train", "evaluate", "report")
@@ -195,23 +194,20 @@ def stage_evaluate(run: LoopRun) -> dict[str, Any]:
 
     models = run.evaluated_models()
     e = run.config.evaluation
-    tmp, final = run.out / "eval.tmp", run.out / "eval"
-    shutil.rmtree(tmp, ignore_errors=True)
-    config = EvalConfig(
-        models=tuple(models.values()),
-        out_dir=str(tmp),
-        split=e.split,
-        evaluators=tuple(e.evaluators),
-        judge_model=e.judge_model,
-        limit=e.limit,
-        max_new_tokens=e.max_new_tokens,
-        task3_scorer=e.task3_scorer,
-        batch=e.batch,
-        notes=tuple(filter(None, [stand_in_line(run.config.stand_in_notes)])),
-    )
-    result = run.studio.evaluate(run.db, config, progress=True)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_dir(run.out / "eval") as tmp:
+        config = EvalConfig(
+            models=tuple(models.values()),
+            out_dir=str(tmp),
+            split=e.split,
+            evaluators=tuple(e.evaluators),
+            judge_model=e.judge_model,
+            limit=e.limit,
+            max_new_tokens=e.max_new_tokens,
+            task3_scorer=e.task3_scorer,
+            batch=e.batch,
+            notes=tuple(filter(None, [stand_in_line(run.config.stand_in_notes)])),
+        )
+        result = run.studio.evaluate(run.db, config, progress=True)
     return {"models": models, "summary": result.summary, "rows": len(result.rows)}
 
 
@@ -252,7 +248,7 @@ def prepare(config: LoopConfig, out: Path) -> LoopRun:
         if theirs != mine:
             raise ConfigError(f"{out} holds a loop of another config: pass another --out, or delete the folder")
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(pinned, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write(pinned, yaml.safe_dump(config.to_dict(), sort_keys=False))
     db_url = config.db or f"sqlite:///{(out / 'loop.db').resolve()}"
     state_path = out / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}

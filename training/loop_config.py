@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from annotations.files import atomic_write
 from engine.evaluators.registry import TINY_EVALUATORS
 from engine.mining import TASK3_SCORERS, find_config
 from training.config import ConfigError, TrainConfig, load_config
@@ -329,11 +329,4 @@ class LoopRun:
         return self.state.setdefault("stages", {}).setdefault(name, {"status": "pending"})
 
     def save_state(self) -> None:
-        write_atomic(self.out / "state.json", json.dumps(self.state, indent=2, sort_keys=True, default=str))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temp file + rename: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        atomic_write(self.out / "state.json", json.dumps(self.state, indent=2, sort_keys=True, default=str))

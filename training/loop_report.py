@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from annotations.files import atomic_dir
 from engine.hallucination.pairs import TERMS
 from training.loop_config import LoopRun
 from training.metrics import read_metrics
@@ -169,21 +169,19 @@ def write_report(run: LoopRun) -> Path:
     evaluation = run.stage("evaluate").get("counts", {})
     headers, rows = table_rows(evaluation.get("summary", {}), evaluation.get("models", {"base": ""}))
     metrics = read_metrics(run.out / ("train" if run.config.train is not None else "sft"))
-    tmp, final = run.out / "report.tmp", run.out / "report"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with open(tmp / "table1.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["model", *headers])
-        writer.writerows([[r[0], *("" if v is None else f"{v:.4f}" for v in r[1:])] for r in rows])
-    plot_curves(metrics, "loss", "HDPO loss per term", tmp / "loss.png")
-    plot_curves(metrics, "margin", "reward margin per term (preferred - dispreferred)", tmp / "margin.png")
-    (tmp / "loop.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False), encoding="utf-8")
-    train_yaml = run.out / "train" / "config.yaml"
-    if train_yaml.is_file():
-        shutil.copy(train_yaml, tmp / "train.yaml")
-    (tmp / "state.json").write_text(json.dumps(run.state, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    (tmp / "report.md").write_text(report_markdown(run, headers, rows, metrics), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    final = run.out / "report"
+    with atomic_dir(final) as tmp:
+        with open(tmp / "table1.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["model", *headers])
+            writer.writerows([[r[0], *("" if v is None else f"{v:.4f}" for v in r[1:])] for r in rows])
+        plot_curves(metrics, "loss", "HDPO loss per term", tmp / "loss.png")
+        plot_curves(metrics, "margin", "reward margin per term (preferred - dispreferred)", tmp / "margin.png")
+        (tmp / "loop.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False), encoding="utf-8")
+        train_yaml = run.out / "train" / "config.yaml"
+        if train_yaml.is_file():
+            shutil.copy(train_yaml, tmp / "train.yaml")
+        state = json.dumps(run.state, indent=2, sort_keys=True, default=str)
+        (tmp / "state.json").write_text(state, encoding="utf-8")
+        (tmp / "report.md").write_text(report_markdown(run, headers, rows, metrics), encoding="utf-8")
     return final

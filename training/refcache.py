@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from annotations.files import atomic_write
 
 
 def model_id(model: Any, source: str | None, dtype: torch.dtype | None = None) -> str:
@@ -67,7 +68,4 @@ class RefCache:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.values, fh)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.values))

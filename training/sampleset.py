@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from annotations.files import atomic_write
 from engine.paths import in_data_root
 from training.config import ConfigError
 
@@ -47,9 +48,7 @@ def bundled_export(sample_set: str, run_dir: Path) -> str:
                 raise ConfigError(f"data.sample_set: clip {row[column]} of {source} is missing")
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir / "export.jsonl"
-    tmp = out.with_name(".export.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return str(out)
 
 

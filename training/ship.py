@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from annotations.files import atomic_dir
 from engine.errors import ModelLoadError
 from engine.models import ADAPTER_FILE, BASE_FILE, MAX_ADAPTER_CHAIN, PRESETS, adapter_base
 
@@ -79,12 +80,6 @@ def ship(checkpoint: str | Path, out: str | Path, dtype: str = "float16", info: 
     chain, root = adapter_chain(checkpoint)
     weights, config = fold_chain(chain)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    cast = getattr(torch, dtype)
-    save_file({k: v.to(cast) for k, v in weights.items()}, str(tmp / WEIGHTS))
-    (tmp / ADAPTER_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
     provenance = {
         "base": root,
         "folded_from": [str(p) for p in chain],
@@ -92,12 +87,14 @@ def ship(checkpoint: str | Path, out: str | Path, dtype: str = "float16", info: 
         "dtype": dtype,
         **(info or {}),
     }
-    (tmp / BASE_FILE).write_text(json.dumps(provenance, indent=2))
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
-        if (chain[-1] / name).is_file():
-            shutil.copy(chain[-1] / name, tmp / name)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        cast = getattr(torch, dtype)
+        save_file({k: v.to(cast) for k, v in weights.items()}, str(tmp / WEIGHTS))
+        (tmp / ADAPTER_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        (tmp / BASE_FILE).write_text(json.dumps(provenance, indent=2))
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+            if (chain[-1] / name).is_file():
+                shutil.copy(chain[-1] / name, tmp / name)
     return out
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch._dynamo.exc import TorchDynamoException
 
+from annotations.errors import error_line
+
 LOG = logging.getLogger("training.speed")
 
 
@@ -42,7 +44,7 @@ def _probe(backend: str, device: torch.device) -> str | None:
         fn = torch.compile(lambda x: torch.relu(x) * 2 + 1, backend=backend, dynamic=True)
         fn(torch.ones(4, device=device))
     except Exception as exc:  # noqa: BLE001 - any failure means: train eager
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+        return error_line(exc, limit=200)
     return None
 
 

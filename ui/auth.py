@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import fcntl
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any
 
 import bcrypt
 
+from annotations.files import acquire_lock, atomic_write
 from annotations.models import ROLES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -451,37 +451,24 @@ def _make_parent(path: Path) -> None:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive flock on `<file>.lock` (created 0600, never through a symlink)."""
+    """An exclusive flock on `<file>.lock` (created 0600, never through a symlink: annotations.files)."""
     lock_path = path.with_name(path.name + ".lock")
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = acquire_lock(lock_path)
     except OSError as exc:
         raise AuthFileError(f"cannot open lock file {lock_path}: {_why(exc)}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write `text` to a new 0600 temp file beside `path`, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    """Write `text` to a new 0600 temp file beside `path` (annotations.files.atomic_write), renamed over `path`."""
     try:
-        fd = os.open(tmp, flags, 0o600)
-    except OSError as exc:
-        raise AuthFileError(f"cannot create temp file {tmp}: {_why(exc)}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, text, mode=0o600)
     except OSError as exc:
         raise AuthFileError(f"cannot write auth file {path}: {_why(exc)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _why(exc: OSError) -> str:

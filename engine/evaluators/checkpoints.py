@@ -12,17 +12,13 @@ from pathlib import Path
 
 import torch
 
+from annotations.errors import first_line
 from engine.errors import ModelLoadError
 from engine.evaluators.registry import EvaluatorPreset
 
 #: Long-CLIP keeps the first 20 positions of CLIP's table and stretches the rest 4x: 20 + 4 * 57 = 248.
 LONG_CLIP_KEEP = 20
 LONG_CLIP_CONTEXT = 248
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:

@@ -11,13 +11,12 @@ engine.evaluators.loading calls `ensure_tiny_evaluator` / `register_tiny_configs
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from annotations.files import atomic_dir, atomic_write
 from engine.evaluators.checkpoints import stretch_positional_embedding
 from engine.tiny_models import cache_root
 
@@ -47,9 +46,7 @@ def register_tiny_configs() -> str:
     path = folder / f"{TINY_CLIP_NAME}.json"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(path)}.tmp")
-        tmp.write_text(json.dumps(TINY_CLIP_CONFIG, indent=2))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(TINY_CLIP_CONFIG, indent=2))
     if TINY_CLIP_NAME not in open_clip.list_models():
         open_clip.add_model_config(path)
     return TINY_CLIP_NAME
@@ -118,16 +115,7 @@ def ensure_tiny_evaluator(name: str, root: Path | None = None) -> Path:
     done = target / "weights.txt"  # names the weights file; written last
     if done.exists():
         return target / done.read_text().strip()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with atomic_dir(target, finished=done.name) as tmp:  # a concurrent builder either wins or finds the folder
         weights = BUILDERS[name](tmp)
-        (tmp / "weights.txt").write_text(weights.name)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not done.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / done.name).write_text(weights.name)
     return target / done.read_text().strip()

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from annotations.errors import first_line
 from engine.errors import ModelLoadError
 from engine.evaluators.base import VideoTextEvaluator, fit_frames, resize_crop_normalise
 from engine.evaluators.checkpoints import (
     LONG_CLIP_CONTEXT,
-    first_line,
     load_state_dict_file,
     merge_long_clip_positions,
     weights_path,

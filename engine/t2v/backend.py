@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from annotations.errors import first_line
 from engine.errors import BackendUnavailable, InputError, ModelLoadError
 from engine.models import downloads_allowed, pick_device
 from engine.t2v.errors import GenerationBusy, GenerationCancelled, GenerationError
@@ -251,7 +252,7 @@ class T2VPipeline:
             _release_cuda_memory()
             raise GenerationError(_oom_message(self, request)) from None
         except ValueError as exc:  # the pipeline's own input checks
-            raise GenerationError(f"{self.name} refused the request: {_first_line(exc)}") from exc
+            raise GenerationError(f"{self.name} refused the request: {first_line(exc)}") from exc
         return out.frames[0]  # (T, H, W, 3) float in [0, 1]
 
 
@@ -314,11 +315,6 @@ def _release_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
-
-
 # -- loading ---------------------------------------------------------------------------------------------
 def load_t2v(
     name: str, device: str | None = None, dtype: str | None = None, offload: str = "none", vae_tiling: bool = False
@@ -342,7 +338,7 @@ def load_t2v(
         pipe = cls.from_pretrained(source, dtype=torch_dtype, local_files_only=not downloads_allowed())
     except Exception as exc:  # missing component, wrong format, truncated weights: one clear line
         raise ModelLoadError(
-            f"text-to-video model {preset.name!r} failed to load from {source}: {_first_line(exc)}"
+            f"text-to-video model {preset.name!r} failed to load from {source}: {first_line(exc)}"
         ) from exc
     _place(pipe, preset, device, torch_dtype, offload, vae_tiling)
     pipe.set_progress_bar_config(disable=True)

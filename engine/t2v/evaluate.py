@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from annotations.files import atomic_write
 from engine.errors import InputError, ModelLoadError
 from engine.mining import StudioVerbs
 from engine.t2v.eval_config import SOURCES, ClipRow, VideoEvalConfig, VideoEvalResult
@@ -113,9 +114,7 @@ class PromptCache:
 
     def put(self, key: str, text: str) -> None:
         self.items[key] = text
-        tmp = self.path.with_suffix(".json.part")
-        tmp.write_text(json.dumps(self.items, ensure_ascii=False, indent=1))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.items, ensure_ascii=False, indent=1))
 
 
 class VideoEvaluation:

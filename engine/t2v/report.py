@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from annotations.files import atomic_path
 from engine.evaluators.registry import get_preset
 from engine.t2v.eval_config import SOURCES, ClipRow, VideoEvalResult
 from engine.t2v.presets import RANDOM_WEIGHTS_LABEL
@@ -198,7 +198,5 @@ def clip_table(result: VideoEvalResult) -> list[list[Any]]:
 
 
 def _write(path: Path, fill: Callable[[Any], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         fill(fh)
-    os.replace(tmp, path)

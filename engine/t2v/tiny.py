@@ -13,12 +13,11 @@ Qwen chat template.
 
 from __future__ import annotations
 
-import shutil
 import string
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from annotations.files import atomic_dir
 from engine.tiny_models import cache_root
 
 #: Bump when a builder changes, so stale caches are rebuilt rather than reused.
@@ -244,18 +243,9 @@ def ensure_tiny_t2v(name: str, root: Path | None = None) -> Path:
     target = (root or cache_root()) / f"{name}-v{TINY_T2V_VERSION}"
     if (target / "model_index.json").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with atomic_dir(target, finished="model_index.json") as tmp:  # a concurrent builder either wins or finds it
         quiet_progress_bars()
         BUILDERS[name](tmp)
-        try:
-            tmp.rename(target)  # atomic: a concurrent builder either wins or finds the folder
-        except OSError:
-            if not (target / "model_index.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

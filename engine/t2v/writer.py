@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from annotations.errors import first_line
 from engine.errors import InputError
 from engine.t2v.errors import GenerationError
-from engine.video import write_video
+from engine.video import write_video_atomic
 
 
 def check_out_path(out: str | os.PathLike) -> Path:
@@ -32,24 +31,11 @@ def check_out_path(out: str | os.PathLike) -> Path:
 
 
 def write_clip_atomic(frames: np.ndarray, out: str | os.PathLike, fps: float) -> Path:
-    """Write uint8 frames (T, H, W, 3) to `out` as mp4 through a temporary file in the same folder and a rename,
-    so a failed or interrupted write leaves no half-written clip (and an existing file at `out` untouched)."""
+    """Write uint8 frames (T, H, W, 3) to `out` as mp4 through a temporary file in the same folder and a rename
+    (engine.video.write_video_atomic), so a failed or interrupted write leaves no half-written clip (and an
+    existing file at `out` untouched)."""
     path = check_out_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name in the same folder (so the rename is atomic), created by the writer itself: it gets the mode
-    # any new file gets (mkstemp's would be 0600).
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.part.mp4"
     try:
-        write_video(frames, tmp, fps=fps)
-        os.replace(tmp, path)  # atomic on one filesystem: readers see the old file or the whole new one
+        return write_video_atomic(frames, path, fps=fps)
     except Exception as exc:
-        raise GenerationError(f"could not write {path}: {_first_line(exc)}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # gone after a successful rename; removes the partial file otherwise
-    return path
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
+        raise GenerationError(f"could not write {path}: {first_line(exc)}") from exc

@@ -231,7 +231,7 @@ def _umask() -> int:
 
 
 def test_failed_write_leaves_no_half_written_file(tiny_cog, tmp_path, monkeypatch):
-    import engine.t2v.writer as writer
+    import engine.video as video
 
     out = tmp_path / "clip.mp4"
     out.write_bytes(b"previous clip")
@@ -240,7 +240,7 @@ def test_failed_write_leaves_no_half_written_file(tiny_cog, tmp_path, monkeypatc
         path.write_bytes(b"\x00\x00\x00\x18ftypisom")  # a few bytes of an mp4 header, then the disk fills
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(writer, "write_video", half_write)
+    monkeypatch.setattr(video, "write_video", half_write)
     with pytest.raises(GenerationError, match=r"could not write .*clip.mp4: \[Errno 28\] No space left on device"):
         generate_clip(tiny_cog, ClipRequest(PROMPT, steps=1), out)
     assert out.read_bytes() == b"previous clip"
