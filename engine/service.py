@@ -325,14 +325,15 @@ class Studio(VideoVerbs):
             if not hasattr(backend, "stream"):
                 final = backend.generate([request], params)[0]
             else:
-                final = []
+                final, stopped = [], False
                 for texts in backend.stream(request, params, stop):
-                    final = texts
+                    # Read with each item: the backend sets the event itself once its stream is over.
+                    final, stopped = texts, stop.is_set()
                     if not rerank:
                         yield texts
-                    elif not stop.is_set():
+                    elif not stopped:
                         yield texts[:shown]
-            if rerank and stop.is_set():  # stopped: what was written so far, as it is
+            if rerank and stopped:  # stopped by the user: what was written so far, as it is
                 yield final[:shown]
             elif rerank or not hasattr(backend, "stream"):
                 yield reranked(final, request.short_prompt, shown) if rerank else final

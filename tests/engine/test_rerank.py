@@ -75,3 +75,23 @@ def test_the_draw_fits_the_per_request_budget():
     long = GenerationParams(do_sample=True, temperature=0.7, num_return_sequences=2, max_new_tokens=512)
     list(studio.stream_task(3, short_prompt="a dog", model="double", params=long, draw=8))
     assert backend.asked[-1] == 4  # 4 x 512 = the 2,048 budget: not refused for asking 2
+
+
+def test_a_backend_that_sets_stop_when_its_stream_ends_still_gets_reranked():
+    """TransformersBackend.stream sets the stop event in its `finally` (an abandoned iterator must not leave
+    the worker decoding): that is not the user stopping the run."""
+
+    class SetsStop(Scripted):
+        def stream(self, request, params, stop):
+            try:
+                yield from super().stream(request, params, stop)
+            finally:
+                stop.set()
+
+    backend = SetsStop([REPEATS, NOUN_LIST, CLEAN])
+    studio = Studio(backends={"double": backend})
+    params = GenerationParams(do_sample=True, temperature=0.7, num_return_sequences=2, max_new_tokens=64)
+    final = list(studio.stream_task(3, short_prompt="a dog catches a frisbee", model="double", params=params, draw=8))[
+        -1
+    ]
+    assert hasattr(final, "dropped") and final[0] == CLEAN
