@@ -335,8 +335,13 @@ class Studio(VideoVerbs):
                         yield texts[:shown]
             if rerank and stopped:  # stopped by the user: what was written so far, as it is
                 yield final[:shown]
-            elif rerank or not hasattr(backend, "stream"):
-                yield reranked(final, request.short_prompt, shown) if rerank else final
+            elif rerank:
+                # The backend set the event as its stream ended; callers read it with each item to tell a
+                # user's Stop, so the final item must not find it set.
+                stop.clear()
+                yield reranked(final, request.short_prompt, shown)
+            elif not hasattr(backend, "stream"):
+                yield final
 
     def rerank(self, texts: Sequence[str], short_prompt: str | None, shown: int) -> Reranked:
         """engine.rerank over finished candidates (the queue and the CLI use it on texts they already have)."""

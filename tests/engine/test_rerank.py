@@ -91,7 +91,8 @@ def test_a_backend_that_sets_stop_when_its_stream_ends_still_gets_reranked():
     backend = SetsStop([REPEATS, NOUN_LIST, CLEAN])
     studio = Studio(backends={"double": backend})
     params = GenerationParams(do_sample=True, temperature=0.7, num_return_sequences=2, max_new_tokens=64)
-    final = list(studio.stream_task(3, short_prompt="a dog catches a frisbee", model="double", params=params, draw=8))[
-        -1
-    ]
+    stop = threading.Event()
+    stream = studio.stream_task(3, short_prompt="a dog", model="double", params=params, draw=8, stop=stop)
+    *_, (final, stopped) = ((item, stop.is_set()) for item in stream)  # what a caller reads with each item
     assert hasattr(final, "dropped") and final[0] == CLEAN
+    assert stopped is False  # the final item does not look like the user's Stop
