@@ -164,15 +164,16 @@ def studio_config(
     model: str | None, model_roots: Sequence[str] = (), max_models: int = 2, t2v_offload: str = "none"
 ) -> StudioConfig:
     """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots."""
+    from functools import partial
+
     from engine.models import resolve
     from engine.service import StudioConfig
 
-    confined = {"model_roots": tuple(model_roots), "max_models": max_models, "t2v_offload": t2v_offload}
+    confined = partial(StudioConfig, model_roots=tuple(model_roots), max_models=max_models, t2v_offload=t2v_offload)
     if not model:
-        return StudioConfig(**confined)
+        return confined()
     kind = resolve(model).kind  # ModelLoadError for an unknown name: reported by main()
-    field = "video_model" if kind == "video" else "text_model"
-    return StudioConfig(**{field: model}, **confined)
+    return confined(video_model=model) if kind == "video" else confined(text_model=model)
 
 
 def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
@@ -319,7 +320,8 @@ def _replay(body: bytes, receive: Any) -> Any:
 def _event_fn(scope: dict[str, Any], api_name: str | None, fn_index: Any) -> Any:
     """The Gradio BlockFunction an event call names (by api_name or fn_index), or None."""
     app = scope.get("app")
-    blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
+    get_blocks = getattr(app, "get_blocks", None)
+    blocks = get_blocks() if callable(get_blocks) else None
     fns = getattr(blocks, "fns", None) or {}
     if api_name is not None:
         return next((fn for fn in fns.values() if fn.api_name == api_name), None)

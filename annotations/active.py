@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlmodel import Session
 
-from annotations.models import Pair, Response, Score
+from annotations.models import Pair, Response, Score, core_table
 
 #: Stored ensemble means (the miner's "ensemble"; "mean" as the task tabs name it): not members.
 AGGREGATE_SCORES = frozenset({"ensemble", "mean"})
@@ -51,9 +51,9 @@ TAU_JUDGE = 1.0
 Scores = Mapping[str, float]
 #: Where the statements run: the migration's Connection, or a store function's (flushed) Session.
 Executor = Connection | Session
-_PAIR = Pair.__table__  # type: ignore[attr-defined]
-_SCORE = Score.__table__  # type: ignore[attr-defined]
-_RESPONSE = Response.__table__  # type: ignore[attr-defined]
+_PAIR = core_table(Pair)
+_SCORE = core_table(Score)
+_RESPONSE = core_table(Response)
 
 
 # --------------------------------------------------------------------------- the formula

@@ -66,7 +66,7 @@ def _import(args: argparse.Namespace) -> None:
             caption_for_task3=args.caption_for_task3,
         )
     except ImportRejected as exc:
-        for bad in exc.report.bad:  # type: ignore[attr-defined]
+        for bad in exc.report.bad:
             print(f"{args.file}:{bad.line}: {bad.reason}", file=sys.stderr)
         raise
     for bad in report.bad:

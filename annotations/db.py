@@ -54,7 +54,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
@@ -199,7 +199,7 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, is_file: bool, read_only: bo
 
 def _install_sqlite_listeners(engine: Engine, is_file: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Driver autocommit: SQLAlchemy's "begin" listener below emits BEGIN itself, so that
         # write transactions can be BEGIN IMMEDIATE (pysqlite would otherwise defer BEGIN).
         dbapi_conn.isolation_level = None
@@ -239,7 +239,7 @@ def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
     return engine
 
 
-def _make_sqlite_engine(parsed) -> tuple[Engine, str | None, str | None]:  # type: ignore[no-untyped-def]
+def _make_sqlite_engine(parsed: URL) -> tuple[Engine, str | None, str | None]:
     """(engine, write-lock path or None, why it is read-only or None)."""
     path = _sqlite_file(parsed.database)
     if path is None:

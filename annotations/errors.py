@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotations.importer import ImportReport
+
 
 class StoreError(Exception):
     """Anything the caller can fix: a bad URL, an unknown pair, an invalid choice."""
@@ -21,7 +26,7 @@ class ImportRejected(StoreError):
     ``report`` is the :class:`annotations.io.ImportReport` listing every bad line.
     """
 
-    def __init__(self, message: str, report: object) -> None:
+    def __init__(self, message: str, report: ImportReport) -> None:
         super().__init__(message)
         self.report = report
 

@@ -189,8 +189,8 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
             continue
         try:
             record = json.loads(line)
-        except ValueError as exc:
-            yield number, f"not valid JSON ({exc.msg})"
+        except ValueError as exc:  # JSONDecodeError, or e.g. an integer past Python's 4300-digit limit
+            yield number, f"not valid JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else exc})"
             continue
         yield number, record if isinstance(record, dict) else "not a JSON object"
 
@@ -318,9 +318,9 @@ def _targets(
     if caption:
         for task in tasks:
             out.setdefault(task, caption)
-    from_caption = video and bool(caption) and caption_for_task3 and 3 not in out
-    if from_caption:
-        out[3] = caption  # type: ignore[assignment]
+    from_caption = False
+    if video and caption and caption_for_task3 and 3 not in out:
+        out[3], from_caption = caption, True
     return out, from_caption, video and bool(caption) and 3 not in out
 
 
@@ -395,7 +395,9 @@ def validate_rows(
         raise StoreError(f"media folder {base} does not exist")
     confine = Path(confine_to) if confine_to is not None else (base if media_root is not None else None)
     videos = VideoChecks(base, confine)
-    report, good, seen, pacer = ImportReport(path=str(path)), [], {}, _Pacer()
+    report, pacer = ImportReport(path=str(path)), _Pacer()
+    good: list[_Row] = []
+    seen: dict[tuple[str, str], int] = {}  # (video hash, short prompt) -> its first line
     for line, record in _read_rows(path):
         pacer.tick()
         report.rows += 1
@@ -472,7 +474,8 @@ def _write(engine: Engine, good: list[_Row], report: ImportReport) -> list[int]:
 
 def _write_some(session: Any, good: list[_Row], start: int) -> list[tuple[int, bool]]:
     """Rows from `start` on, in batches of 10, until IMPORT_CHUNK rows or IMPORT_MAX_TX_S seconds."""
-    began, results = time.monotonic(), []
+    began = time.monotonic()
+    results: list[tuple[int, bool]] = []
     while len(results) < IMPORT_CHUNK and start + len(results) < len(good):
         at = start + len(results)
         batch = good[at : at + min(10, IMPORT_CHUNK - len(results))]

@@ -38,7 +38,7 @@ from annotations.importer import (  # re-exported: callers import sample rows th
     video_problem,
 )
 from annotations.instructions import build_prompt, instructions, require_instructions
-from annotations.models import Judgement, Pair, Response, Sample
+from annotations.models import Judgement, Pair, Response, Sample, stored_id
 from annotations.samples import scores_for
 
 __all__ = [
@@ -116,13 +116,13 @@ def _orient(pair: Pair, votes: list[str]) -> tuple[int, int, str] | str:
 
 def _export_records(session: Session, pairs: list[Pair], report: ExportReport) -> list[dict[str, Any]]:
     votes = _votes(session)
-    samples = {s.id: s for s in session.exec(select(Sample))}
-    responses = {r.id: r for r in session.exec(select(Response))}
+    samples = {stored_id(s.id): s for s in session.exec(select(Sample))}
+    responses = {stored_id(r.id): r for r in session.exec(select(Response))}
     scores = scores_for(session, list(responses))
     templates = report.instructions
     records = []
     for pair in pairs:
-        oriented = _orient(pair, votes.get(pair.id, []))
+        oriented = _orient(pair, votes.get(stored_id(pair.id), []))
         if isinstance(oriented, str):
             report.excluded[oriented] = report.excluded.get(oriented, 0) + 1
             continue
@@ -146,8 +146,8 @@ def _export_records(session: Session, pairs: list[Pair], report: ExportReport) -
                 "label_source": label_source,
                 "chosen_response_id": chosen.id,
                 "rejected_response_id": rejected.id,
-                "chosen_scores": json.dumps(scores[chosen.id], sort_keys=True),
-                "rejected_scores": json.dumps(scores[rejected.id], sort_keys=True),
+                "chosen_scores": json.dumps(scores[chosen_id], sort_keys=True),
+                "rejected_scores": json.dumps(scores[rejected_id], sort_keys=True),
                 "chosen_source": chosen.source,
                 "rejected_source": rejected.source,
                 "split": sample.split,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Table, Text, UniqueConstraint, inspect
 from sqlmodel import Field, SQLModel
 
 TASKS = (1, 2, 3)
@@ -35,6 +35,23 @@ HDPO_TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hall
 ROLES = ("annotator", "admin")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 RESPONSE_SOURCES = ("teacher", "model", "hallucination", "human")
+
+
+def core_table(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy Core table of a table model, for Core statements. SQLModel's metaclass sets ``__table__``
+    but declares no such attribute, so a type checker cannot see it; the mapper's table is the same object."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+def stored_id(value: int | None) -> int:
+    """A primary key the database assigned. SQLModel types every ``id`` as ``int | None`` (None until the row is
+    flushed); a row read back, or flushed, has one."""
+    if value is None:
+        raise ValueError("the row has no id: it was never flushed")
+    return int(value)
 
 
 def utcnow() -> datetime:
@@ -126,7 +143,7 @@ class Pair(SQLModel, table=True):
 
 
 # The active queue order's walk (fewest judgements, then most uncertain, then oldest); since schema v5.
-_pair_columns = Pair.__table__.c  # type: ignore[attr-defined]
+_pair_columns = core_table(Pair).c
 Index("ix_pair_active", _pair_columns.n_judgements, _pair_columns.uncertainty.desc(), _pair_columns.id)
 
 

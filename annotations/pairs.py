@@ -18,7 +18,7 @@ from annotations.active import uncertainty_of
 from annotations.common import check_in, check_task, get_row
 from annotations.db import read_session, write_session
 from annotations.errors import StoreError
-from annotations.models import HDPO_TERMS, ORIGINS, TASKS, Pair, Response
+from annotations.models import HDPO_TERMS, ORIGINS, TASKS, Pair, Response, stored_id
 
 
 def _validate_pair(
@@ -84,7 +84,7 @@ def add_pair(
         )
         session.add(row)
         session.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return stored_id(row.id)
 
 
 def _same_pair(
@@ -99,7 +99,7 @@ def _same_pair(
     """Id of a stored pair asking the same question, or None. Human-queue pairs are unordered (annotators
     see the sides in random order); every other origin's order means "a is preferred"."""
     orders = [sides, sides[::-1]] if origin == "human_queue" else [sides]
-    same_sides = or_(*(and_(Pair.response_a_id == a, Pair.response_b_id == b) for a, b in orders))
+    same_sides = or_(*(and_(col(Pair.response_a_id) == a, col(Pair.response_b_id) == b) for a, b in orders))
     query = select(Pair.id).where(
         Pair.sample_id == sample_id,
         Pair.task == task,
@@ -110,7 +110,7 @@ def _same_pair(
         _equals(Pair.rejected_short_prompt, rejected[1]),
         _equals(Pair.rejected_task, rejected[2]),
     )
-    found = session.exec(query.order_by(Pair.id).limit(1)).first()
+    found = session.exec(query.order_by(col(Pair.id)).limit(1)).first()
     return None if found is None else int(found)
 
 
@@ -146,7 +146,7 @@ def pair_sides(engine: Engine, pair_ids: Sequence[int]) -> dict[int, tuple[int, 
         return {}
     query = select(Pair.id, Pair.response_a_id, Pair.response_b_id).where(col(Pair.id).in_(list(pair_ids)))
     with read_session(engine) as session:
-        return {int(pid): (int(a), int(b)) for pid, a, b in session.exec(query)}
+        return {stored_id(pid): (int(a), int(b)) for pid, a, b in session.exec(query)}
 
 
 def pair_exists(engine: Engine, sample_id: int, task: int, origin: str, hdpo_term: str | None = None) -> bool:

@@ -32,6 +32,8 @@ from annotations.models import (
     ProjectSetting,
     Response,
     Sample,
+    core_table,
+    stored_id,
     utcnow,
 )
 from annotations.queue_order import QUEUE_ORDER_KEY, check_order, stored_order
@@ -95,7 +97,7 @@ def get_or_create_annotator(engine: Engine, name: str, role: str = "annotator") 
         raise StoreError("annotator name is empty")
     with write_session(engine) as session:
         row = _annotator_in(session, name.strip(), role)
-        return AnnotatorInfo(int(row.id), row.name, row.role)  # type: ignore[arg-type]
+        return AnnotatorInfo(stored_id(row.id), row.name, row.role)
 
 
 # Annotators are never deleted, so name -> id can be remembered per engine; this keeps the
@@ -123,8 +125,8 @@ def annotator_id(engine: Engine, annotator: AnnotatorRef) -> int:
 
 def list_annotators(engine: Engine) -> list[AnnotatorInfo]:
     with read_session(engine) as session:
-        rows = session.exec(select(Annotator).order_by(Annotator.id))
-        return [AnnotatorInfo(int(r.id), r.name, r.role) for r in rows]  # type: ignore[arg-type]
+        rows = session.exec(select(Annotator).order_by(col(Annotator.id)))
+        return [AnnotatorInfo(stored_id(r.id), r.name, r.role) for r in rows]
 
 
 # --------------------------------------------------------------------------- queue
@@ -133,14 +135,14 @@ def list_annotators(engine: Engine) -> list[AnnotatorInfo]:
 def _eligible(origins: Sequence[str]) -> Any:
     # Pairs whose two sides are the same response (input / task hallucination) have nothing
     # for a human to compare.
-    return and_(Pair.response_a_id != Pair.response_b_id, col(Pair.origin).in_(list(origins)))
+    return and_(col(Pair.response_a_id) != col(Pair.response_b_id), col(Pair.origin).in_(list(origins)))
 
 
-_LEASE = PairLease.__table__  # type: ignore[attr-defined]
+_LEASE = core_table(PairLease)
 
 
 def _held_lease(conn: Connection, annotator_id: int, now: datetime) -> int | None:
-    judged = exists().where(Judgement.pair_id == _LEASE.c.pair_id, Judgement.annotator_id == annotator_id)
+    judged = exists().where(col(Judgement.pair_id) == _LEASE.c.pair_id, col(Judgement.annotator_id) == annotator_id)
     query = select(_LEASE.c.pair_id).where(_LEASE.c.annotator_id == annotator_id, _LEASE.c.expires_at > now, ~judged)
     return conn.execute(query.order_by(_LEASE.c.expires_at.desc()).limit(1)).scalar()
 
@@ -148,7 +150,7 @@ def _held_lease(conn: Connection, annotator_id: int, now: datetime) -> int | Non
 def _pick_pair(
     conn: Connection, annotator_id: int, overlap: int, origins: Sequence[str], now: datetime, order: str
 ) -> int | None:
-    judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == annotator_id)
+    judged_by_me = exists().where(col(Judgement.pair_id) == col(Pair.id), col(Judgement.annotator_id) == annotator_id)
     leased_by_others = (
         select(func.count(_LEASE.c.id))
         .where(_LEASE.c.pair_id == Pair.id, _LEASE.c.annotator_id != annotator_id, _LEASE.c.expires_at > now)
@@ -170,7 +172,7 @@ _ORDER_BY = {
     "fifo": (col(Pair.n_judgements), col(Pair.id)),
     "active": (col(Pair.n_judgements), col(Pair.uncertainty).desc(), col(Pair.id)),
 }
-_SETTING = ProjectSetting.__table__  # type: ignore[attr-defined]
+_SETTING = core_table(ProjectSetting)
 
 
 def _project_order(conn: Connection) -> str:
@@ -259,8 +261,8 @@ def next_pair(
         leased = queue_sqlite.lease_next(engine, me, overlap, lease_seconds, origins, order)
         if leased is None:
             return None
-        pair_id, expires = leased
-        return _build_view(pair_id, me, expires, *queue_sqlite.pair_view_parts(engine, pair_id))
+        leased_id, expires = leased
+        return _build_view(leased_id, me, expires, *queue_sqlite.pair_view_parts(engine, leased_id))
     with write_connection(engine) as conn:
         now = utcnow()
         expires = now + timedelta(seconds=lease_seconds)
@@ -321,7 +323,7 @@ def record_judgement(
         return queue_sqlite.record(
             engine, pair_id, me, stored, counts, shown_left_response_id, seconds_taken, require_lease, overlap
         )
-    j = Judgement.__table__  # type: ignore[attr-defined]
+    j = core_table(Judgement)
     with write_connection(engine) as conn:
         row = conn.execute(
             select(j.c.id, j.c.choice, j.c.shown_left_response_id).where(
@@ -338,7 +340,8 @@ def record_judgement(
                 insert(j).values(**values, shown_left_response_id=shown_left_response_id, seconds_taken=seconds_taken)
             )
             _bump(conn, pair_id, counts)
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key  # None only for a statement that inserted nothing
+            return stored_id(key[0] if key is not None else None)
         if (row.choice, row.shown_left_response_id) != (stored, shown_left_response_id):
             conn.execute(
                 update(j)
@@ -411,7 +414,7 @@ def undo_last(engine: Engine, annotator: AnnotatorRef, lease_seconds: float = 12
     me = annotator_id(engine, annotator)
     if uses_raw_sqlite(engine):
         return queue_sqlite.undo(engine, me, lease_seconds, overlap)
-    j = Judgement.__table__  # type: ignore[attr-defined]
+    j = core_table(Judgement)
     with write_connection(engine) as conn:
         row = conn.execute(
             select(j.c.id, j.c.pair_id, j.c.choice)
@@ -436,10 +439,10 @@ def progress(
     total = done + pairs the queue could still hand them at this overlap."""
     me = annotator_id(engine, annotator)
     with read_session(engine) as session:
-        done = session.exec(select(func.count(Judgement.id)).where(Judgement.annotator_id == me)).one()
-        judged_by_me = exists().where(Judgement.pair_id == Pair.id, Judgement.annotator_id == me)
+        done = session.exec(select(func.count(col(Judgement.id))).where(Judgement.annotator_id == me)).one()
+        judged_by_me = exists().where(col(Judgement.pair_id) == col(Pair.id), col(Judgement.annotator_id) == me)
         left = session.exec(
-            select(func.count(Pair.id)).where(_eligible(origins), Pair.n_judgements < overlap, ~judged_by_me)
+            select(func.count(col(Pair.id))).where(_eligible(origins), Pair.n_judgements < overlap, ~judged_by_me)
         ).one()
         return int(done), int(done) + int(left)
 

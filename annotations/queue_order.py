@@ -16,13 +16,13 @@ from sqlalchemy import Engine, case, func, select
 from annotations.active import refresh_all
 from annotations.common import check_in
 from annotations.db import read_session, write_session
-from annotations.models import Pair, ProjectSetting, utcnow
+from annotations.models import Pair, ProjectSetting, core_table, utcnow
 
 QUEUE_ORDERS = ("fifo", "active")
 DEFAULT_QUEUE_ORDER = "fifo"
 #: ``project_setting.key`` of the queue order.
 QUEUE_ORDER_KEY = "queue_order"
-_SETTING = ProjectSetting.__table__  # type: ignore[attr-defined]
+_SETTING = core_table(ProjectSetting)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def check_order(order: str) -> str:
 
 def stored_order(value: str | None) -> str:
     """The order a stored setting value means: an unset (or unknown) value is the default, FIFO."""
-    return value if value in QUEUE_ORDERS else DEFAULT_QUEUE_ORDER  # type: ignore[return-value]
+    return value if value in QUEUE_ORDERS else DEFAULT_QUEUE_ORDER
 
 
 def queue_order_info(engine: Engine) -> QueueOrder:
@@ -92,7 +92,7 @@ class Waiting:
 
 def waiting_pairs(engine: Engine, origins: Sequence[str]) -> Waiting:
     """How many queue pairs (of ``origins``, two different responses) have no vote yet, and how uncertain."""
-    p = Pair.__table__  # type: ignore[attr-defined]
+    p = core_table(Pair)
     query = select(
         func.count(),
         func.coalesce(func.sum(case((p.c.uncertainty >= UNCERTAIN_AT, 1), else_=0)), 0),

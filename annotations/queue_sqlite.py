@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from annotations.db import raw_read, raw_write
 from annotations.errors import LeaseLost, NotFoundError
-from annotations.models import utcnow
+from annotations.models import stored_id, utcnow
 from annotations.queue_order import QUEUE_ORDER_KEY, stored_order
 
 # Values are always bound (``?``); the origins list is bound as one JSON array and unpacked by
@@ -147,7 +147,7 @@ def pair_view_parts(engine: Engine, pair_id: int) -> tuple[Head, Side, Side, dic
         scores: dict[int, dict[str, float]] = {a[0]: {}, b[0]: {}}
         for response_id, evaluator, value in conn.execute(_SQL_SCORES_OF_TWO, (a[0], b[0])).fetchall():
             scores[response_id][evaluator] = value
-    return head, a, b, scores  # type: ignore[return-value]
+    return head, a, b, scores
 
 
 def pair_sides(engine: Engine, pair_id: int) -> tuple[int, int] | None:
@@ -181,7 +181,7 @@ def record(
             cur = conn.execute(_SQL_INSERT_JUDGEMENT, (pair_id, me, stored, shown_left, seconds, now_s, now_s))
             if counts:
                 conn.execute(_SQL_BUMP, (counts, pair_id))
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            return stored_id(cur.lastrowid)
         row_id, old_choice, old_shown_left = row
         if (old_choice, old_shown_left) != (stored, shown_left):
             conn.execute(_SQL_UPDATE_JUDGEMENT, (stored, shown_left, seconds, now_s, row_id))

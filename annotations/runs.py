@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from annotations.common import check_in, get_row, row_dict
 from annotations.db import read_session, write_session
 from annotations.errors import StoreError
-from annotations.models import RUN_STATUSES, RunMetric, TrainingRun, utcnow
+from annotations.models import RUN_STATUSES, RunMetric, TrainingRun, stored_id, utcnow
 
 TERMINAL_STATUSES = ("finished", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
@@ -55,7 +55,7 @@ def create_run(engine: Engine, name: str, config: Mapping[str, Any] | str | None
         row = TrainingRun(name=name, **values)
         session.add(row)
         session.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return stored_id(row.id)
 
 
 def update_run(engine: Engine, run_id: int, **fields: Any) -> None:
@@ -79,7 +79,7 @@ def create_run_if(
         row = TrainingRun(name=name, **values)
         session.add(row)
         session.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return stored_id(row.id)
 
 
 def update_run_if(engine: Engine, run_id: int, admit: Admit, **fields: Any) -> None:

@@ -30,6 +30,8 @@ from annotations.models import (
     Sample,
     Score,
     content_key,
+    core_table,
+    stored_id,
     utcnow,
 )
 
@@ -88,7 +90,7 @@ def _insert_sample(session: Session, video: str | None, video_hash: str, short_p
     )
     session.add(row)
     session.flush()
-    return int(row.id)  # type: ignore[arg-type]
+    return stored_id(row.id)
 
 
 def add_sample(
@@ -160,7 +162,7 @@ def upsert_samples_in(session: Session, rows: Sequence[SampleRow]) -> list[tuple
     if new:
         now = utcnow()
         session.execute(
-            Sample.__table__.insert(),  # type: ignore[attr-defined]
+            core_table(Sample).insert(),
             [
                 dict(
                     video=os.path.abspath(r.video) if r.video is not None else None,
@@ -185,7 +187,7 @@ def upsert_samples_in(session: Session, rows: Sequence[SampleRow]) -> list[tuple
 
 def _sample_ids(session: Session, keys: Sequence[str]) -> dict[str, int]:
     query = select(Sample.content_key, Sample.id).where(col(Sample.content_key).in_(list(keys)))
-    return {key: int(sid) for key, sid in session.exec(query)}  # type: ignore[arg-type]
+    return {key: stored_id(sid) for key, sid in session.exec(query)}
 
 
 def _add_teachers(session: Session, wanted: Sequence[tuple[int, dict[int, str]]]) -> None:
@@ -207,7 +209,7 @@ def _add_teachers(session: Session, wanted: Sequence[tuple[int, dict[int, str]]]
                 have.add((sid, task, text_))
                 missing.append(dict(sample_id=sid, task=task, text=text_, source="teacher", created_at=now))
     if missing:
-        session.execute(Response.__table__.insert(), missing)  # type: ignore[attr-defined]
+        session.execute(core_table(Response).insert(), missing)
 
 
 def upsert_sample(
@@ -241,7 +243,7 @@ def list_samples(engine: Engine, split: str | None, limit: int | None = None) ->
     if limit is not None:
         query = query.limit(limit)
     with read_session(engine) as session:
-        return [SampleInfo(int(s.id), s.video, s.short_prompt, s.split) for s in session.exec(query)]  # type: ignore[arg-type]
+        return [SampleInfo(stored_id(s.id), s.video, s.short_prompt, s.split) for s in session.exec(query)]
 
 
 # --------------------------------------------------------------------------- responses
@@ -284,7 +286,7 @@ def _add_response_in(
     )
     session.add(row)
     session.flush()
-    return int(row.id)  # type: ignore[arg-type]
+    return stored_id(row.id)
 
 
 def add_response(
@@ -365,7 +367,7 @@ def teacher_response(engine: Engine, sample_id: int, task: int) -> tuple[int, st
     )
     with read_session(engine) as session:
         row = session.exec(query).first()
-        return (int(row[0]), row[1]) if row is not None else None
+        return (stored_id(row[0]), row[1]) if row is not None else None
 
 
 # --------------------------------------------------------------------------- scores

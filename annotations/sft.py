@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from annotations.db import read_session
 from annotations.files import atomic_write
-from annotations.models import Response, Sample
+from annotations.models import Response, Sample, stored_id
 
 SFT_TERM = "sft"
 
@@ -32,7 +32,7 @@ def export_teacher_rows(engine: Engine, out_path: str | os.PathLike[str], split:
             query = query.where(Sample.split == split)
         latest: dict[tuple[int, int], tuple[Response, Sample]] = {}
         for response, sample in session.exec(query):
-            latest[(sample.id, response.task)] = (response, sample)  # type: ignore[index]
+            latest[(stored_id(sample.id), response.task)] = (response, sample)
     rows = [
         {
             "task": response.task,

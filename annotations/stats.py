@@ -13,10 +13,10 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from annotations.db import read_session
-from annotations.models import DECISIVE, Annotator, Judgement, Pair, Response, Sample, Score
+from annotations.models import DECISIVE, Annotator, Judgement, Pair, Response, Sample, Score, stored_id
 
 
 def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
@@ -82,8 +82,8 @@ def _annotator_rows(session: Session) -> list[dict[str, Any]]:
     for judgement in session.exec(select(Judgement)):
         per[judgement.annotator_id].append(judgement)
     rows = []
-    for annotator in session.exec(select(Annotator).order_by(Annotator.id)):
-        mine = per.get(annotator.id, [])
+    for annotator in session.exec(select(Annotator).order_by(col(Annotator.id))):
+        mine = per.get(stored_id(annotator.id), [])
         seconds = [j.seconds_taken for j in mine if j.seconds_taken is not None]
         rows.append(
             {
@@ -121,7 +121,7 @@ def agreement(votes: Mapping[int, Mapping[str, str]]) -> dict[str, Any]:
 def _human_votes(session: Session) -> dict[int, dict[str, str]]:
     rows = session.exec(
         select(Judgement.pair_id, Annotator.name, Judgement.choice)
-        .join(Annotator, Annotator.id == Judgement.annotator_id)
+        .join(Annotator, col(Annotator.id) == col(Judgement.annotator_id))
         .where(Judgement.choice != "skip")
     )
     votes: dict[int, dict[str, str]] = defaultdict(dict)
@@ -168,7 +168,7 @@ def compute_stats(engine: Engine) -> dict[str, Any]:
     """Everything ``python -m annotations stats`` prints, as a JSON-able dict."""
     with read_session(engine) as session:
         votes = _human_votes(session)
-        pairs = {p.id: (p.response_a_id, p.response_b_id) for p in session.exec(select(Pair))}
+        pairs = {stored_id(p.id): (p.response_a_id, p.response_b_id) for p in session.exec(select(Pair))}
         scores: dict[int, dict[str, float]] = defaultdict(dict)
         for score in session.exec(select(Score)):
             scores[score.response_id][score.evaluator] = score.value

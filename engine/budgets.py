@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from engine.errors import InputError
 from engine.sentences import split_sentences
@@ -244,8 +244,9 @@ def _hf_counter(folder: Path, chat: bool) -> Counter:
 
     def count(text: str) -> int:
         if chat:  # EasyAnimate reads the prompt inside its chat template (engine.t2v.backend.count_tokens)
-            messages = [{"role": "user", "content": [{"type": "text", "text": text}]}]
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": text}]}]
+            templated = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = cast(str, templated)  # tokenize=False gives the text; transformers types every return form
         return len(tokenizer(text).input_ids)
 
     return count

@@ -233,7 +233,8 @@ def summarise(rows: list[ScoreRow], columns: list[tuple[int, str, str]], models:
                 parts = [
                     cols[h] for t, e, h in columns if t == task and e not in (AVERAGED, JUDGE_SCORE, FAITHFUL_SCORE)
                 ]
-                cols[header] = None if None in parts else _mean(parts)
+                known = [v for v in parts if v is not None]
+                cols[header] = _mean(known) if len(known) == len(parts) else None
     return {m: {h: out[m][h] for _, _, h in columns} for m in models}  # in column order
 
 

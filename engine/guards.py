@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from transformers import LogitsProcessor
@@ -265,7 +265,7 @@ class PromptPenalty(LogitsProcessor):
         seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, input_ids, True)  # (rows, V)
         seen[:, self.exempt.to(scores.device)] = False
         penalised = torch.where(scores > 0, scores / self.penalty, scores * self.penalty)
-        return torch.where(seen, penalised, scores)
+        return cast(torch.FloatTensor, torch.where(seen, penalised, scores))  # transformers' legacy tensor type
 
 
 #: Tokens `PromptPenalty` spares: articles, prepositions and the full stop, which the long instruction

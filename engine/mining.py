@@ -79,7 +79,7 @@ def policy_model(config: str | Path) -> str:
         path = path.parent / base
 
 
-def by_prompt_length(studio: StudioVerbs, model: str | None, task: Task, prompts: Sequence[str | None]) -> list[int]:
+def by_prompt_length(studio: TokenCounter, model: str | None, task: Task, prompts: Sequence[str | None]) -> list[int]:
     """Indices of `prompts` ordered by token count (stable): consecutive items of a batched call then have
     equal-length prompts, which the backend runs without padding (TransformersBackend._length_groups)."""
     if task.needs_video or len(prompts) < 2:
@@ -198,11 +198,19 @@ class MiningReport:
         return asdict(self)
 
 
-class StudioVerbs(Protocol):
+class TokenCounter(Protocol):
+    """The Studio's token count (what `by_prompt_length` calls)."""
+
+    def count_tokens(
+        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
+    ) -> list[int]: ...
+
+
+class StudioVerbs(TokenCounter, Protocol):
     """What mining and evaluation call on `engine.service.Studio`.
 
     A Protocol rather than an import of Studio: Studio.mine / Studio.evaluate import this module, so
-    importing service here would close a circle.
+    importing service here would close a circle. mypy checks Studio against it (engine.service).
     """
 
     def run_task(
@@ -223,10 +231,6 @@ class StudioVerbs(Protocol):
     def judge_many(
         self, texts: Sequence[str], model: str | None = None, params: GenerationParams | None = None
     ) -> list[JudgeResult]: ...
-
-    def count_tokens(
-        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
-    ) -> list[int]: ...
 
     def run_tasks(
         self,
@@ -434,14 +438,16 @@ class Miner:
         reached the budget is never paired (a length cue), and one identical to the teacher text is not
         a rejected response.
         """
-        ranked = [s for s in scored if s.score is not None and s.pairable]
+        ranked = [(s.score, s) for s in scored if s.score is not None and s.pairable]
+        chosen: Scored | None
         if teacher is not None:
             chosen = scored[-1]
-            pool = [s for s in ranked if s is not chosen and s.text != teacher[1]]
+            pool = [(v, s) for v, s in ranked if s is not chosen and s.text != teacher[1]]
         else:
-            chosen = max(ranked, key=lambda s: s.score, default=None)  # type: ignore[arg-type, return-value]
-            pool = [s for s in ranked if s is not chosen]
-        rejected = sorted(pool, key=lambda s: s.score)[: self.config.num_rejected]  # type: ignore[arg-type, return-value]
+            best = max(ranked, key=lambda vs: vs[0], default=None)
+            chosen = best[1] if best is not None else None
+            pool = [(v, s) for v, s in ranked if s is not chosen]
+        rejected = [s for _, s in sorted(pool, key=lambda vs: vs[0])[: self.config.num_rejected]]
         return chosen, rejected
 
     def write_pairs(

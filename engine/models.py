@@ -464,6 +464,8 @@ def _load_adapter(folder: str, device: str, dtype: str | None, attn_implementati
     if depth >= MAX_ADAPTER_CHAIN:
         raise ModelLoadError(f"adapter {folder}: more than {MAX_ADAPTER_CHAIN} adapters stacked")
     base_name = adapter_base(folder)
+    if base_name is None:
+        raise ModelLoadError(f"adapter {folder}: no {ADAPTER_FILE} in it")
     token = _ADAPTER_DEPTH.set(depth + 1)
     try:
         base = load_model(base_name, device=device, dtype=dtype, attn_implementation=attn_implementation)

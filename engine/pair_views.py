@@ -15,14 +15,24 @@ from engine.errors import InputError
 from engine.types import Task
 
 if TYPE_CHECKING:
+    from engine.evaluators.ensemble import Ensemble
     from engine.hallucination.pairs import HdpoPairs, PairConfig, PairSeq
 
 
-class Studio(Protocol):
-    """What these views call on `engine.service.Studio` (a Protocol: the Studio imports this module)."""
+class _Config(Protocol):
+    @property
+    def evaluators(self) -> Sequence[str]: ...
 
-    config: Any
-    ensemble: Any
+
+class Studio(Protocol):
+    """What these views call on `engine.service.Studio` (a Protocol: the Studio imports this module; mypy checks
+    Studio against it in engine.service)."""
+
+    @property
+    def config(self) -> _Config: ...
+
+    @property
+    def ensemble(self) -> Ensemble: ...
 
     def load_frames(self, video: str | Path, num_frames: int | None = None) -> tuple[Any, Any]: ...
 
@@ -70,7 +80,7 @@ def pair_request(seq: PairSeq, frames: Any, perturbed: Any, meta: Any) -> Any:
     from engine.tasks import Request
 
     chosen = None if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else frames)
-    return Request(seq.task, seq.short_prompt, chosen, None if chosen is None else meta)
+    return Request(Task.parse(seq.task), seq.short_prompt, chosen, None if chosen is None else meta)
 
 
 def reward_gaps(

@@ -71,8 +71,8 @@ class PairStrength:
     def value(self, measure: str = "drop") -> float | None:
         """The largest component's drop (points) or relative drop; None when nothing was measured."""
         values = [c.drop if measure == "drop" else c.relative for c in self.components]
-        values = [v for v in values if v is not None]
-        return max(values) if values else None
+        measured = [v for v in values if v is not None]
+        return max(measured) if measured else None
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import InputError
-from engine.mining import by_prompt_length, task_inputs
+from engine.mining import TokenCounter, by_prompt_length, task_inputs
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
@@ -108,8 +108,9 @@ class TeacherReport:
         return asdict(self)
 
 
-class TeacherVerbs(Protocol):
-    """What the teacher step calls on `engine.service.Studio` (a Protocol: no import of the service)."""
+class TeacherVerbs(TokenCounter, Protocol):
+    """What the teacher step calls on `engine.service.Studio` (a Protocol: no import of the service; mypy checks
+    Studio against it there)."""
 
     def load(self, model: str | None = None, task: Task | int | None = None) -> str: ...
 
@@ -129,10 +130,6 @@ class TeacherVerbs(Protocol):
         model: str | None = None,
         params: GenerationParams | None = None,
     ) -> list[list[Candidate]]: ...
-
-    def count_tokens(
-        self, texts: Sequence[str], model: str | None = None, task: Task | int | None = None
-    ) -> list[int]: ...
 
 
 class Teacher:

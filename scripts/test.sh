@@ -21,4 +21,5 @@ else
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # the product packages, as pyproject.toml's [tool.mypy] lists them
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import yaml
 
@@ -22,6 +23,19 @@ from engine.video import DEFAULT_NUM_FRAMES
 
 #: The pair builder's defaults: the one source of the augmentation numbers (= configs/hdpo.yaml).
 _PAIRS = PairConfig()
+N = TypeVar("N", int, float)
+
+
+def _as_list(pair: tuple[float, float] | None) -> list[float] | None:
+    """A pair-builder default as the list a YAML config writes (None stays None)."""
+    return None if pair is None else list(pair)
+
+
+def _pair(values: Sequence[N]) -> tuple[N, N]:
+    """A checked [min, max] list as the (min, max) tuple the pair builder takes."""
+    lo, hi = values
+    return lo, hi
+
 
 #: The pair losses (the HDPO terms, TERMS, are the pair builder's); torch-free for the job runner and UI.
 PAIR_LOSSES = ("sigmoid", "hinge", "ipo")
@@ -179,11 +193,11 @@ class DataConfig:
     """A swapped word is swapped at every mention (False: its first mention only; the paper does not say)."""
     shuffle_frames: bool = _PAIRS.shuffle
     """Input hallucination: shuffle frame order."""
-    paste_ratio: list[float] | None = field(default_factory=lambda: list(_PAIRS.paste_ratio))
+    paste_ratio: list[float] | None = field(default_factory=lambda: _as_list(_PAIRS.paste_ratio))
     """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
-    crop_keep: list[float] | None = _PAIRS.crop_keep
+    crop_keep: list[float] | None = _as_list(_PAIRS.crop_keep)
     """Input hallucination: random crop keeping [lo, hi] of each side (Table 2 'Random Crop': 0.8-1.0)."""
-    crop_area: list[float] | None = _PAIRS.crop_area
+    crop_area: list[float] | None = _as_list(_PAIRS.crop_area)
     """Input hallucination: RandomResizedCrop keeping [lo, hi] of the AREA (official mDPO: [0.01, 0.2])."""
     crop_per_frame: bool = _PAIRS.crop_per_frame
     """One crop box per frame instead of one per clip (the paper does not say; default: per clip)."""
@@ -201,7 +215,7 @@ class DataConfig:
     pad_to_multiple: int = 1
     """Round each micro-batch's prompt and response widths up to a multiple of this (e.g. 64): fewer
     distinct shapes for torch.compile / CUDA graphs, at the cost of padding; 1: no rounding."""
-    strength_band: list[float] | None = _PAIRS.strength_band
+    strength_band: list[float] | None = _as_list(_PAIRS.strength_band)
     """Keep only response / input hallucination pairs whose evaluator-measured strength is in [lo, hi]
     (engine.strength; paper 3.3: too weak teaches nothing, too strong is trivial). None: keep all."""
     strength_measure: str = _PAIRS.strength_measure
@@ -243,20 +257,20 @@ class DataConfig:
     def pair_config(self, loss: LossConfig) -> PairConfig:
         """The pair builder's config (engine.hallucination.pairs) for these data settings and loss terms."""
         return PairConfig(
-            response_words=tuple(self.response_words),
-            prompt_words=tuple(self.prompt_words),
+            response_words=_pair(self.response_words),
+            prompt_words=_pair(self.prompt_words),
             every_mention=self.every_mention,
             shuffle=self.shuffle_frames,
-            paste_ratio=None if self.paste_ratio is None else tuple(self.paste_ratio),
-            crop_keep=None if self.crop_keep is None else tuple(self.crop_keep),
-            crop_area=None if self.crop_area is None else tuple(self.crop_area),
+            paste_ratio=None if self.paste_ratio is None else _pair(self.paste_ratio),
+            crop_keep=None if self.crop_keep is None else _pair(self.crop_keep),
+            crop_area=None if self.crop_area is None else _pair(self.crop_area),
             crop_per_frame=self.crop_per_frame,
             paste_per_frame=self.paste_per_frame,
             task2_input=self.task2_input,
             task3_input=self.task3_input,
             terms=loss.pair_terms,
             num_rejected=self.num_rejected,
-            strength_band=None if self.strength_band is None else tuple(self.strength_band),
+            strength_band=None if self.strength_band is None else _pair(self.strength_band),
             strength_measure=self.strength_measure,
             strength_evaluators=tuple(self.strength_evaluators),
         )
@@ -378,7 +392,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{prefix}{name}: expected a mapping")
             value = _build(hint, value, f"{prefix}{name}.")

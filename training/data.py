@@ -254,16 +254,25 @@ def build_example(group: _Group, ctx: _Ctx) -> Example:
     built = keep_in_band(built, frames, ctx.meter, ctx.pairs)[0]  # no band: unchanged
     perturbed = None
     if built.perturbed_frames is not None:  # an exported video keeps its own meta; a drawn one the sample's
-        perturbed = (ctx.store.put(built.perturbed_frames), given_meta if given.frames is not None else video[1])
+        drawn_meta = video[1] if video is not None else None  # drawn frames exist only where the sample has one
+        perturbed = (ctx.store.put(built.perturbed_frames), given_meta if given.frames is not None else drawn_meta)
     seqs = [_train_seq(s, video, perturbed) for s in built.seqs]
     records = built.records | {k: v for k, v in export_records.items() if k in built.records}
     return Example(ex_id, group.task, seqs, built.pairs, group.sample_id, records)
 
 
-def _train_seq(seq: PairSeq, video: tuple[str, dict] | None, perturbed: tuple[str, dict] | None) -> TrainSeq:
+StoredFrames = tuple[str, dict[str, Any] | None]
+"""A frame array in the store and its VideoMeta fields: (file name, meta)."""
+
+
+def _train_seq(seq: PairSeq, video: StoredFrames | None, perturbed: StoredFrames | None) -> TrainSeq:
     """The builder's sequence with its frames as a stored file (name, meta)."""
-    name, meta = (None, None) if seq.frames == NONE else (perturbed if seq.frames == PERTURBED else video)
-    return TrainSeq(seq.task, seq.response, seq.short_prompt, name, meta)
+    if seq.frames == NONE:
+        return TrainSeq(seq.task, seq.response, seq.short_prompt)
+    stored = perturbed if seq.frames == PERTURBED else video
+    if stored is None:
+        raise ValueError(f"a {seq.frames} sequence of task {seq.task} without its frames")
+    return TrainSeq(seq.task, seq.response, seq.short_prompt, *stored)
 
 
 def strength_meter(pairs: PairConfig) -> Meter | None:

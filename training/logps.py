@@ -30,7 +30,7 @@ import torch
 from engine.encoding import IGNORE_INDEX, collate_for_logps, encode_prompt_part, gather_logps
 from engine.models import LoadedModel
 from engine.tasks import Request
-from engine.types import VideoMeta
+from engine.types import Task, VideoMeta
 from training.config import TERMS
 from training.data import Example, TrainSeq
 from training.losses import PairIndex
@@ -83,7 +83,7 @@ def to_request(seq: TrainSeq, frames_dir: Path) -> Request:
     if seq.video is not None:
         frames = np.load(frames_dir / seq.video)  # a writable copy: the processor wraps it in a tensor
         meta = VideoMeta(**seq.video_meta) if seq.video_meta else None
-    return Request(task=seq.task, short_prompt=seq.short_prompt, frames=frames, video_meta=meta)
+    return Request(task=Task.parse(seq.task), short_prompt=seq.short_prompt, frames=frames, video_meta=meta)
 
 
 class PromptCache:
@@ -139,8 +139,8 @@ def encode(
     parts = [cache.get(cpu_lm, s, frames_dir) for s in seqs]
     batch: dict[str, Any] = collate_for_logps(cpu_lm, parts, [s.response for s in seqs])
     if align:
-        batch, keep = align_responses(batch, lm.tokenizer.pad_token_id, multiple)
-        batch["keep"] = keep
+        aligned, keep = align_responses(batch, lm.tokenizer.pad_token_id, multiple)
+        batch = {**aligned, "keep": keep}
     return batch
 
 

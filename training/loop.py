@@ -61,7 +61,7 @@ def stage_import(run: LoopRun) -> dict[str, Any]:
     try:
         report = import_rows(run.db, path, media_root=run.config.media_root, extract_to=run.out / "media")
     except ImportRejected as exc:
-        bad = exc.report.bad  # type: ignore[attr-defined]
+        bad = exc.report.bad
         more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
         raise StoreError(f"{path}:{bad[0].line}: {bad[0].reason}{more}; nothing imported") from None
     keys = ("rows", "imported", "existing", "videos", "text_only", "lacking_teacher", "tagged", "task3_missing")

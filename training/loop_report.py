@@ -43,10 +43,14 @@ def table_rows(summary: dict[str, dict[str, float | None]], models: dict[str, st
         rows.append(
             [
                 f"{last} - base",
-                *(None if base.get(h) is None or top.get(h) is None else top[h] - base[h] for h in headers),
+                *(_difference(top.get(h), base.get(h)) for h in headers),
             ]
         )
     return headers, rows
+
+
+def _difference(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else value - base
 
 
 def _short(model: str) -> str:

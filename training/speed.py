@@ -87,7 +87,8 @@ def compile_blocks(model: Any, backend: str, device: torch.device, log: Callable
     fallback = _Fallback(modules, log)
     for m in modules:
         m.compile(backend=backend, dynamic=True)
-        m._compiled_call_impl = fallback.guard(m, m._compiled_call_impl)
+        if m._compiled_call_impl is not None:  # what nn.Module.compile just set
+            m._compiled_call_impl = fallback.guard(m, m._compiled_call_impl)
     return len(modules)
 
 

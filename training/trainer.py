@@ -273,7 +273,8 @@ class Trainer:
 
         o = self.cfg.optim
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        beta1, beta2 = o.betas
+        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(beta1, beta2), weight_decay=o.weight_decay)
         name = "constant_with_warmup" if o.scheduler == "constant" else o.scheduler
         scheduler = get_scheduler(
             name, optimizer, num_warmup_steps=int(o.warmup_ratio * total_steps), num_training_steps=total_steps

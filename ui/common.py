@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import gradio as gr
 from sqlalchemy import Engine
@@ -42,7 +42,8 @@ ASSETS_DIR = paths.ASSETS_DIR
 SAMPLES_DIR = paths.SAMPLES_DIR
 CONFIGS_DIR = paths.CONFIGS_DIR
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (StudioError, StoreError, JobErro
 INTERNAL_ERROR = "internal error in {fn}; an admin can find the details in the app's log"
 
 
-def guard(fn: F, ctx: Any = None) -> F:
+def guard(fn: Callable[P, R], ctx: Any = None) -> Callable[P, R]:
     """Turn every failure of a handler into a gr.Error with a one-line message: the app never crashes.
 
     StudioError / StoreError / JobError / ValueError are the user's to fix and are shown (and logged as one
@@ -129,7 +130,7 @@ def guard(fn: F, ctx: Any = None) -> F:
     """
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         # No AppContext (a bare guard, a test's stand-in): nobody to tell apart, everything is shown.
         caller = ctx.caller(_request_in(args, kwargs)) if isinstance(ctx, AppContext) else None
         admin = not isinstance(ctx, AppContext) or (caller is not None and caller.is_admin)
@@ -154,7 +155,7 @@ def guard(fn: F, ctx: Any = None) -> F:
             message = f"internal error in {fn.__name__}: {type(exc).__name__}: {one_line(exc)}"
             raise gr.Error(message, print_exception=False) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _refused(fn: Callable[..., Any], message: object) -> None:
@@ -192,6 +193,11 @@ def public_message(exc: BaseException) -> str:
     return public_text(text)
 
 
+def set_signature(fn: Callable[..., Any], signature: inspect.Signature) -> None:
+    """Give a wrapper the signature Gradio should read (inspect.signature honours ``__signature__``)."""
+    fn.__signature__ = signature  # type: ignore[attr-defined]  # typeshed declares no __signature__ on functions
+
+
 def bind(fn: Callable[..., Any], ctx: AppContext, *fixed: Any) -> Callable[..., Any]:
     """`fn(ctx, *fixed, ...)` as a guarded Gradio handler whose visible signature drops ctx and `fixed`.
 
@@ -205,7 +211,7 @@ def bind(fn: Callable[..., Any], ctx: AppContext, *fixed: Any) -> Callable[..., 
     def bound(*args: Any, **kwargs: Any) -> Any:
         return fn(ctx, *fixed, *args, **kwargs)
 
-    bound.__signature__ = inspect.signature(fn).replace(parameters=params[1 + len(fixed) :])  # type: ignore[attr-defined]
+    set_signature(bound, inspect.signature(fn).replace(parameters=params[1 + len(fixed) :]))
     bound.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in dropped}
     return guard(bound, ctx)
 

@@ -18,7 +18,7 @@ import gradio as gr
 from engine.evaluators.registry import TINY_EVALUATORS
 from engine.types import DEFAULT_MAX_NEW_TOKENS
 from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, wire_budgets
-from ui.common import SAMPLES_DIR, AppContext, afterwards, bind, model_choices, on_model_event
+from ui.common import SAMPLES_DIR, AppContext, afterwards, bind, model_choices, on_model_event, set_signature
 from ui.grounding import grounding_box, wire_grounding
 from ui.t2v_panel import candidate_videos, wire_candidate_videos
 from ui.tasks import (
@@ -72,7 +72,7 @@ def bind_stream(fn: Callable[..., Iterator[Any]], ctx: AppContext, *fixed: Any) 
         finally:
             gen.close()
 
-    stream.__signature__ = inspect.signature(opened)  # type: ignore[attr-defined]
+    set_signature(stream, inspect.signature(opened))
     return stream
 
 

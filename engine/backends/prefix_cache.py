@@ -48,7 +48,10 @@ class PrefixCache:
             return None
         with self._lock:
             common = _common_prefix(ids, self.ids) if self.cache is not None else 0
-            cache = self._cropped(common) if common else DynamicCache(config=self.model.config)
+            if self.cache is not None and common:
+                cache = _cropped(self.cache, common)
+            else:
+                cache = DynamicCache(config=self.model.config)
             rest = input_ids[:, common:-1]
             if rest.shape[1]:
                 self.model(input_ids=rest, past_key_values=cache, use_cache=True)
@@ -66,12 +69,14 @@ class PrefixCache:
             return None
         return self.prefill(torch.tensor([[*ids, ids[-1]]], dtype=torch.long, device=self.model.device))
 
-    def _cropped(self, length: int) -> DynamicCache:
-        cache = copy.deepcopy(self.cache)
-        extra = cache.get_seq_length() - length
-        if extra:
-            cache.crop(-extra)
-        return cache
+
+def _cropped(cache: DynamicCache, length: int) -> DynamicCache:
+    """A copy of `cache` holding its first `length` tokens."""
+    cache = copy.deepcopy(cache)
+    extra = cache.get_seq_length() - length
+    if extra:
+        cache.crop(-extra)
+    return cache
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

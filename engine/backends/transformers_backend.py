@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import (
@@ -69,14 +69,14 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def generate(self, requests: list[Request], params: GenerationParams) -> list[list[str]]:
-        out: list[list[str] | None] = [None] * len(requests)
+        out: dict[int, list[str]] = {}
         # Beams and sampled candidates multiply the rows; keep the rows per call near batch_size.
         size = max(1, self.batch_size // max(1, params.num_beams, params.num_return_sequences))
         for group in self._length_groups(requests):
             for chunk in self._chunks(group, size):
                 for i, texts in zip(chunk, self._generate_chunk([requests[i] for i in chunk], params), strict=True):
                     out[i] = texts
-        return out  # type: ignore[return-value]  # every index was filled
+        return [out[i] for i in range(len(requests))]  # every index was filled
 
     def _length_groups(self, requests: list[Request]) -> list[list[int]]:
         """Request indices grouped by prompt length in tokens (text LMs), in order of first appearance.
@@ -248,7 +248,8 @@ class StopOnEvent(StoppingCriteria):
         self.event = event
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        done = torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, done)  # transformers' signature names the legacy tensor type
 
 
 class RowStreamer(BaseStreamer):

@@ -43,6 +43,9 @@ def weights_path(preset: EvaluatorPreset, weights: str) -> str:
         return weights
     from huggingface_hub import hf_hub_download
 
+    if preset.hub_id is None or preset.filename is None:
+        where = f"set {preset.env_var}=/path/to/weights"
+        raise ModelLoadError(f"evaluator {preset.name!r}: no hub file to download; {where}")
     try:
         return hf_hub_download(preset.hub_id, preset.filename)
     except Exception as exc:

@@ -13,7 +13,7 @@ registered with open_clip before `load_open_clip_evaluator` runs; engine.evaluat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -31,9 +31,24 @@ from engine.evaluators.checkpoints import (
 )
 from engine.evaluators.registry import EvaluatorPreset
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 
 # -- text towers ---------------------------------------------------------------------------------
-def can_trim_text(tower: nn.Module) -> bool:
+class TextTower(Protocol):
+    """The parts of an open_clip text tower (a CLIP with its text inline, or a TextTransformer) that the trimmed
+    and packed encoders read: open_clip has no type hints, and nn.Module hides its attributes' types."""
+
+    token_embedding: nn.Module
+    positional_embedding: torch.Tensor
+    transformer: Any  # open_clip.transformer.Transformer: get_cast_dtype(), forward(x, attn_mask=)
+    ln_final: nn.Module
+    attn_mask: torch.Tensor
+    text_projection: nn.Linear | torch.Tensor | None
+
+
+def can_trim_text(tower: object) -> TypeIs[TextTower]:
     """Whether `encode_text_trimmed` gives this open_clip text tower's own features.
 
     True for CLIP's layout (CLIP, Long-CLIP, VideoCLIP-XL's text tower): a causal mask, so position i reads
@@ -52,7 +67,7 @@ def can_trim_text(tower: nn.Module) -> bool:
     )
 
 
-def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_trimmed(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
     """int tokens (K, L) padded to the context -> raw text features (K, D), the transformer run over only the
     n <= L positions up to the longest text's end token (`can_trim_text` says when that is exact).
 
@@ -73,7 +88,7 @@ def encode_text_trimmed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 PACK_POSITIONS = 512
 
 
-def encode_text_packed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_packed(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
     """int tokens (K, L) padded to the context -> raw text features (K, D), each text cut at its own end token
     and the texts packed end to end into rows of <= PACK_POSITIONS positions. A block-diagonal causal mask keeps
     each text to its own positions, which restart at 0, so each feature is the padded forward's
@@ -81,15 +96,14 @@ def encode_text_packed(tower: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     longest: six sentences of a detailed prompt cost about what the whole prompt does.
     """
     lengths = (tokens.argmax(dim=-1) + 1).tolist()  # K end-token positions + 1
-    features: list[torch.Tensor | None] = [None] * len(lengths)
+    features: dict[int, torch.Tensor] = {}
     for row in _pack_rows(lengths, PACK_POSITIONS):
         pooled = _encode_packed_row(tower, [tokens[i, : lengths[i]] for i in row])  # (len(row), W)
-        for i, feature in zip(row, pooled, strict=True):
-            features[i] = feature
-    return _project(tower, torch.stack(features))  # type: ignore[arg-type]  # (K, D)
+        features.update(zip(row, pooled, strict=True))
+    return _project(tower, torch.stack([features[i] for i in range(len(lengths))]))  # (K, D)
 
 
-def _project(tower: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+def _project(tower: TextTower, pooled: torch.Tensor) -> torch.Tensor:
     """End-token features (K, W) through the tower's text projection (a Linear, a matrix or none) -> (K, D)."""
     projection = tower.text_projection
     if projection is None:
@@ -110,7 +124,7 @@ def _pack_rows(lengths: list[int], limit: int) -> list[list[int]]:
     return rows
 
 
-def _encode_packed_row(tower: nn.Module, texts: list[torch.Tensor]) -> torch.Tensor:
+def _encode_packed_row(tower: TextTower, texts: list[torch.Tensor]) -> torch.Tensor:
     """Token runs [(n_j,)] -> final-norm features at each run's end token (J, W), from one (1, T) forward."""
     device = texts[0].device
     ids = torch.cat(texts)  # (T,)
@@ -140,8 +154,8 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         self.mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
         self.batch_size = batch_size
-        self.text_tower = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in .text; CLIP inline
-        self.trim_text = can_trim_text(self.text_tower)
+        tower = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in .text; CLIP inline
+        self.packed_tower: TextTower | None = tower if can_trim_text(tower) else None
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         return resize_crop_normalise(frames, self.image_size, self.mean, self.std, crop=True)
@@ -156,8 +170,10 @@ class FrameAveragingEvaluator(VideoTextEvaluator):
         return F.normalize(per_frame.mean(dim=0), dim=-1)  # average of unit vectors, re-normalised
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(K, context) -> (K, D); each text read up to its own end token, packed (exact when trim_text)."""
-        return encode_text_packed(self.text_tower, tokens) if self.trim_text else self.model.encode_text(tokens)
+        """(K, context) -> (K, D); each text read up to its own end token, packed (where exact: packed_tower)."""
+        if self.packed_tower is None:
+            return self.model.encode_text(tokens)
+        return encode_text_packed(self.packed_tower, tokens)
 
 
 # -- loaders ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from engine.evaluators.checkpoints import (
     merge_long_clip_positions,
     weights_path,
 )
-from engine.evaluators.clip import can_trim_text, encode_text_packed
+from engine.evaluators.clip import TextTower, can_trim_text, encode_text_packed
 from engine.evaluators.registry import EvaluatorPreset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -134,14 +134,16 @@ def split_checkpoint(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
 
 
 class VideoCLIPXLEvaluator(VideoTextEvaluator):
-    def __init__(self, name: str, vision: VideoVisionTransformer, text: nn.Module, **kwargs: Any) -> None:
+    def __init__(self, name: str, vision: VideoVisionTransformer, text: Any, **kwargs: Any) -> None:
+        """`text`: open_clip's TextTransformer (build_long_clip_text); open_clip has no type hints."""
         import open_clip
 
         ctx = int(text.context_length)
         super().__init__(name, open_clip.SimpleTokenizer(context_length=ctx), ctx, **kwargs)
         self.vision = vision.to(self.device)
         self.text = text.to(self.device)
-        self.trim_text = can_trim_text(text)  # Long-CLIP's tower: causal, pooled at the end token
+        # Long-CLIP's tower: causal, pooled at the end token, so each text can be read up to its end alone
+        self.packed_tower: TextTower | None = self.text if can_trim_text(self.text) else None
         self.num_frames = vision.num_frames
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
@@ -154,7 +156,7 @@ class VideoCLIPXLEvaluator(VideoTextEvaluator):
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, 248) -> (K, D); each text read up to its own end token, packed (same features)."""
-        return encode_text_packed(self.text, tokens) if self.trim_text else self.text(tokens)
+        return self.text(tokens) if self.packed_tower is None else encode_text_packed(self.packed_tower, tokens)
 
 
 def load_videoclip_xl_evaluator(preset: EvaluatorPreset, weights: str, device: str) -> VideoCLIPXLEvaluator:

@@ -27,9 +27,10 @@ its plural and, for a multi-word name, its head noun; a scene or style by all of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from engine.faithfulness.tags import Element
 from engine.faithfulness.vocab import (
@@ -214,9 +215,12 @@ def _canon(name: str) -> str:
 # --------------------------------------------------------------------------- bound attributes
 
 
-def _look_back(toks: Sequence[Tok], span: Span, starts: set[int], table: dict[str, object]) -> list[object]:
+V = TypeVar("V")
+
+
+def _look_back(toks: Sequence[Tok], span: Span, starts: set[int], table: Mapping[str, V]) -> list[V]:
     """Attribute words (colours or counts, per `table`) within BACK words before a mention, same clause."""
-    out = []
+    out: list[V] = []
     i, seen = span.start - 1, 0
     while i >= 0 and seen < BACK and toks[i].clause == toks[span.start].clause:
         word = toks[i].text

@@ -33,7 +33,7 @@ import numpy as np
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.hallucination.text import TextHallucinationConfig, hallucinate_text
-from engine.hallucination.video import VideoHallucinationConfig, hallucinate_frames
+from engine.hallucination.video import VideoHallucinationConfig, check_range, hallucinate_frames
 from engine.types import Task
 
 TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
@@ -92,9 +92,9 @@ class PairConfig:
         # Lists from YAML / JSON become tuples, so two configs of the same numbers compare equal.
         self.response_words = _int_range("response_words", self.response_words)
         self.prompt_words = _int_range("prompt_words", self.prompt_words)
-        self.paste_ratio = None if self.paste_ratio is None else tuple(float(v) for v in self.paste_ratio)
-        self.crop_keep = None if self.crop_keep is None else tuple(float(v) for v in self.crop_keep)
-        self.crop_area = None if self.crop_area is None else tuple(float(v) for v in self.crop_area)
+        self.paste_ratio = check_range("paste_ratio", self.paste_ratio)
+        self.crop_keep = check_range("crop_keep", self.crop_keep)
+        self.crop_area = check_range("crop_area", self.crop_area)
         self.terms = tuple(self.terms)
         unknown = sorted(set(self.terms) - set(TERMS))
         if unknown:
@@ -307,7 +307,8 @@ def _input_hallucination(b: _Build) -> None:
     """Eq. 9-11: the chosen under the clean input over under the hallucinated input."""
     clean = b.seq(b.chosen)
     frames, ops, prompt, edits = _given_input(b) if b.given.has_input else _drawn_input(b)
-    new_video = frames is not None and not np.array_equal(frames, b.frames)  # a 1-frame shuffle changes nothing
+    # a 1-frame shuffle changes nothing
+    new_video = frames is not None and (b.frames is None or not np.array_equal(frames, b.frames))
     new_prompt = prompt is not None and prompt != clean.short_prompt
     if not (new_video or new_prompt):
         return

@@ -402,9 +402,9 @@ def hallucinate_doc(doc, config: TextHallucinationConfig, seed: int) -> TextHall
         words.setdefault((c.category, c.key), []).append(c)
     mentions = list(words.values())
     k = min(int(rng.integers(config.min_words, config.max_words + 1)), len(mentions))
-    chosen = np.sort(rng.choice(len(mentions), size=k, replace=False)) if k else []
+    chosen = sorted(int(j) for j in rng.choice(len(mentions), size=k, replace=False)) if k else []
     taken = {(m[0].category, m[0].cls, m[0].group) for m in mentions}
-    edits = []
+    edits: list[TextEdit] = []
     for j in chosen:
         new = _new_word(doc, mentions[j], taken, rng)
         c = mentions[j][0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -27,7 +27,12 @@ from engine.errors import InputError, VideoError
 Record = dict[str, Any]
 
 
-def _check_range(name: str, value: tuple[float, float] | None, low_open: bool = True) -> tuple[float, float] | None:
+@overload
+def check_range(name: str, value: tuple[float, float]) -> tuple[float, float]: ...
+@overload
+def check_range(name: str, value: tuple[float, float] | None) -> tuple[float, float] | None: ...
+def check_range(name: str, value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """(lo, hi) as floats with 0 < lo <= hi <= 1 (None stays None); InputError naming `name` otherwise."""
     if value is None:
         return None
     try:
@@ -57,9 +62,9 @@ class VideoHallucinationConfig:
     """A new paste box per frame (today's reading of 'onto each frame') instead of one for the whole clip."""
 
     def __post_init__(self) -> None:
-        self.paste_ratio = _check_range("paste_ratio", self.paste_ratio)
-        self.crop_keep = _check_range("crop_keep", self.crop_keep)
-        self.crop_area = _check_range("crop_area", self.crop_area)
+        self.paste_ratio = check_range("paste_ratio", self.paste_ratio)
+        self.crop_keep = check_range("crop_keep", self.crop_keep)
+        self.crop_area = check_range("crop_area", self.crop_area)
         if self.crop_keep is not None and self.crop_area is not None:
             raise InputError("crop_keep and crop_area are two kinds of crop: set one of them")
 
@@ -118,7 +123,7 @@ def paste_patches(
     per_frame=False: one box (size, source and target place) for the whole clip; j is still drawn per frame.
     Records: {"op": "paste", "frame", "source_frame", "src_xy": [x, y], "dst_xy": [x, y], "size": [h, w]}.
     """
-    ratio = _check_range("paste ratio", ratio)
+    ratio = check_range("paste ratio", ratio)
     t, h, w, _ = frames.shape
     out = frames.copy()  # (T, H, W, 3); one copy, then T block copies (no per-pixel work)
     records = []
@@ -206,7 +211,7 @@ def random_crop(
     Record: {"op": "crop", "xy": [x, y], "size": [h, w]} (the crop box in the input frames); per_frame:
     one box per frame, records with "frame".
     """
-    keep = _check_range("crop keep", keep)
+    keep = check_range("crop keep", keep)
     return _crop(frames, rng, lambda h, w, r: _keep_box(h, w, r, keep), _nearest, per_frame)
 
 
@@ -216,7 +221,7 @@ def random_resized_crop(
     """mDPO's image corruption on video: RandomResizedCrop(size=(H, W), scale) - a box of `scale` of the
     area (aspect ratio 3/4-4/3), resized back bilinearly; one box for the clip, or one per frame.
     Records as `random_crop`."""
-    scale = _check_range("crop area", scale)
+    scale = check_range("crop area", scale)
     return _crop(frames, rng, lambda h, w, r: _area_box(h, w, r, scale), _bilinear, per_frame)
 
 

@@ -170,7 +170,7 @@ class T2VPipeline:
     @property
     def size_multiple(self) -> int:
         """Heights and widths must be multiples of VAE downsampling x transformer patch size (16 for all four)."""
-        vae = getattr(self.pipe, "vae_scale_factor_spatial", None) or getattr(
+        vae = getattr(self.pipe, "vae_scale_factor_spatial", 0) or getattr(
             self.pipe, "vae_spatial_compression_ratio", 8
         )
         patch = getattr(self.pipe.transformer.config, "patch_size", 1) or 1

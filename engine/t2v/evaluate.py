@@ -58,7 +58,17 @@ class VideoStudio(StudioVerbs, Protocol):
     def t2v_pipeline(self, name: str | None = None, wait: bool = True) -> T2VPipeline: ...
 
     def generate_video(
-        self, prompt: str, out: str | os.PathLike, model: str | None = None, seed: int = 0, **settings: Any
+        self,
+        prompt: str,
+        out: str | os.PathLike,
+        model: str | None = None,
+        seed: int = 0,
+        *,
+        frames: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
     ) -> GeneratedClip: ...
 
     def per_frame_evaluator(self, names: Sequence[str]) -> str | None: ...

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from engine.evaluators.ensemble import Ensemble
     from engine.t2v.backend import GeneratedClip, T2VPipeline
     from engine.t2v.eval_config import VideoEvalConfig, VideoEvalResult
+    from engine.t2v.evaluate import VideoStudio
     from engine.t2v.quality import FrameQuality
 
 #: progress(step, total) after each denoising step.
@@ -51,7 +52,12 @@ class VideoVerbs:
     """Text-to-video verbs of the Studio. Needs `config` (device, model_roots) and `ensemble` from the Studio."""
 
     config: Any
-    ensemble: Ensemble
+
+    if TYPE_CHECKING:  # the Studio's (engine.service), read by the verbs below
+
+        @property
+        def ensemble(self) -> Ensemble:
+            raise NotImplementedError
 
     def _t2v_cache(self) -> _LoadedPipeline:
         with _CACHE_GUARD:
@@ -162,11 +168,14 @@ class VideoVerbs:
         return frame_quality(frames, self.ensemble.member(evaluator) if evaluator else None, fps)
 
     # -- Table 3 -------------------------------------------------------------------------------------
-    def evaluate_video(self, db: Engine, config: VideoEvalConfig, progress: bool = True) -> VideoEvalResult:
-        """Table 3 (paper section 4.5) into config.out_dir: see engine.t2v.evaluate."""
+    def evaluate_video(
+        self: VideoStudio, db: Engine, config: VideoEvalConfig, progress: bool = True
+    ) -> VideoEvalResult:
+        """Table 3 (paper section 4.5) into config.out_dir: see engine.t2v.evaluate. `self` is the whole Studio
+        (a mixin method typed by the Protocol it calls back through: mypy checks Studio against it)."""
         from engine.t2v.evaluate import evaluate_video
 
-        return evaluate_video(self, db, config, progress=progress)  # type: ignore[arg-type]
+        return evaluate_video(self, db, config, progress=progress)
 
 
 def _release_memory() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from annotations.files import atomic_dir
 from engine.tiny_models import cache_root
@@ -52,7 +53,10 @@ def _t5_config(tokenizer, umt5: bool = False):
     from transformers import T5Config, UMT5Config
 
     cls = UMT5Config if umt5 else T5Config
+    # Not a declared field of transformers' dataclass T5 configs, which keep unknown keywords all the same.
+    legacy: dict[str, Any] = {"decoder_start_token_id": 0}
     return cls(
+        **legacy,
         vocab_size=len(tokenizer),
         d_model=TEXT_DIM,
         d_kv=8,
@@ -62,7 +66,6 @@ def _t5_config(tokenizer, umt5: bool = False):
         relative_attention_num_buckets=8,
         pad_token_id=0,
         eos_token_id=1,
-        decoder_start_token_id=0,
     )
 
 
