@@ -129,7 +129,23 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             for done in picker["done"]:  # the header's model list follows what the runs loaded
                 done.then(bind(header, ctx), None, top, api_visibility="private")
     demo.queue(default_concurrency_limit=4)
+    quiet_when_idle(demo)
     return demo
+
+
+#: Gradio's queue polls for work every 1 ms and for progress every 10 ms on Linux (gradio/queueing.py): an app
+#: with nobody on it burned 6.5 % of a core in its event loop (measured; 10 ms / 50 ms still 2.2 %). Every
+#: 50 ms / 200 ms: 0.75 %, and an event starts at most 50 ms later (docs/benchmarks.md, idle app).
+QUEUE_POLL_S = 0.05
+PROGRESS_POLL_S = 0.2
+
+
+def quiet_when_idle(demo: gr.Blocks) -> None:
+    """Slow the queue's idle polling (see QUEUE_POLL_S); a Gradio without these attributes is left as it is."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
+        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, PROGRESS_POLL_S)
 
 
 def launch_kwargs() -> dict[str, Any]:
