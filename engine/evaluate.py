@@ -12,12 +12,15 @@ The harness only reads the annotations database; every model call goes through t
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from annotations.files import atomic_write
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS, get_preset
 from engine.mining import JUDGE_SCORE, StudioVerbs, by_prompt_length, generation_budget, task_inputs
@@ -66,6 +69,9 @@ class EvalConfig:
     """Samples per generate call (one model and task per call; the budget is the largest of the call's)."""
     notes: tuple[str, ...] = ()
     """Lines printed above the table (e.g. which models stood in for the paper's)."""
+    cache_dir: str | None = None
+    """Greedy outputs of earlier runs with the same model (its folder's files), input and budget are read
+    from here instead of generated again (loops that share a database share one); None: no cache."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -148,13 +154,22 @@ class Harness:
     def generate_many(
         self, model: str, task: Task, items: list[tuple[SampleInfo, str | None, str | None]]
     ) -> list[str]:
-        """One greedy output per item, in one batched call (budget: the largest of the items')."""
+        """One greedy output per item, in one batched call (budget: the largest of the items'); outputs in
+        the cache (EvalConfig.cache_dir) are read, not generated again."""
         params = GenerationParams(max_new_tokens=max(self.budget(model, s, task) for s, _, _ in items))
-        if len(items) == 1:
-            _, video, prompt = items[0]
-            return [self.studio.run_task(task, video, prompt, model=model, params=params)[0].text]
-        outs = self.studio.run_tasks(task, [(v, p) for _, v, p in items], model=model, params=params)
-        return [cands[0].text for cands in outs]
+        cache = OutputCache(self.config.cache_dir, model, task, params.max_new_tokens)
+        texts = [cache.get(v, p) for _, v, p in items]
+        todo = [i for i, t in enumerate(texts) if t is None]
+        if len(todo) == 1:
+            _, video, prompt = items[todo[0]]
+            texts[todo[0]] = self.studio.run_task(task, video, prompt, model=model, params=params)[0].text
+        elif todo:
+            outs = self.studio.run_tasks(task, [items[i][1:] for i in todo], model=model, params=params)
+            for i, cands in zip(todo, outs, strict=True):
+                texts[i] = cands[0].text
+        for i in todo:
+            cache.put(items[i][1], items[i][2], texts[i] or "")
+        return [t or "" for t in texts]
 
     def task3_name(self) -> str:
         return FAITHFUL_SCORE if self.config.task3_scorer == FAITHFUL_SCORE else JUDGE_SCORE
@@ -208,6 +223,46 @@ class Harness:
         bar.close()
         columns = table_columns(self.config.tasks, self.config.evaluators, self.config.task3_scorer)
         return EvalResult(rows, columns, summarise(rows, columns, self.config.models), notes=self.config.notes)
+
+
+class OutputCache:
+    """Greedy outputs on disk, one JSON file per (model identity, task, video, prompt, budget)."""
+
+    def __init__(self, folder: str | None, model: str, task: Task, budget: int) -> None:
+        self.folder = Path(folder) if folder else None
+        self.head = [model_identity(model), int(task), budget]
+
+    def _path(self, video: str | None, prompt: str | None) -> Path | None:
+        if self.folder is None:
+            return None
+        digest = hashlib.sha256(json.dumps([*self.head, video, prompt]).encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.json"
+
+    def get(self, video: str | None, prompt: str | None) -> str | None:
+        path = self._path(video, prompt)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return str(json.loads(path.read_text(encoding="utf-8"))["text"])
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged entry is generated again
+
+    def put(self, video: str | None, prompt: str | None, text: str) -> None:
+        path = self._path(video, prompt)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"text": text}))
+
+
+def model_identity(model: str) -> str:
+    """A preset's name, or a folder's real path with the size and modification time of each of its files
+    (a checkpoint written again under the same name is another model)."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return json.dumps([str(path.resolve()), [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]])
 
 
 def can_run(model: str, sample: SampleInfo, task: Task) -> bool:

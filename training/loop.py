@@ -205,6 +205,7 @@ def stage_evaluate(run: LoopRun) -> dict[str, Any]:
             max_new_tokens=e.max_new_tokens,
             task3_scorer=e.task3_scorer,
             batch=e.batch,
+            cache_dir=e.cache_dir,
             notes=tuple(filter(None, [stand_in_line(run.config.stand_in_notes)])),
         )
         result = run.studio.evaluate(run.db, config, progress=True)

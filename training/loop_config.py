@@ -118,6 +118,9 @@ class EvaluationSection:
     element of the short prompt; engine.faithfulness)."""
     batch: int = 1
     """Samples per generate call."""
+    cache_dir: str | None = None
+    """Greedy outputs kept here and read back by later runs with the same model, input and budget (loops
+    sharing a database and their base / SFT rows: configs/loops/smollm2-*.yaml); None: none kept."""
 
     def __post_init__(self) -> None:
         if self.task3_scorer not in ("judge", "faithfulness"):

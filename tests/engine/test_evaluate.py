@@ -133,3 +133,39 @@ def test_averaged_clip_score_is_the_mean_of_the_task_columns():
     md = markdown_table(EvalResult(rows, columns, {"m": summary}))
     assert "| m | 28.8 | 26.5 | 25.3 | 26.9 | 30.0 | – | 20.0 | – |" in md
     assert table_columns((1,), (clip,)) == [(1, clip, "Task 1 CLIP")]  # one evaluator: nothing to average
+
+
+def test_faithfulness_column_and_the_output_cache(tmp_path):
+    """Task 3 scored by faithfulness to the stored tags; a second run with the same cache generates nothing."""
+    from annotations.tags import set_tags
+    from engine.evaluate import evaluate
+
+    engine = open_db(f"sqlite:///{tmp_path / 'faith.db'}")
+    cat = upsert_sample(engine, None, "a red cat", "test")
+    dog = upsert_sample(engine, None, "a dog", "test")
+    set_tags(engine, {cat: [{"kind": "object", "value": "cat"}, {"kind": "color", "value": "red", "object": "cat"}]})
+    replies = {"a red cat": "A red cat naps on a warm sofa.", "a dog": "A cat sleeps."}
+    calls: list[str] = []
+
+    def reply(prompts: list[str]) -> list[str]:
+        calls.extend(prompts)
+        return [next(v for k, v in replies.items() if f"Input: {k}\n" in p) for p in prompts]
+
+    studio = Studio(backends={"writer": ScriptedJudge(reply, model_name="writer")})
+    config = EvalConfig(
+        models=("writer",),
+        out_dir=str(tmp_path / "out"),
+        tasks=(3,),
+        evaluators=(),
+        task3_scorer="faithfulness",
+        batch=4,
+        max_new_tokens=32,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    result = evaluate(studio, engine, config, progress=False)
+    assert result.summary == {"writer": {"Task 3 Faithful %": 50.0}}  # the dog prompt's output has no dog
+    assert sorted(r.value for r in result.rows) == [0.0, 100.0] and {r.sample_id for r in result.rows} == {cat, dog}
+    first = len(calls)
+    assert first == 2
+    again = evaluate(studio, engine, config, progress=False)
+    assert len(calls) == first and again.summary == result.summary  # read from the cache, not generated
