@@ -210,6 +210,7 @@ def _mine(args: argparse.Namespace) -> dict[str, Any]:
         num_rejected=args.rejected,
         model=args.model,
         train_config=args.config,
+        train_overrides=tuple(args.train_overrides),
         evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
         task3_scorer=args.task3_scorer,
         judge_model=args.judge_model,
@@ -386,6 +387,14 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejected", type=int, default=2, help="lowest-scored candidates taken as rejected")
     p.add_argument("--model", help="generation model (default: the policy --config trains)")
     p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, help="training config naming the policy (model.name)")
+    p.add_argument(
+        "--set",
+        dest="train_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of --config, dotted, as python -m training does: --set model.name=runs/sft/model",
+    )
     p.add_argument(
         "--task3-scorer",
         choices=TASK3_SCORERS,

@@ -46,10 +46,10 @@ BUDGET_MARGIN, BUDGET_CAP, DEFAULT_BUDGET = 2.0, 512, 256  # the budget rule min
 class EvalConfig:
     """Which models to compare, on which split, and where the outputs go."""
 
-    models: tuple[str, ...]
-    """Models to compare (one table row each)."""
-    out_dir: str
-    """Folder for table.md, table.csv, scores.csv, scores.png."""
+    models: tuple[str, ...] = ()
+    """Models to compare (one table row each; at least one by the time it runs)."""
+    out_dir: str = ""
+    """Folder for table.md, table.csv, scores.csv, scores.png (set by the time it runs)."""
     split: str = "test"
     """Sample split to evaluate."""
     tasks: tuple[int, ...] = tuple(int(t) for t in Task)
@@ -74,9 +74,9 @@ class EvalConfig:
     from here instead of generated again (loops that share a database share one); None: no cache."""
 
     def __post_init__(self) -> None:
-        if not self.models:
-            raise InputError("evaluate needs at least one --model")
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
+        self.evaluators = tuple(self.evaluators)
+        self.models = tuple(self.models)
         if self.task3_scorer not in TASK3_SCORERS:
             raise InputError(f"task3 scorer must be one of {', '.join(TASK3_SCORERS)}, got {self.task3_scorer!r}")
         if self.batch < 1:
@@ -199,6 +199,8 @@ class Harness:
     def run(self, progress: bool = True) -> EvalResult:
         from tqdm import tqdm
 
+        if not self.config.models:
+            raise InputError("evaluate needs at least one --model")
         from annotations.store import list_samples
 
         samples = list_samples(self.db, self.config.split, self.config.limit)

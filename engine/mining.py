@@ -32,8 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import yaml
-
+from engine import configfile
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.evaluators.scores import ScoreReport
@@ -63,20 +62,20 @@ def find_config(path: str | Path) -> Path:
     return in_data_root(path)
 
 
-def policy_model(config: str | Path) -> str:
-    """The `model.name` a training config (YAML, `base:` chains followed) trains: the mining policy."""
-    path, seen = find_config(config), 0
-    while True:
-        if not path.is_file():
-            raise InputError(f"training config {config} not found")
-        data = yaml.safe_load(path.read_text()) or {}
-        name = (data.get("model") or {}).get("name") if isinstance(data, dict) else None
-        if name:
-            return str(name)
-        base, seen = (data.get("base") if isinstance(data, dict) else None), seen + 1
-        if not base or seen > 8:
-            raise InputError(f"training config {config} names no model.name")
-        path = path.parent / base
+def policy_model(config: str | Path, overrides: Sequence[str] | None = None, base_root: Path | None = None) -> str:
+    """The `model.name` a training config trains (engine.configfile: `base:` followed, confined to base_root
+    when given, `--set` overrides applied): the mining policy."""
+    path = find_config(config)
+    if not path.is_file():
+        raise InputError(f"training config {config} not found")
+    try:
+        data = configfile.apply_overrides(configfile.read_yaml(path, base_root), overrides)
+    except configfile.ConfigError as exc:
+        raise InputError(str(exc)) from None
+    name = (data.get("model") or {}).get("name") if isinstance(data.get("model"), dict) else None
+    if not name:
+        raise InputError(f"training config {config} names no model.name")
+    return str(name)
 
 
 def by_prompt_length(studio: TokenCounter, model: str | None, task: Task, prompts: Sequence[str | None]) -> list[int]:
@@ -119,6 +118,8 @@ class MiningConfig:
     """Generation model for every task (None: the policy `train_config` names)."""
     train_config: str | None = DEFAULT_TRAIN_CONFIG
     """Training config whose model.name mines when `model` is None (None too: the Studio default per task)."""
+    train_overrides: tuple[str, ...] = ()
+    """Dotted `--set` overrides of train_config (model.name=...), as the training command applies them."""
     evaluators: tuple[str, ...] = PAPER_EVALUATORS
     """Evaluator ensemble: scores every task of a sample with a video (section 3.5)."""
     task3_scorer: str = "ensemble"
@@ -168,7 +169,7 @@ class MiningConfig:
         """The model that samples the beams: `model`, else the policy of `train_config`, else None."""
         if self.model:
             return self.model
-        return policy_model(self.train_config) if self.train_config else None
+        return policy_model(self.train_config, self.train_overrides) if self.train_config else None
 
     def scorer(self, sample: SampleInfo, task: Task) -> str:
         """ "ensemble", "judge" or "faithfulness" for one (sample, task)."""

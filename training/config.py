@@ -8,16 +8,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_type_hints
+from typing import Any, TypeVar
 
-import yaml
-
-from engine import paths
+from engine import configfile, paths
+from engine.configfile import ConfigError
 from engine.hallucination.pairs import TASK2_INPUTS, TASK3_INPUTS, TERMS, PairConfig
 from engine.video import DEFAULT_NUM_FRAMES
 
@@ -47,12 +45,6 @@ LOSS_KINDS = (*PAIR_LOSSES, "kto", "sft")
 CONFIGS_DIR = paths.CONFIGS_DIR
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RUN_NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-' (no '/' or '..'): it names a folder inside run.output_dir"
-#: Largest config file read: a preset is ~2 KB.
-MAX_CONFIG_BYTES = 256 * 1024
-
-
-class ConfigError(ValueError):
-    """A config value is wrong; the message names the key (and never quotes a file's contents)."""
 
 
 @dataclass
@@ -379,128 +371,11 @@ def _check_range(key: str, pair: list, lo: float, hi: float | None = None) -> No
     _check(key, ok, f"must be [min, max] with {lo} <= min <= max" + (f" <= {hi}" if hi is not None else ""))
 
 
-# --------------------------------------------------------------------------- loading
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    """Dataclass from a nested dict; unknown keys are errors (a typo must not train the wrong thing)."""
-    hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{prefix}{name}: expected a mapping")
-            value = _build(hint, value, f"{prefix}{name}.")
-        kwargs[name] = _number(value) if hint is float or float in get_args(hint) else value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+# --------------------------------------------------------------------------- loading (engine.configfile)
 
 
 def from_dict(data: dict[str, Any] | None) -> TrainConfig:
-    return _build(TrainConfig, dict(data or {}), "")
-
-
-def _parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars / lists: 1e-6, true, null, [1, 3]."""
-    return yaml.safe_load(text)
-
-
-def _number(value: Any) -> Any:
-    """YAML 1.1 reads `1e-6` (no dot) as a string; take it as the number it is."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
-    """Apply dotted `key=value` overrides to a nested dict (copied)."""
-    out = json.loads(json.dumps(data))
-    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides or []]
-    for key, value in items:
-        node = out
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part} is not a section")
-        node[last] = value
-    return out
-
-
-def _split(override: str) -> tuple[str, Any]:
-    if "=" not in override:
-        raise ConfigError(f"--set {override!r}: expected key=value")
-    key, text = override.split("=", 1)
-    return key.strip(), _parse_value(text)
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def read_yaml(path: str | Path, base_root: Path | None = None, _depth: int = 0) -> dict[str, Any]:
-    """A YAML preset as a dict; `base: other.yaml` is loaded first and overlaid.
-
-    base_root None (the CLI): `base:` is relative to the file. With a base_root (the admin tab's launches:
-    CONFIGS_DIR), `base:` resolves against the file's folder when that lies inside base_root, else against
-    base_root, and must name a file inside base_root; anything else is refused with the same line whether
-    or not the file exists. Errors name the file and the key, never the file's contents.
-    """
-    path = Path(path)
-    data = _parse_yaml(path)
-    base = data.pop("base", None)
-    if base is not None:
-        if _depth > 8:
-            raise ConfigError(f"{path.name}: base chain too deep")
-        data = _merge(read_yaml(_base_path(path, base, base_root), base_root, _depth + 1), data)
-    return data
-
-
-def _parse_yaml(path: Path) -> dict[str, Any]:
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path.name} is over {MAX_CONFIG_BYTES // 1024} KB")
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise ConfigError(f"config file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path.name} cannot be read ({type(exc).__name__})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:  # its message quotes the offending lines: say where, not what
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path.name} is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path.name}: expected a mapping at the top level")
-    return data
-
-
-def _base_path(path: Path, base: Any, base_root: Path | None) -> Path:
-    if not isinstance(base, str) or not base.strip():
-        raise ConfigError(f"{path.name}: base: expected a config file name, e.g. hdpo.yaml")
-    if base_root is None:
-        return path.parent / base
-    root = Path(os.path.realpath(base_root))
-    here = Path(os.path.realpath(path.parent))
-    start = here if here == root or root in here.parents else root
-    target = Path(os.path.realpath(start / base))
-    if root not in target.parents or target.suffix not in (".yaml", ".yml") or not target.is_file():
-        raise ConfigError(f"base: {base!r} is not a config in the configs folder; use a preset name such as hdpo.yaml")
-    return target
+    return configfile.build(TrainConfig, dict(data or {}))
 
 
 def load_config(
@@ -509,6 +384,5 @@ def load_config(
     base_root: Path | None = None,
 ) -> TrainConfig:
     """A TrainConfig from a YAML path or a dict (or defaults), with overrides applied, validated.
-    base_root: where `base:` may point (see read_yaml); None for the CLI."""
-    data = read_yaml(source, base_root) if isinstance(source, str | Path) else dict(source or {})
-    return from_dict(apply_overrides(data, overrides))
+    base_root: where `base:` may point (engine.configfile.read_yaml); None for the CLI."""
+    return configfile.load(TrainConfig, source, overrides, base_root)

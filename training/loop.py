@@ -18,6 +18,7 @@ stopped before its end (SIGTERM / SIGINT: it checkpoints; run the command again 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ import yaml
 
 from annotations.errors import ImportRejected, StoreError
 from annotations.files import atomic_dir, atomic_write
+from engine import configfile
 from engine.errors import StudioError
 from engine.mining import find_config
 from training.config import ConfigError
@@ -69,21 +71,9 @@ def stage_import(run: LoopRun) -> dict[str, Any]:
 
 
 def stage_teacher(run: LoopRun) -> dict[str, Any]:
-    from engine.teacher import TeacherConfig, write_teacher_responses
+    from engine.teacher import write_teacher_responses
 
-    t = run.config.teacher
-    config = TeacherConfig(
-        model=t.model,
-        text_model=t.text_model,
-        max_new_tokens=t.max_new_tokens,
-        split=t.split,
-        limit=t.limit,
-        best_of=t.best_of,
-        temperature=t.temperature,
-        top_p=t.top_p,
-        require_faithful=t.require_faithful,
-        batch=t.batch,
-    )
+    config = run.config.teacher  # engine.teacher.TeacherConfig, as the loop YAML set it
     report = write_teacher_responses(run.studio, run.db, config, progress=True)
     keys = ("written", "skipped_done", "skipped_unusable", "skipped_unfaithful", "empty")
     return {k: getattr(report, k) for k in keys}
@@ -104,7 +94,7 @@ def stage_sft(run: LoopRun) -> dict[str, Any]:
     cfg = run.config.sft_config(export=str(export), out=run_dir.parent, model=run.policy)
     cfg.run.name = run_dir.name
     pinned = run_dir / "config.yaml"
-    if pinned.is_file() and yaml.safe_load(pinned.read_text()) != cfg.to_dict():
+    if pinned.is_file() and configfile.read_yaml(pinned) != json.loads(json.dumps(cfg.to_dict())):
         raise ConfigError(f"sft.run_dir: {run_dir} holds an SFT run of another config; pick another folder")
     resume = (run_dir / "checkpoints").is_dir()
     result = Trainer(cfg, run_dir, cfg.data.path, resume=resume).train()
@@ -114,24 +104,8 @@ def stage_sft(run: LoopRun) -> dict[str, Any]:
 
 
 def stage_mine(run: LoopRun) -> dict[str, Any]:
-    from engine.mining import MiningConfig
-
-    m = run.config.mining
-    config = MiningConfig(
-        num_beams=m.num_beams,
-        num_rejected=m.num_rejected,
-        model=m.model or run.start_model(),
-        split=m.split,
-        limit=m.limit,
-        require_teacher=m.require_teacher,
-        batch=m.batch,
-        evaluators=tuple(m.evaluators),
-        task3_scorer=m.task3_scorer,
-        judge_model=m.judge_model,
-        max_new_tokens=m.max_new_tokens,
-        budget_margin=m.budget_margin,
-        max_new_tokens_cap=m.max_new_tokens_cap,
-    )
+    # engine.mining.MiningConfig as the loop YAML set it; beams from the start model unless it names one.
+    config = dataclasses.replace(run.config.mining, model=run.config.mining.model or run.start_model())
     report = run.studio.mine(run.db, config, progress=True)
     keys = (
         "mined",
@@ -190,22 +164,12 @@ def stage_train(run: LoopRun) -> dict[str, Any]:
 
 def stage_evaluate(run: LoopRun) -> dict[str, Any]:
     """Table 1 for the base policy and the trained checkpoint, through the Studio's evaluate verb."""
-    from engine.evaluate import EvalConfig
-
     models = run.evaluated_models()
-    e = run.config.evaluation
     with atomic_dir(run.out / "eval") as tmp:
-        config = EvalConfig(
+        config = dataclasses.replace(
+            run.config.evaluation,
             models=tuple(models.values()),
             out_dir=str(tmp),
-            split=e.split,
-            evaluators=tuple(e.evaluators),
-            judge_model=e.judge_model,
-            limit=e.limit,
-            max_new_tokens=e.max_new_tokens,
-            task3_scorer=e.task3_scorer,
-            batch=e.batch,
-            cache_dir=e.cache_dir,
             notes=tuple(filter(None, [stand_in_line(run.config.stand_in_notes)])),
         )
         result = run.studio.evaluate(run.db, config, progress=True)
@@ -245,7 +209,7 @@ def prepare(config: LoopConfig, out: Path) -> LoopRun:
     pinned = out / "loop.yaml"
     mine = {k: v for k, v in config.to_dict().items() if k != "labels"}
     if pinned.is_file():
-        theirs = {k: v for k, v in (yaml.safe_load(pinned.read_text()) or {}).items() if k != "labels"}
+        theirs = {k: v for k, v in configfile.read_yaml(pinned).items() if k != "labels"}
         if theirs != mine:
             raise ConfigError(f"{out} holds a loop of another config: pass another --out, or delete the folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -292,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="annotations DB URL (default sqlite:///<out>/loop.db)")
     p.add_argument("--stop-after", choices=STAGES, help="stop after this stage")
     p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a loop config field, dotted: --set mining.num_beams=3 --set evaluation.limit=20",
+    )
+    p.add_argument(
         "--allow-stand-ins",
         nargs="?",
         const="default",
@@ -312,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     echo = (lambda _line: None) if args.json else print
     try:
         overrides = {"labels": args.labels, "samples": args.samples, "db": args.db}
-        config = apply_stand_ins(load_loop_config(args.config, overrides), args.allow_stand_ins)
+        config = apply_stand_ins(load_loop_config(args.config, overrides, args.sets), args.allow_stand_ins)
         out = Path(args.out or Path("runs") / config.name)
         run = run_loop(config, out, args.stop_after, echo)
     except LoopStop as exc:

@@ -12,43 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
-
-import yaml
+from typing import Any
 
 from annotations.files import atomic_write
-from engine.evaluators.registry import TINY_EVALUATORS
-from engine.mining import TASK3_SCORERS, find_config
+from engine import configfile
+from engine.evaluate import EvalConfig
+from engine.mining import MiningConfig, find_config
+from engine.teacher import TeacherConfig
 from training.config import ConfigError, TrainConfig, load_config
 
 LABEL_MODES = ("auto", "human")
-
-
-@dataclass
-class TeacherSection:
-    model: str | None = None
-    """Teacher for every task (the paper: VILA-34B); None: the Studio default per task."""
-    text_model: str | None = None
-    """Teacher for Task 3 when set (the paper: Llama-3-70B)."""
-    max_new_tokens: int = 512
-    """Budget per teacher response."""
-    split: str | None = None
-    """Only samples of this split get a teacher response (None: every split)."""
-    limit: int | None = None
-    """At most this many samples (None: all)."""
-    best_of: int = 1
-    """Text-only Task 3: sample this many and keep the best by faithfulness, then richness (best-of-N
-    self-distillation where no larger teacher exists; engine.teacher)."""
-    temperature: float = 0.7
-    """Sampling temperature of the best-of-N candidates."""
-    top_p: float = 0.9
-    """Nucleus mass of the best-of-N candidates."""
-    require_faithful: bool = True
-    """With best_of > 1: no teacher response for an item none of whose candidates keeps every element."""
-    batch: int = 1
-    """Items per generate call."""
 
 
 @dataclass
@@ -65,66 +40,6 @@ class SftSection:
     run_dir: str | None = None
     """The SFT run's folder (default <out>/sft). Loops that start from the same SFT model share one (the
     configs/loops/smollm2-*.yaml): a finished run there is reused, one of another config refused."""
-
-
-@dataclass
-class MiningSection:
-    model: str | None = None
-    """Beam model (None: the policy the training config trains, as the paper samples from the SFT model)."""
-    evaluators: list[str] = field(default_factory=lambda: list(TINY_EVALUATORS))
-    """CLIP-style ensemble ranking the beams of samples with a video (section 3.5)."""
-    judge_model: str | None = None
-    """Judge for text-only Task-3 samples (None: the Studio's)."""
-    task3_scorer: str = "ensemble"
-    """Task 3 of a sample with a video: ensemble (against the video) or judge."""
-    num_beams: int = 5
-    """Beam width (paper: 5)."""
-    num_rejected: int = 2
-    """Lowest-scored beams taken as rejected (paper: 2)."""
-    max_new_tokens: int | None = None
-    """Fixed beam budget (None: the teacher's length x budget_margin, capped)."""
-    budget_margin: float = 2.0
-    """Budget = teacher tokens x this."""
-    max_new_tokens_cap: int = 512
-    """Upper bound of that budget."""
-    split: str = "train"
-    """Samples of this split are mined."""
-    limit: int | None = None
-    """Mine at most this many samples (None: all)."""
-    require_teacher: bool = False
-    """Mine only (sample, task) items with a teacher response (the chosen side); others are skipped."""
-    batch: int = 1
-    """(sample, task) items per generate call."""
-
-    def __post_init__(self) -> None:
-        if self.task3_scorer not in TASK3_SCORERS:
-            raise ConfigError(f"mining.task3_scorer: {self.task3_scorer!r} is not one of {', '.join(TASK3_SCORERS)}")
-
-
-@dataclass
-class EvaluationSection:
-    split: str = "test"
-    """Split evaluated (Table 1)."""
-    evaluators: list[str] = field(default_factory=lambda: list(TINY_EVALUATORS))
-    """CLIP-style columns of Tasks 1-2."""
-    judge_model: str | None = None
-    """LLM judge of the Task-3 column (the paper: Llama-3-70B)."""
-    max_new_tokens: int | None = None
-    """Fixed budget (None: covering each sample's teacher response)."""
-    limit: int | None = None
-    """At most this many samples."""
-    task3_scorer: str = "judge"
-    """Task-3 column: judge (the paper's LLM judge) or faithfulness (% of outputs keeping every tagged
-    element of the short prompt; engine.faithfulness)."""
-    batch: int = 1
-    """Samples per generate call."""
-    cache_dir: str | None = None
-    """Greedy outputs kept here and read back by later runs with the same model, input and budget (loops
-    sharing a database and their base / SFT rows: configs/loops/smollm2-*.yaml); None: none kept."""
-
-    def __post_init__(self) -> None:
-        if self.task3_scorer not in ("judge", "faithfulness"):
-            raise ConfigError(f"evaluation.task3_scorer: {self.task3_scorer!r} is not one of judge, faithfulness")
 
 
 @dataclass
@@ -152,10 +67,13 @@ class LoopConfig:
     refuses in one line unless --allow-stand-ins (training.stand_ins)."""
     stand_in_notes: list[str] = field(default_factory=list)
     """Models standing in for the paper's (set by --allow-stand-ins); every report prints them."""
-    teacher: TeacherSection = field(default_factory=TeacherSection)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The teacher step (engine.teacher.TeacherConfig: its fields, defaults and checks)."""
     sft: SftSection = field(default_factory=SftSection)
-    mining: MiningSection = field(default_factory=MiningSection)
-    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    """Mining (engine.mining.MiningConfig); its model None: the start model (the SFT checkpoint, else the policy)."""
+    evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(split="test"))
+    """Table 1 (engine.evaluate.EvalConfig); the loop fills in its models and output folder."""
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
@@ -166,7 +84,8 @@ class LoopConfig:
             raise ConfigError("train: null needs sft.enabled: true (a loop must train something)")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data (tuples as lists): what the pinned loop.yaml holds and is compared with."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def train_config(
         self, export: str | None = None, out: Path | None = None, model: str | None = None
@@ -207,37 +126,17 @@ def _loop_train_config(
     return cfg
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """A dataclass from a mapping; unknown keys are errors naming the key."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'loop config'}: expected a mapping")
-    hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}")
-    kwargs = {
-        k: _build(hints[k], v, f"{prefix}{k}.") if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()
-    }
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{prefix or 'loop config'}: {exc}") from None
-
-
-def load_loop_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
-    """A LoopConfig from YAML, top-level overrides applied (the CLI's --samples, --labels, --db)."""
+def load_loop_config(
+    path: str | Path, overrides: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> LoopConfig:
+    """A LoopConfig from YAML (`base:` followed; engine.configfile), top-level overrides applied (the CLI's
+    --samples, --labels, --db), then dotted `--set` overrides (mining.num_beams=3)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"loop config {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = configfile.read_yaml(path)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return _build(LoopConfig, data, "")
+    return configfile.build(LoopConfig, configfile.apply_overrides(data, sets))
 
 
 def check_models(config: LoopConfig, policy: str) -> None:

@@ -18,6 +18,7 @@ from sqlmodel import func, select
 
 from annotations.db import open_db, read_session
 from annotations.models import Pair, Response, Sample
+from engine.evaluators.registry import TINY_EVALUATORS
 from training.loop import LoopStop, main, run_loop
 from training.loop_config import load_loop_config
 
@@ -48,8 +49,14 @@ def write_config(folder: Path, samples: Path, file: str = "loop.yaml", **over) -
         "train": str(REPO / "configs" / "tiny-cpu.yaml"),
         "train_set": {"optim.max_steps": 2, "run.progress_bar": False, "run.checkpoint_every": 1},
         "teacher": {"model": "tiny-random-vlm", "max_new_tokens": 8},
-        "mining": {"judge_model": "tiny-random-lm", "num_beams": 3, "num_rejected": 2, "max_new_tokens_cap": 12},
-        "evaluation": {"judge_model": "tiny-random-lm", "max_new_tokens": 12},
+        "mining": {
+            "judge_model": "tiny-random-lm",
+            "num_beams": 3,
+            "num_rejected": 2,
+            "max_new_tokens_cap": 12,
+            "evaluators": list(TINY_EVALUATORS),  # the loop's sections default to engine's (the paper's three)
+        },
+        "evaluation": {"judge_model": "tiny-random-lm", "max_new_tokens": 12, "evaluators": list(TINY_EVALUATORS)},
         **over,
     }
     path = folder / file

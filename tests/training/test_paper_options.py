@@ -19,6 +19,7 @@ from engine.hallucination.video import (
     random_resized_crop,
 )
 from engine.service import StudioConfig
+from engine.video import DEFAULT_NUM_FRAMES
 from training.config import ConfigError, load_config
 from training.data import load_examples, materialise
 
@@ -114,7 +115,8 @@ def test_reading_of_the_paper_options_and_their_defaults():
     pairs = hdpo.data.pair_config(hdpo.loss)
     assert (pairs.task2_input, pairs.task3_input) == ("video", "prompt")
     assert (pairs.crop_per_frame, pairs.paste_per_frame) == (False, True)
-    assert hdpo.data.num_frames == 16 and StudioConfig().num_frames == 8  # training vs mining / evaluation
+    # one frame count: training, mining and evaluation all read engine.video.DEFAULT_NUM_FRAMES
+    assert hdpo.data.num_frames == StudioConfig().num_frames == DEFAULT_NUM_FRAMES == 8
     over = load_config(CONFIGS / "hdpo.yaml", ["data.task2_input=both", "data.crop_per_frame=true"])
     assert over.data.pair_config(over.loss).task2_input == "both" and over.data.pair_config(over.loss).crop_per_frame
     with pytest.raises(ConfigError, match="data.task3_input"):
