@@ -80,6 +80,9 @@ EVENT_PATHS = re.compile(r"^/gradio_api/(?:queue/join|(?:run|api|call|call/v2)/(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from engine.configfile import add_flag  # stdlib + PyYAML: the flags of StudioConfig fields, its defaults
+    from engine.service import StudioConfig  # no torch at import
+
     parser = argparse.ArgumentParser(prog="app.py", description="VidPrompter Studio (Gradio app)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
@@ -104,13 +107,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder whose checkpoint sub-folders the model pickers may load (repeatable; default "
         "$VIDPROMPTER_MODEL_ROOTS, os.pathsep-separated); presets are always allowed",
     )
-    parser.add_argument("--max-models", type=int, default=2, help="generation models kept loaded (LRU beyond)")
-    parser.add_argument(
-        "--t2v-offload",
-        default="none",
-        choices=["none", "model", "sequential"],
-        help="text-to-video CPU offload on a small GPU (model: whole components; sequential: layer by layer)",
-    )
+    add_flag(parser, StudioConfig, "max_models")
+    add_flag(parser, StudioConfig, "t2v_offload", choices=["none", "model", "sequential"])
+    add_flag(parser, StudioConfig, "num_frames")
+    add_flag(parser, StudioConfig, "device")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
     parser.add_argument(
         "--generation-time-limit",
@@ -160,16 +160,15 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")  # a password piped from a Windows file ends in \r\n
 
 
-def studio_config(
-    model: str | None, model_roots: Sequence[str] = (), max_models: int = 2, t2v_offload: str = "none"
-) -> StudioConfig:
-    """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots."""
+def studio_config(model: str | None, model_roots: Sequence[str] = (), **fields: Any) -> StudioConfig:
+    """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots;
+    `fields`: other StudioConfig fields (max_models, t2v_offload, num_frames, device), else its defaults."""
     from functools import partial
 
     from engine.models import resolve
     from engine.service import StudioConfig
 
-    confined = partial(StudioConfig, model_roots=tuple(model_roots), max_models=max_models, t2v_offload=t2v_offload)
+    confined = partial(StudioConfig, model_roots=tuple(model_roots), **fields)
     if not model:
         return confined()
     kind = resolve(model).kind  # ModelLoadError for an unknown name: reported by main()
@@ -194,7 +193,8 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
     _record_instructions(db)
     roots = args.model_root if args.model_root is not None else list(env_model_roots())
-    studio = Studio(studio_config(args.model, roots, args.max_models, args.t2v_offload))
+    fields = {k: getattr(args, k) for k in ("max_models", "t2v_offload", "num_frames", "device")}
+    studio = Studio(studio_config(args.model, roots, **fields))
     upload_dir = _upload_dir(db_url)
     folders = launch_folders(args, upload_dir)
     work_dir, work_lock = make_work_dir()

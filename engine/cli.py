@@ -11,6 +11,7 @@ nothing prints a traceback at a user.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -18,19 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annotations.errors import StoreError  # no torch: the store's errors are user errors too
+from engine.configfile import add_flag, add_flags, default_of, from_args
 from engine.errors import InputError, StudioError, VideoError
 from engine.evaluate import TASK3_SCORERS as EVAL_TASK3_SCORERS
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.insight_cli import add_insight_parsers
-from engine.mining import DEFAULT_TRAIN_CONFIG, TASK3_SCORERS
+from engine.mining import TASK3_SCORERS
 from engine.t2v.cli import add_t2v_parser
-from engine.types import DEFAULT_MAX_NEW_TOKENS, Task
+from engine.types import Task
 from engine.video import DEFAULT_NUM_FRAMES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from engine.service import Studio
+    from engine.types import GenerationParams
 
 TASKS = [int(t) for t in Task]
 MAX_FRAMES = 256
@@ -58,19 +61,29 @@ def _open_store(url: str | None) -> Engine:
     return open_db(url)
 
 
+def _repeated(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The repeatable flags (--task, --evaluator, --set, --model) as tuples; unset ones take cls's default."""
+    out: dict[str, Any] = {}
+    for name in ("tasks", "evaluators", "train_overrides", "models"):
+        if hasattr(args, name) and any(f.name == name for f in dataclasses.fields(cls)):
+            value = getattr(args, name)
+            out[name] = tuple(value) if value is not None else default_of(cls, name)
+    return out
+
+
 # -- generate -------------------------------------------------------------------------------------
-def _generate(args: argparse.Namespace) -> dict[str, Any]:
+def _generate_params(args: argparse.Namespace) -> GenerationParams:
+    """GenerationParams from generate's flags: --temperature other than its default implies sampling, and 0
+    keeps greedy/beam decoding (the flag's meaning before --sample existed)."""
     from engine.types import GenerationParams
 
-    params = GenerationParams(
-        max_new_tokens=args.max_new_tokens,
-        num_beams=args.num_beams,
-        num_return_sequences=args.num_return,
-        do_sample=args.temperature > 0,
-        temperature=args.temperature if args.temperature > 0 else 1.0,
-        seed=args.seed,
-        repetition_penalty=args.repetition_penalty,
-    )
+    default_t = default_of(GenerationParams, "temperature")
+    sample = args.do_sample or args.temperature not in (default_t, 0.0)
+    return from_args(GenerationParams, args, do_sample=sample, temperature=args.temperature or default_t)
+
+
+def _generate(args: argparse.Namespace) -> dict[str, Any]:
+    params = _generate_params(args)
     cands = _studio(args).run_task(args.task, args.video, args.prompt, model=args.model, params=params)
     return {
         "task": args.task,
@@ -204,22 +217,7 @@ def _render_judge(payload: dict[str, Any]) -> str:
 def _mine(args: argparse.Namespace) -> dict[str, Any]:
     from engine.mining import MiningConfig
 
-    config = MiningConfig(
-        tasks=tuple(args.task or TASKS),
-        num_beams=args.num_beams,
-        num_rejected=args.rejected,
-        model=args.model,
-        train_config=args.config,
-        train_overrides=tuple(args.train_overrides),
-        evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
-        task3_scorer=args.task3_scorer,
-        judge_model=args.judge_model,
-        split=None if args.split == "all" else args.split,
-        limit=args.limit,
-        max_new_tokens=args.max_new_tokens,
-        shard=_shard(args),
-        batch=args.batch,
-    )
+    config = from_args(MiningConfig, args, shard=_shard(args), **_repeated(MiningConfig, args))
     return _studio(args).mine(_open_store(args.db), config, progress=not args.no_progress).as_dict()
 
 
@@ -235,18 +233,7 @@ def _render_mine(payload: dict[str, Any]) -> str:
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.evaluate import EvalConfig
 
-    config = EvalConfig(
-        models=tuple(args.model),
-        split=args.split,
-        out_dir=args.out,
-        tasks=tuple(args.task or TASKS),
-        evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
-        judge_model=args.judge_model,
-        limit=args.limit,
-        max_new_tokens=args.max_new_tokens,
-        task3_scorer=args.task3_scorer,
-        batch=args.batch,
-    )
+    config = from_args(EvalConfig, args, **_repeated(EvalConfig, args))
     return _studio(args).evaluate(_open_store(args.db), config, progress=not args.no_progress).as_dict()
 
 
@@ -280,15 +267,7 @@ def _shard(args: argparse.Namespace) -> Any:
 def _teacher(args: argparse.Namespace) -> dict[str, Any]:
     from engine.teacher import TeacherConfig, write_teacher_responses
 
-    config = TeacherConfig(
-        model=args.model,
-        text_model=args.text_model,
-        tasks=tuple(args.task or TASKS),
-        split=None if args.split == "all" else args.split,
-        limit=args.limit,
-        max_new_tokens=args.max_new_tokens,
-        shard=_shard(args),
-    )
+    config = from_args(TeacherConfig, args, shard=_shard(args), **_repeated(TeacherConfig, args))
     db = _open_store(args.db)
     return write_teacher_responses(_studio(args), db, config, progress=not args.no_progress).as_dict()
 
@@ -315,27 +294,37 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _split(text: str) -> str | None:
+    """--split: a split name, or 'all' for every split (None in the configs)."""
+    return None if text == "all" else text
+
+
 def _add_generate(sub: argparse._SubParsersAction) -> None:
+    from engine.types import GenerationParams
+
     p = sub.add_parser("generate", help="video / short prompt -> detailed prompt (tasks 1-3)")
     p.add_argument("--task", type=int, choices=TASKS, required=True)
     p.add_argument("--video", help="video file (tasks 1 and 2)")
     p.add_argument("--prompt", help="short prompt (task 3) or short caption (task 2)")
     p.add_argument("--model", help="model preset or checkpoint folder (default: smollm2-135m / qwen2.5-vl-3b)")
-    p.add_argument("--num-beams", type=int, default=1)
-    p.add_argument("--num-return", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
-    p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy/beam")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--repetition-penalty", type=float, help="1..2; default: the model preset's (SmolLM2: 1.2)")
+    add_flags(
+        p,
+        GenerationParams,
+        ("max_new_tokens", "num_beams", "num_return_sequences", "do_sample", "temperature", "top_p", "seed"),
+        renames={"num_return_sequences": "--num-return", "do_sample": "--sample"},
+        helps={"temperature": "A value other than 1 implies --sample; 0 means greedy."},
+    )
+    add_flags(p, GenerationParams, ("repetition_penalty", "guards", "copy_ngram", "keep_words"))
     _model_flags(p)
     p.set_defaults(func=_generate, render=_render_generate)
 
 
 def _add_hallucinate(sub: argparse._SubParsersAction) -> None:
+    from engine.hallucination.text import TextHallucinationConfig
+
     p = sub.add_parser("hallucinate-text", help="swap 1-5 words of a caption for disparate ones (Eq. 6-8)")
     p.add_argument("text", metavar="TEXT", help="caption, response or short prompt")
-    p.add_argument("--min-words", type=int, default=1, help="fewest words to swap (default 1)")
-    p.add_argument("--max-words", type=int, default=5, help="most words to swap (default 5, the paper's)")
+    add_flags(p, TextHallucinationConfig, ("min_words", "max_words"))
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (same seed, same output)")
     p.set_defaults(func=_hallucinate_text, render=_render_text)
 
@@ -348,7 +337,12 @@ def _add_hallucinate(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--shuffle", action="store_true", help="shuffle the frame order")
     v.add_argument("--paste-ratio", nargs=2, type=float, metavar=("LO", "HI"), help="paste patches, sides LO..HI")
     v.add_argument("--crop-keep", nargs=2, type=float, metavar=("LO", "HI"), help="random crop keeping LO..HI")
-    v.add_argument("--num-frames", type=int, default=8, help="frames sampled uniformly from IN (default 8)")
+    v.add_argument(
+        "--num-frames",
+        type=int,
+        default=DEFAULT_NUM_FRAMES,
+        help=f"frames sampled uniformly from IN (default {DEFAULT_NUM_FRAMES}, engine.video.DEFAULT_NUM_FRAMES)",
+    )
     v.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (same seed, same output)")
     v.set_defaults(func=_hallucinate_video, render=_render_video)
 
@@ -364,76 +358,86 @@ def _add_scoring(sub: argparse._SubParsersAction) -> None:
     j = sub.add_parser("judge", help="LLM judge score 0-10 for a detailed prompt (paper section 4.2)")
     j.add_argument("--text", required=True)
     j.add_argument("--model", help="judge model preset or checkpoint folder (default: smollm2-135m)")
-    j.add_argument("--max-new-tokens", type=int, default=0, help="0: the default (384)")
+    j.add_argument("--max-new-tokens", type=int, default=0, help="0: the judge's default budget")
     _model_flags(j)
     j.set_defaults(func=_judge, render=_render_judge)
 
 
-def _store_flags(p: argparse.ArgumentParser) -> None:
+def _store_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """Flags mining, evaluation and the teacher share; defaults and help from `cls` (their config)."""
     p.add_argument("--db", help=DB_HELP)
-    p.add_argument("--task", type=int, choices=TASKS, action="append", help="repeatable (default: all)")
-    p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
-    p.add_argument("--judge-model", help="LLM judge for task 3 (default: smollm2-135m)")
-    p.add_argument("--limit", type=int, help="at most this many samples")
-    p.add_argument("--max-new-tokens", type=int, help="fixed budget (default: covers each teacher response)")
+    add_flag(p, cls, "tasks", "--task", "Repeatable.", type=int, choices=TASKS, action="append")
+    add_flag(p, cls, "limit")
+    add_flag(p, cls, "max_new_tokens")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _model_flags(p)
 
 
-def _add_store_commands(sub: argparse._SubParsersAction) -> None:
+def _scored_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """The evaluator and judge flags of mining and evaluation."""
+    add_flag(p, cls, "evaluators", "--evaluator", "Repeatable.", action="append")
+    add_flag(p, cls, "judge_model")
+    add_flag(p, cls, "batch")
+
+
+def _add_mine(sub: argparse._SubParsersAction) -> None:
+    from engine.mining import MiningConfig
+
     p = sub.add_parser("mine-pairs", help="beam search + evaluators -> chosen/rejected pairs in the annotations DB")
-    _store_flags(p)
-    p.add_argument("--num-beams", type=int, default=5)
-    p.add_argument("--rejected", type=int, default=2, help="lowest-scored candidates taken as rejected")
-    p.add_argument("--model", help="generation model (default: the policy --config trains)")
-    p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, help="training config naming the policy (model.name)")
-    p.add_argument(
+    _store_flags(p, MiningConfig)
+    _scored_flags(p, MiningConfig)
+    add_flags(
+        p,
+        MiningConfig,
+        ("num_beams", "num_rejected", "model", "train_config", "budget_margin", "max_new_tokens_cap"),
+        renames={"num_rejected": "--rejected", "train_config": "--config"},
+    )
+    add_flags(p, MiningConfig, ("default_new_tokens", "require_teacher"))
+    add_flag(
+        p,
+        MiningConfig,
+        "train_overrides",
         "--set",
-        dest="train_overrides",
+        "As python -m training applies them: --set model.name=runs/sft/model.",
         action="append",
-        default=[],
         metavar="KEY=VALUE",
-        help="override a field of --config, dotted, as python -m training does: --set model.name=runs/sft/model",
     )
-    p.add_argument(
-        "--task3-scorer",
-        choices=TASK3_SCORERS,
-        default="ensemble",
-        help="task 3 with a video: evaluator ensemble against it (default, section 3.5; text-only samples are "
-        "judged), the LLM judge, or faithfulness (the short prompt's tagged elements kept, then richness)",
-    )
-    p.add_argument("--batch", type=int, default=1, help="(sample, task) items per generate call")
-    p.add_argument("--split", default="train", help="sample split to mine, or 'all'")
+    add_flag(p, MiningConfig, "task3_scorer", choices=TASK3_SCORERS)
+    add_flag(p, MiningConfig, "split", note="'all': every split.", type=_split)
     p.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")
     p.set_defaults(func=_mine, render=_render_mine)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from engine.evaluate import EvalConfig
+
     e = sub.add_parser("evaluate", help="Table-1 scores for one or more models on a split (markdown, CSV, PNG)")
-    _store_flags(e)
-    e.add_argument("--model", action="append", required=True, help="repeatable: compare models in one table")
-    e.add_argument("--split", default="test")
-    e.add_argument("--out", required=True, help="output folder")
-    e.add_argument(
-        "--task3-scorer",
-        choices=EVAL_TASK3_SCORERS,
-        default="judge",
-        help="task-3 column: the LLM judge (the paper's) or faithfulness (%% keeping every tagged element)",
-    )
-    e.add_argument("--batch", type=int, default=1, help="samples per generate call")
+    _store_flags(e, EvalConfig)
+    _scored_flags(e, EvalConfig)
+    add_flag(e, EvalConfig, "models", "--model", "Repeatable: one table row each.", action="append", required=True)
+    add_flag(e, EvalConfig, "split")
+    add_flag(e, EvalConfig, "out_dir", "--out", required=True)
+    add_flag(e, EvalConfig, "task3_scorer", choices=EVAL_TASK3_SCORERS)
+    add_flag(e, EvalConfig, "cache_dir")
     e.set_defaults(func=_evaluate, render=_render_evaluate)
 
+
+def _add_teacher(sub: argparse._SubParsersAction) -> None:
+    from engine.teacher import TeacherConfig
+
     t = sub.add_parser("teacher", help="write teacher responses for samples that lack one (paper section 3.4)")
-    t.add_argument("--db", help=DB_HELP)
-    t.add_argument("--task", type=int, choices=TASKS, action="append", help="repeatable (default: all)")
-    t.add_argument("--limit", type=int, help="at most this many samples")
-    t.add_argument("--max-new-tokens", type=int, default=512, help="budget per response (default 512)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _model_flags(t)
-    t.add_argument("--model", help="teacher for every task (default: per task, see `generate`)")
-    t.add_argument("--text-model", help="teacher for task 3 when set (the paper: Llama-3-70B beside VILA-34B)")
-    t.add_argument("--split", default="all", help="sample split, or 'all' (default)")
+    _store_flags(t, TeacherConfig)
+    add_flags(t, TeacherConfig, ("model", "text_model", "best_of", "temperature", "top_p", "require_faithful"))
+    add_flags(t, TeacherConfig, ("batch", "seed"))
+    add_flag(t, TeacherConfig, "split", note="'all': every split.", type=_split)
     t.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")
     t.set_defaults(func=_teacher, render=_render_teacher)
 
+
+def _add_store_commands(sub: argparse._SubParsersAction) -> None:
+    _add_mine(sub)
+    _add_evaluate(sub)
+    _add_teacher(sub)
     r = sub.add_parser("record-instructions", help="store Figure 3's task instructions in the annotations DB")
     r.add_argument("--db", help=DB_HELP)
     r.set_defaults(func=_record_instructions, render=_render_record)

@@ -246,36 +246,62 @@ def _scalar(hint: Any) -> tuple[type | None, bool]:
     return (hint if hint in (int, float, str) else None), False
 
 
+def _shown(default: Any) -> str:
+    """A default as help text: tuples as space-separated values, as they are typed."""
+    if isinstance(default, (tuple, list)):
+        return " ".join(str(x) for x in default) or "none"
+    return repr(default)
+
+
+def add_flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    name: str,
+    flag: str | None = None,
+    note: str = "",
+    **kwargs: Any,
+) -> None:
+    """One flag for field `name` of `cls`: `--num-beams` for num_beams (or `flag`), the dataclass's default and
+    its attribute docstring as the help (`note` adds a CLI-only remark), dest = the field name. bool fields
+    become --x / --no-x; list and tuple fields take several values. `kwargs` (type, choices, action...) win,
+    except `default`, which only the dataclass gives: a flag can never carry a default of its own."""
+    if "default" in kwargs:
+        raise TypeError(f"the default of --{name} comes from {cls.__name__}, not from the flag")
+    hint = get_type_hints(cls)[name]
+    flag = flag or "--" + name.replace("_", "-")
+    default = default_of(cls, name)
+    text = " ".join(x for x in (field_help(cls).get(name, ""), note) if x)
+    if hint is bool:
+        kwargs.setdefault("action", argparse.BooleanOptionalAction)
+        parser.add_argument(flag, dest=name, default=default, help=text or None, **kwargs)
+        return
+    kind, many = _scalar(hint)
+    kwargs.setdefault("help", f"{text} (default: {_shown(default)})" if text else None)
+    if default is dataclasses.MISSING:
+        kwargs.setdefault("required", True)
+    elif kwargs.get("action") == "append":
+        kwargs["default"] = None  # argparse appends to a default list; the caller falls back to the dataclass's
+    else:
+        kwargs["default"] = list(default) if many and default is not None else default
+    if "choices" not in kwargs:
+        kwargs.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())  # --rejected N, not NUM_REJECTED
+    if many and "action" not in kwargs:
+        kwargs.setdefault("nargs", "+")
+    if kind is not None and kwargs.get("action") not in ("store_true", "store_false"):
+        kwargs.setdefault("type", kind)
+    parser.add_argument(flag, dest=name, **kwargs)
+
+
 def add_flags(
-    parser: argparse.ArgumentParser,
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
     names: Iterable[str],
     renames: Mapping[str, str] | None = None,
     helps: Mapping[str, str] | None = None,
 ) -> None:
-    """One flag per field of `cls` in `names`: `--num-beams` for num_beams (or renames[name]), the dataclass's
-    default and its attribute docstring as the help (`helps` may add a CLI-only note), dest = the field name.
-    bool fields become --x / --no-x; list and tuple fields take several values."""
-    hints = get_type_hints(cls)
-    docs = field_help(cls)
+    """add_flag for each field of `cls` in `names` (renames: field -> flag; helps: field -> CLI-only note)."""
     for name in names:
-        flag = (renames or {}).get(name) or "--" + name.replace("_", "-")
-        default = default_of(cls, name)
-        text = " ".join(x for x in (docs.get(name, ""), (helps or {}).get(name, "")) if x)
-        kind, many = _scalar(hints[name])
-        if hints[name] is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
-            continue
-        kwargs: dict[str, Any] = {"dest": name, "help": f"{text} (default: {default!r})" if text else None}
-        if default is dataclasses.MISSING:
-            kwargs["required"] = True
-        else:
-            kwargs["default"] = list(default) if many and default is not None else default
-        if many:
-            kwargs["nargs"] = "+"
-        if kind is not None:
-            kwargs["type"] = kind
-        parser.add_argument(flag, **kwargs)
+        add_flag(parser, cls, name, (renames or {}).get(name), (helps or {}).get(name, ""))
 
 
 def from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

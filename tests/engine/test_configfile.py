@@ -72,3 +72,59 @@ def test_only_one_module_reads_yaml():
         if "yaml.safe_load" in p.read_text() or "yaml.load(" in p.read_text()
     ]
     assert readers == [Path("engine/configfile.py")]
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    from engine.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize(
+    ("command", "cls_path"),
+    [
+        ("generate", "engine.types.GenerationParams"),
+        ("hallucinate-text", "engine.hallucination.text.TextHallucinationConfig"),
+        ("mine-pairs", "engine.mining.MiningConfig"),
+        ("evaluate", "engine.evaluate.EvalConfig"),
+        ("teacher", "engine.teacher.TeacherConfig"),
+    ],
+)
+def test_no_flag_of_the_engine_cli_carries_a_default_of_its_own(command, cls_path):
+    """Issue 23 item 2: max_new_tokens was 256 / 160 / 128 in three places; every flag named after a field of
+    the command's config now takes the field's default (repeatable flags: None, read as the default)."""
+    import dataclasses
+    import importlib
+
+    module, name = cls_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    checked = 0
+    for action in _subparser(command)._actions:
+        if action.dest not in fields or action.required or action.dest == "shard":
+            continue  # --shard "i/n": unset reads the launcher's environment (engine.sharding), then 0/1
+        expected = configfile.default_of(cls, action.dest)
+        if isinstance(action, argparse._AppendAction):
+            assert action.default is None, action.option_strings  # the handler falls back to `expected`
+        else:
+            got = tuple(action.default) if isinstance(action.default, list) else action.default
+            assert got == expected, (action.option_strings, got, expected)
+        checked += 1
+    assert checked >= 2
+
+
+def test_a_flag_cannot_be_given_a_default_of_its_own():
+    with pytest.raises(TypeError, match="comes from MiningConfig"):
+        configfile.add_flag(argparse.ArgumentParser(), MiningConfig, "num_beams", default=4)
+
+
+def test_generate_reads_temperature_as_before():
+    """--temperature 0 stays greedy; another value implies sampling (the old flag's meaning)."""
+    from engine.cli import _generate_params
+
+    parser = _subparser("generate")
+    greedy = _generate_params(parser.parse_args(["--task", "3", "--temperature", "0"]))
+    warm = _generate_params(parser.parse_args(["--task", "3", "--temperature", "0.7"]))
+    default = _generate_params(parser.parse_args(["--task", "3"]))
+    assert (greedy.do_sample, warm.do_sample, warm.temperature, default.do_sample) == (False, True, 0.7, False)

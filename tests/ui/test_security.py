@@ -346,7 +346,7 @@ def test_app_launch_settings(tmp_path: Path, monkeypatch) -> None:
         "InputBounds",
     ]
     roots = app.build(app.parse_args([*args, "--model-root", "/models/a", "--model-root", "/models/b"]))
-    assert app.studio_config(None, ["/m"], 3).model_roots == ("/m",)
+    assert app.studio_config(None, ["/m"], max_models=3).model_roots == ("/m",)
     assert roots[0] is not None
 
 

@@ -102,7 +102,7 @@ def test_app_offload_flag_reaches_the_pipeline_loader(tmp_path):
     import app
 
     args = app.parse_args(["--t2v-offload", "model"])
-    config = app.studio_config(None, (), 2, args.t2v_offload)
+    config = app.studio_config(None, (), t2v_offload=args.t2v_offload)
     assert config.t2v_offload == "model" and app.parse_args([]).t2v_offload == "none"
     studio = Studio(StudioConfig(device="cpu", t2v_offload=config.t2v_offload))
     with pytest.raises(BackendUnavailable, match="--offload model moves weights between the CPU and a GPU"):
