@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import InputError, ModelLoadError
 from engine.evaluators.registry import PAPER_EVALUATORS, evaluator_status
 from engine.evaluators.scores import ScoreReport
+from engine.hallucination.video import VideoHallucinationConfig
 from engine.models import (
     DEFAULT_TEXT_MODEL,
     DEFAULT_VIDEO_MODEL,
@@ -357,20 +358,24 @@ class Studio(VideoVerbs):
             return [float(v) for v in backend.sequence_logps(list(requests), list(responses))]
 
     # -- hallucination augmentations (engine.hallucination) -------------------------------------
-    def hallucinate_text(self, text: str, min_words: int = 1, max_words: int = 5, seed: int = 0) -> dict[str, Any]:
-        """{"text", "edits": [{"start","end","original","replacement","category"}]} (offsets into `text`)."""
+    def hallucinate_text(
+        self, text: str, min_words: int | None = None, max_words: int | None = None, seed: int = 0
+    ) -> dict[str, Any]:
+        """{"text", "edits": [{"start","end","original","replacement","category"}]} (offsets into `text`);
+        min/max_words None: TextHallucinationConfig's (the paper's 1-5)."""
         from engine.hallucination import TextHallucinationConfig, hallucinate_text
 
-        config = TextHallucinationConfig(min_words=min_words, max_words=max_words)
+        words = {k: v for k, v in (("min_words", min_words), ("max_words", max_words)) if v is not None}
+        config = TextHallucinationConfig(**words)
         return hallucinate_text(text, config, seed=seed).to_json()
 
     def hallucinate_video(
         self,
         video: str | Path,
         out_dir: str | Path,
-        shuffle: bool = True,
-        paste_ratio: tuple[float, float] | None = (1 / 3, 1 / 2),
-        crop_keep: tuple[float, float] | None = None,
+        shuffle: bool = VideoHallucinationConfig.shuffle,
+        paste_ratio: tuple[float, float] | None = VideoHallucinationConfig.paste_ratio,
+        crop_keep: tuple[float, float] | None = VideoHallucinationConfig.crop_keep,
         num_frames: int | None = None,
         seed: int = 0,
     ) -> dict[str, Any]:

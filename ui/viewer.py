@@ -14,6 +14,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from engine.hallucination.text import TextHallucinationConfig
+from engine.hallucination.video import VideoHallucinationConfig
+from engine.video import DEFAULT_NUM_FRAMES
 from ui.common import SAMPLES_DIR, AppContext, bind, model_choices, on_model_event
 from ui.grounding import viewer_grounding
 from ui.render import md_text
@@ -197,6 +200,11 @@ def gaps_note(ctx: AppContext, response: str, model: str, with_video: bool) -> s
     )
 
 
+#: The sliders start at the augmenters' defaults (the paper's: 1-5 words, patch sides 1/3-1/2).
+TEXT_DEFAULTS = TextHallucinationConfig()
+VIDEO_DEFAULTS = VideoHallucinationConfig()
+
+
 # -- layout ---------------------------------------------------------------------------------------
 
 
@@ -204,8 +212,8 @@ def _text_section(ctx: AppContext) -> gr.Textbox:
     gr.Markdown("### Response hallucination (Eq. 6-8)")
     text = gr.Textbox(value=EXAMPLE_RESPONSE, label="Response or prompt", lines=3, elem_id="viewer-text")
     with gr.Row():
-        min_words = gr.Slider(1, 10, value=1, step=1, label="Min words")
-        max_words = gr.Slider(1, 10, value=5, step=1, label="Max words")
+        min_words = gr.Slider(1, 10, value=TEXT_DEFAULTS.min_words, step=1, label="Min words")
+        max_words = gr.Slider(1, 10, value=TEXT_DEFAULTS.max_words, step=1, label="Max words")
         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
     run = gr.Button("Hallucinate text", variant="primary", elem_id="viewer-text-run")
     with gr.Row():
@@ -230,12 +238,13 @@ def _video_section(ctx: AppContext) -> gr.Video:
     )
     methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS[:2]), label="Methods")
     with gr.Row():
-        paste_lo = gr.Slider(0.05, 1.0, value=1 / 3, step=0.01, label="Patch side ratio: low")
-        paste_hi = gr.Slider(0.05, 1.0, value=1 / 2, step=0.01, label="Patch side ratio: high")
+        paste_lo, paste_hi = VIDEO_DEFAULTS.paste_ratio or (1 / 3, 1 / 2)
+        paste_lo = gr.Slider(0.05, 1.0, value=paste_lo, step=0.01, label="Patch side ratio: low")
+        paste_hi = gr.Slider(0.05, 1.0, value=paste_hi, step=0.01, label="Patch side ratio: high")
         crop_lo = gr.Slider(0.3, 1.0, value=0.8, step=0.01, label="Crop keeps: low")
         crop_hi = gr.Slider(0.3, 1.0, value=1.0, step=0.01, label="Crop keeps: high")
     with gr.Row():
-        frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
+        frames = gr.Slider(2, 16, value=DEFAULT_NUM_FRAMES, step=1, label="Frames")
         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
     run = gr.Button("Hallucinate video", variant="primary", elem_id="viewer-video-run")
     with gr.Row():

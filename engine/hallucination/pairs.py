@@ -62,7 +62,7 @@ class PairConfig:
     """A swapped word is swapped at every mention (False: its first mention only; the paper does not say)."""
     shuffle: bool = True
     """Input hallucination: shuffle the frame order."""
-    paste_ratio: tuple[float, float] | None = (1 / 3, 1 / 2)
+    paste_ratio: tuple[float, float] | None = VideoHallucinationConfig.paste_ratio
     """Input hallucination: pasted patch side as a fraction [lo, hi] of each frame side (None: no paste)."""
     crop_keep: tuple[float, float] | None = None
     """Input hallucination: random crop keeping [lo, hi] of each side (None: no crop)."""
