@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from engine.errors import InputError
+from engine.errors import InputError, ModelLoadError
+from engine.presets import env_path, env_var_name, hf_cached
 from engine.sentences import split_sentences
 
 CLIP_TARGET = "clip-l"
@@ -66,7 +66,7 @@ class BudgetTarget:
 
     @property
     def env_var(self) -> str:
-        return "VIDPROMPTER_TOKENIZER_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
+        return env_var_name("tokenizer", self.name)
 
 
 def _targets() -> dict[str, BudgetTarget]:
@@ -211,30 +211,21 @@ def _t2v_env(spec: BudgetTarget) -> str:
 
 def _tokenizer_folder(spec: BudgetTarget) -> tuple[Path | None, str]:
     """A local tokenizer folder for the target, or (None, why there is none)."""
-    own = os.environ.get(spec.env_var)
+    try:
+        own = env_path(spec.env_var, "folder")
+    except ModelLoadError as exc:
+        return None, str(exc)
     if own:
-        return (Path(own), "") if Path(own).is_dir() else (None, f"{spec.env_var}={own} is not a folder")
+        return Path(own), ""
     from engine.t2v.presets import resolve_t2v
 
     preset = resolve_t2v(spec.t2v or spec.name)
     if preset.local_path and (Path(preset.local_path) / "tokenizer").is_dir():
         return Path(preset.local_path) / "tokenizer", ""
-    cached = _hf_cached_tokenizer(preset.hub_id)
-    if cached is not None:
-        return cached, ""
+    cached = hf_cached(preset.hub_id, ("tokenizer/tokenizer_config.json",))
+    if cached:
+        return Path(cached).parent, ""
     return None, f"{spec.encoder_name}'s tokenizer is not on this machine"
-
-
-def _hf_cached_tokenizer(hub_id: str | None) -> Path | None:
-    if not hub_id:
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        hit = try_to_load_from_cache(hub_id, "tokenizer/tokenizer_config.json")
-    except Exception:  # noqa: BLE001 - no cache, no hub library: no cached tokenizer
-        return None
-    return Path(hit).parent if isinstance(hit, str) else None
 
 
 def _hf_counter(folder: Path, chat: bool) -> Counter:

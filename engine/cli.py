@@ -25,6 +25,7 @@ from engine.evaluate import TASK3_SCORERS as EVAL_TASK3_SCORERS
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.insight_cli import add_insight_parsers
 from engine.mining import TASK3_SCORERS
+from engine.presets import RANDOM_WEIGHTS_LABEL as RANDOM_LABEL
 from engine.t2v.cli import add_t2v_parser
 from engine.types import Task
 from engine.video import DEFAULT_NUM_FRAMES
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 TASKS = [int(t) for t in Task]
 MAX_FRAMES = 256
-RANDOM_LABEL = "random weights — pipeline check only"
 
 
 def _studio(args: argparse.Namespace) -> Studio:

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
+from engine.presets import RANDOM_WEIGHTS_LABEL as RANDOM_LABEL
 from engine.types import Task
 
 if TYPE_CHECKING:
     from engine.service import Studio
-
-RANDOM_LABEL = "random weights — pipeline check only"
 
 
 def _studio(args: argparse.Namespace) -> Studio:

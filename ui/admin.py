@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ui.common import CONFIGS_DIR, AppContext, bind, config_presets
+from ui.common import CONFIGS_DIR, RANDOM_WEIGHTS_LABEL, AppContext, bind, config_presets
 from ui.loop_panel import build_mine_panel, build_report_panel, list_reports
 from ui.queue_panel import build_queue_panel
 
@@ -42,7 +42,7 @@ def device_note() -> str:
         return "✅ A CUDA GPU is present: paper-scale presets can run here."
     return (
         f"⚠️ **No GPU on this machine.** Real HDPO runs need one; the **{TINY_PRESET}** preset trains the tiny "
-        "random model on the CPU in about a minute to check the whole pipeline (random weights — pipeline check only)."
+        f"random model on the CPU in about a minute to check the whole pipeline ({RANDOM_WEIGHTS_LABEL})."
     )
 
 

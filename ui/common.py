@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from annotations.errors import DISK_FULL_MESSAGE, StoreError, is_disk_full
 from engine import paths
 from engine.errors import StudioError, VideoError
+from engine.presets import RANDOM_WEIGHTS_LABEL
 from training.jobs import JobError, Jobs
 from ui.auth import Accounts
 from ui.mining import MiningJobs
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # type-only: the Studio's module may pull model code
 
 log = logging.getLogger("vidprompter.ui")
 
-RANDOM_WEIGHTS_LABEL = "random weights — pipeline check only"
 LOCAL_USER = "local"
 REPO_ROOT = paths.DATA_ROOT
 ASSETS_DIR = paths.ASSETS_DIR

@@ -9,23 +9,22 @@ Imports nothing from the loaders or the tiny builders (they import this).
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from engine.errors import ModelLoadError
-from engine.models import downloads_allowed
+from engine.presets import Preset, downloads_allowed, env_path, hf_cached, no_local_weights, status
 
 Format = Literal["open_clip", "long_clip", "videoclip_xl"]
 
 
 @dataclass(frozen=True)
-class EvaluatorPreset:
-    """A named video-text evaluator and its checkpoint format."""
+class EvaluatorPreset(Preset):
+    """A named video-text evaluator and its checkpoint format. hub_id: the repository holding the weights file;
+    builtin: a tiny random evaluator built in code (engine.evaluators.tiny, called by engine.evaluators.loading);
+    notes: engine.presets.Preset."""
 
-    name: str
+    registry: ClassVar[str] = "evaluator"
     format: Format
     """open_clip (model name + pretrained tag), long_clip (OpenAI-format state dict, 248 tokens),
     videoclip_xl (VideoCLIP-XL .bin: its video encoder + a Long-CLIP text encoder)."""
@@ -35,22 +34,10 @@ class EvaluatorPreset:
     """open_clip architecture name (open_clip format)."""
     pretrained: str | None = None
     """open_clip pretrained tag (open_clip format)."""
-    hub_id: str | None = None
-    """Hugging Face repo holding the weights file (long_clip / videoclip_xl)."""
     filename: str | None = None
-    """Weights file inside hub_id."""
-    builtin: str | None = None
-    """Tiny random evaluator built in code (engine.evaluators.tiny, called by engine.evaluators.loading)."""
+    """Weights file inside hub_id (long_clip / videoclip_xl)."""
     num_frames: int = 8
     """Frames sampled per video."""
-
-    @property
-    def random_weights(self) -> bool:
-        return self.builtin is not None
-
-    @property
-    def env_var(self) -> str:
-        return "VIDPROMPTER_EVALUATOR_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
 
 
 EVALUATOR_PRESETS: dict[str, EvaluatorPreset] = {
@@ -101,54 +88,35 @@ def get_preset(name: str) -> EvaluatorPreset:
     return EVALUATOR_PRESETS[name]
 
 
-def _hf_cached(repo: str, filenames: tuple[str, ...]) -> str | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for filename in filenames:
-        found = try_to_load_from_cache(repo, filename)
-        if isinstance(found, str):
-            return found
-    return None
-
-
 def _open_clip_hub_file(preset: EvaluatorPreset) -> tuple[str | None, str]:
     """(cached weights file or None, where open_clip would fetch them from) for an open_clip tag."""
     names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
     if preset.hub_id:  # known up front: no need to import open_clip (and torch) just to look
-        return _hf_cached(preset.hub_id, names), preset.hub_id
+        return hf_cached(preset.hub_id, names), preset.hub_id
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(preset.model_name, preset.pretrained) or {}
     hub = str(cfg.get("hf_hub", "")).rstrip("/")
     if not hub:
         return None, str(cfg.get("url") or f"{preset.model_name}/{preset.pretrained}")
-    return _hf_cached(hub, names), hub
+    return hf_cached(hub, names), hub
 
 
-def _locate(preset: EvaluatorPreset) -> tuple[str | None, str]:
-    """(weights, "") when found, (None, why not) when not. A builtin preset with no override is (None, ""):
-    engine.evaluators.loading builds it in code; this module never builds anything."""
-    override = os.environ.get(preset.env_var)
-    if override and not Path(override).is_file():
-        return None, f"{override} is not a file; fix {preset.env_var}"
-    if override:
-        return override, ""
-    if preset.builtin:
-        return None, ""
+def _locate(preset: EvaluatorPreset) -> str | None:
+    """The weights, or None for a builtin preset with no override (engine.evaluators.loading builds it in code;
+    this module never builds anything). Raises ModelLoadError saying why there are none."""
+    override = env_path(preset.env_var, "file")
+    if override or preset.builtin:
+        return override
     if preset.format == "open_clip":
         cached, where = _open_clip_hub_file(preset)
     else:
-        cached, where = _hf_cached(preset.hub_id or "", (preset.filename or "",)), f"{preset.hub_id}/{preset.filename}"
+        cached, where = hf_cached(preset.hub_id, (preset.filename or "",)), f"{preset.hub_id}/{preset.filename}"
     if cached:
-        return cached, ""
+        return cached
     if downloads_allowed():
-        return "download", ""
-    return None, (
-        f"no local weights: {where} is not in the Hugging Face cache; set {preset.env_var}=/path/to/weights "
-        "(or VIDPROMPTER_ALLOW_DOWNLOAD=1 with hub access)"
-    )
+        return "download"
+    raise ModelLoadError(no_local_weights("no local weights", where, preset.env_var, "/path/to/weights"))
 
 
 def resolve_weights(preset: EvaluatorPreset) -> str | None:
@@ -157,10 +125,10 @@ def resolve_weights(preset: EvaluatorPreset) -> str | None:
 
     Raises ModelLoadError naming the preset and the variable to set; never substitutes another model.
     """
-    weights, problem = _locate(preset)
-    if problem:
-        raise ModelLoadError(f"evaluator {preset.name!r}: {problem}")
-    return weights
+    try:
+        return _locate(preset)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"evaluator {preset.name!r}: {exc}") from None
 
 
 def evaluator_status(name: str) -> tuple[bool, str]:
@@ -169,7 +137,4 @@ def evaluator_status(name: str) -> tuple[bool, str]:
         preset = get_preset(name)
     except ModelLoadError as exc:
         return False, str(exc)
-    _, problem = _locate(preset)
-    if problem:
-        return False, problem
-    return True, ("random weights — pipeline check only" if preset.builtin else "ready")
+    return status(preset, lambda: _locate(preset))

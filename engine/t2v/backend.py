@@ -22,7 +22,8 @@ import torch
 
 from annotations.errors import first_line
 from engine.errors import BackendUnavailable, InputError, ModelLoadError
-from engine.models import downloads_allowed, pick_device
+from engine.models import pick_device
+from engine.presets import downloads_allowed
 from engine.t2v.errors import GenerationBusy, GenerationCancelled, GenerationError
 from engine.t2v.presets import RANDOM_WEIGHTS_LABEL, T2VPreset, resolve_t2v, t2v_source
 from engine.t2v.tiny import quiet_progress_bars

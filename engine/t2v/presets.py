@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from engine.errors import ModelLoadError
-from engine.models import downloads_allowed
+from engine.presets import (
+    RANDOM_WEIGHTS_LABEL,
+    Preset,
+    downloads_allowed,
+    hf_cached,
+    no_local_weights,
+    require_path,
+    status,
+)
 
 Family = Literal["cogvideox", "wan", "easyanimate"]
 
@@ -28,22 +35,18 @@ PIPELINE_CLASSES: dict[Family, str] = {
     "easyanimate": "EasyAnimatePipeline",
 }
 
-RANDOM_WEIGHTS_LABEL = "random weights — pipeline check only"
-
 
 @dataclass(frozen=True)
-class T2VPreset:
-    """A named text-to-video pipeline and its generation defaults (the model card's settings)."""
+class T2VPreset(Preset):
+    """A named text-to-video pipeline and its generation defaults (the model card's settings). hub_id: the
+    diffusers-format repository; builtin: a tiny random pipeline built in code (engine.t2v.tiny); notes:
+    engine.presets.Preset."""
 
-    name: str
+    registry: ClassVar[str] = "t2v"
     family: Family
     """Which diffusers pipeline class loads it."""
-    hub_id: str | None = None
-    """Hugging Face id of the diffusers-format repository."""
     local_path: str | None = None
     """A diffusers pipeline folder (model_index.json inside); wins over hub_id."""
-    builtin: str | None = None
-    """Name of a tiny random pipeline built in code (engine.t2v.tiny)."""
     frames: int = 49
     """Default clip length in frames."""
     frame_step: int = 4
@@ -63,19 +66,10 @@ class T2VPreset:
     """Text encoder tokens the pipeline reads (end token included); longer prompts are refused, not truncated."""
     vae_fp32: bool = False
     """Keep the VAE in fp32 under bf16 (Wan's model card: its VAE degrades in bf16)."""
-    notes: str = ""
-
-    @property
-    def random_weights(self) -> bool:
-        return self.builtin is not None
 
     @property
     def pipeline_class(self) -> str:
         return PIPELINE_CLASSES[self.family]
-
-    @property
-    def env_var(self) -> str:
-        return "VIDPROMPTER_T2V_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
 
 
 T2V_PRESETS: dict[str, T2VPreset] = {
@@ -198,19 +192,19 @@ def t2v_source(preset: T2VPreset) -> str:
         from engine.t2v.tiny import ensure_tiny_t2v
 
         return str(ensure_tiny_t2v(preset.builtin))
-    if preset.hub_id and (downloads_allowed() or _in_hf_cache(preset.hub_id)):
+    if preset.hub_id and (downloads_allowed() or hf_cached(preset.hub_id, ("model_index.json",))):
         return preset.hub_id
-    raise ModelLoadError(
-        f"text-to-video model {preset.name!r} cannot load: {preset.hub_id} is not in the local Hugging Face cache "
-        f"and downloads are off; set {preset.env_var}=/path/to/diffusers/folder, or VIDPROMPTER_ALLOW_DOWNLOAD=1 "
-        "on a host with hub access"
-    )
+    subject = f"text-to-video model {preset.name!r} cannot load"
+    raise ModelLoadError(no_local_weights(subject, str(preset.hub_id), preset.env_var, "/path/to/diffusers/folder"))
 
 
 def _checked_folder(preset: T2VPreset) -> str:
     path = Path(preset.local_path or "")
-    where = f"fix {preset.env_var}" if os.environ.get(preset.env_var) else "pass a diffusers pipeline folder"
-    if not path.is_dir():
+    overridden = bool(os.environ.get(preset.env_var))  # resolve_t2v applied it: the variable is what to fix
+    where = f"fix {preset.env_var}" if overridden else "pass a diffusers pipeline folder"
+    if overridden:
+        require_path(path, "folder", preset.env_var, f"text-to-video model {preset.name!r}")
+    elif not path.is_dir():  # a folder passed by name, gone since
         raise ModelLoadError(f"text-to-video model {preset.name!r}: {path} is not a folder; {where}")
     cls = folder_pipeline_class(path)
     if cls is None:
@@ -224,15 +218,6 @@ def _checked_folder(preset: T2VPreset) -> str:
             f"{where}"
         )
     return str(path)
-
-
-def _in_hf_cache(hub_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(hub_id, "model_index.json"), str)
-    except Exception:
-        return False
 
 
 #: Text-to-video is an optional extra of the installed product: diffusers ships with it.
@@ -252,9 +237,6 @@ def t2v_status(name: str) -> tuple[bool, str]:
     try:
         require_diffusers()
         preset = resolve_t2v(name)
-        if preset.builtin:
-            return True, RANDOM_WEIGHTS_LABEL
-        t2v_source(preset)
     except ModelLoadError as exc:
         return False, str(exc)
-    return True, "ready"
+    return status(preset, None if preset.builtin else lambda: t2v_source(preset))
