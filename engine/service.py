@@ -364,8 +364,10 @@ class Studio(VideoVerbs):
         min/max_words None: TextHallucinationConfig's (the paper's 1-5)."""
         from engine.hallucination import TextHallucinationConfig, hallucinate_text
 
-        words = {k: v for k, v in (("min_words", min_words), ("max_words", max_words)) if v is not None}
-        config = TextHallucinationConfig(**words)
+        config = TextHallucinationConfig()
+        config = TextHallucinationConfig(
+            min_words=min_words or config.min_words, max_words=max_words or config.max_words
+        )
         return hallucinate_text(text, config, seed=seed).to_json()
 
     def hallucinate_video(

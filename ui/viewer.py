@@ -238,9 +238,9 @@ def _video_section(ctx: AppContext) -> gr.Video:
     )
     methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS[:2]), label="Methods")
     with gr.Row():
-        paste_lo, paste_hi = VIDEO_DEFAULTS.paste_ratio or (1 / 3, 1 / 2)
-        paste_lo = gr.Slider(0.05, 1.0, value=paste_lo, step=0.01, label="Patch side ratio: low")
-        paste_hi = gr.Slider(0.05, 1.0, value=paste_hi, step=0.01, label="Patch side ratio: high")
+        lo, hi = VIDEO_DEFAULTS.paste_ratio or (1 / 3, 1 / 2)
+        paste_lo = gr.Slider(0.05, 1.0, value=lo, step=0.01, label="Patch side ratio: low")
+        paste_hi = gr.Slider(0.05, 1.0, value=hi, step=0.01, label="Patch side ratio: high")
         crop_lo = gr.Slider(0.3, 1.0, value=0.8, step=0.01, label="Crop keeps: low")
         crop_hi = gr.Slider(0.3, 1.0, value=1.0, step=0.01, label="Crop keeps: high")
     with gr.Row():
