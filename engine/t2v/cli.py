@@ -3,7 +3,7 @@
     python -m engine generate-video --prompt TEXT [--model PRESET] [--seed S] [--frames N] [--fps F]
         [--steps K] [--guidance G] [--height H --width W] --out clip.mp4 [--json]
     python -m engine evaluate-video --db URL [--split test] --base MODEL --trained MODEL_OR_CHECKPOINT
-        [--t2v PRESET] [--limit N] [--seed S] --out DIR [--json]
+        [--t2v PRESET] [--num-samples 100] [--sample-seed 0] [--seed S] --out DIR [--json]
 
 engine.cli registers both with `add_t2v_parser(subparsers)`. Bad input exits 2 with one line on stderr and
 writes nothing.
@@ -50,7 +50,9 @@ def add_t2v_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """`evaluate-video`: Table 3 (paper section 4.5) for a base and a trained prompt model."""
+    from engine.configfile import add_flag
     from engine.evaluators.registry import PAPER_EVALUATORS
+    from engine.t2v.eval_config import VideoEvalConfig
 
     p = subparsers.add_parser(
         "evaluate-video",
@@ -60,14 +62,17 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--split", default="test", help="sample split (default test); samples need a short prompt")
     p.add_argument("--base", required=True, help="base prompt model: preset or checkpoint folder")
     p.add_argument("--trained", required=True, help="trained prompt model: preset or checkpoint folder")
-    p.add_argument(
-        "--t2v", default=DEFAULT_T2V_MODEL, help=f"text-to-video preset or folder (default {DEFAULT_T2V_MODEL})"
-    )
-    p.add_argument("--limit", type=int, help="at most this many samples")
+    add_flag(p, VideoEvalConfig, "t2v", note=f"Presets: {', '.join(T2V_PRESETS)}.")
+    add_flag(p, VideoEvalConfig, "num_samples")
+    p.add_argument("--limit", dest="num_samples", type=int, default=argparse.SUPPRESS, help="same as --num-samples")
+    add_flag(p, VideoEvalConfig, "sample_seed")
     p.add_argument("--seed", type=int, default=0, help="the seed of every clip (default 0)")
     p.add_argument("--out", required=True, help="report folder (clips reused from an earlier run into it)")
     p.add_argument("--evaluator", action="append", help=f"repeatable (default: {' '.join(PAPER_EVALUATORS)})")
-    p.add_argument("--subject-evaluator", help="per-frame image model for subject consistency (default: the first)")
+    p.add_argument(
+        "--subject-evaluator",
+        help="per-frame image model of the subject/background-consistency substitutes (default: the first)",
+    )
     p.add_argument("--max-new-tokens", type=int, help="fixed prompt budget (default: covers each teacher response)")
     for flag in ("frames", "steps", "height", "width"):
         p.add_argument(f"--{flag}", type=int, help="the T2V preset's default when unset")
@@ -137,7 +142,8 @@ def evaluate_video_payload(args: argparse.Namespace) -> dict[str, Any]:
         out_dir=args.out,
         t2v=args.t2v,
         split=args.split,
-        limit=args.limit,
+        num_samples=args.num_samples,
+        sample_seed=args.sample_seed,
         seed=args.seed,
         evaluators=tuple(args.evaluator or PAPER_EVALUATORS),
         subject_evaluator=args.subject_evaluator,

@@ -1,13 +1,17 @@
 """Table 3 of the paper (section 4.5): the videos three prompts make, scored.
 
-For each sample of a split that has a short prompt: the base model's and the trained model's detailed prompts
-(Task 3 through the Studio, greedy, with the Table-1 harness's budget rule), then one clip from each of the
-three prompts (short / base / trained) with the SAME seed, each scored on
+For `num_samples` samples (100, as the paper) drawn at random with `sample_seed` from the split's samples that
+have a short prompt (the draw is written to DIR/samples.json): the base model's and the trained model's detailed
+prompts (Task 3 through the Studio, greedy, with the Table-1 harness's budget rule), then one clip from each of
+the three prompts (short / base / trained) with the SAME seed, by the paper's T2V model (EasyAnimate) unless
+told otherwise, each scored on
 
 - text-video consistency against the SHORT prompt (what the user asked for) with the evaluator ensemble
   (`Studio.score`, 100 x cosine per evaluator and their mean);
-- frame quality (engine.t2v.quality): subject consistency from a per-frame image model's features, temporal
-  flickering, mean optical flow and VBench's dynamic degree, on the clip subsampled to about 8 fps as VBench does.
+- Table 3's VBench dimensions (engine.t2v.vbench_dims): VBench's own code on the clip file where the `vbench`
+  package and that dimension's weights are here, else our labelled substitute (engine.t2v.quality: a per-frame
+  image model's features, Farneback flow, linear-blend interpolation), else absent; the report says which, in
+  one line, and where the missing weights go.
 
 Resumable: detailed prompts are kept in DIR/prompts.json as they are written, and each clip is written to
 DIR/clips/<sample>-<source>-<key>.mp4 where key hashes what made it (T2V model, prompt, seed, settings); a rerun
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +37,7 @@ from engine.mining import StudioVerbs
 from engine.t2v.eval_config import SOURCES, ClipRow, VideoEvalConfig, VideoEvalResult
 from engine.t2v.presets import resolve_t2v
 from engine.t2v.report import summarise, t2v_label, write_report
+from engine.t2v.vbench_dims import VBenchScorer, missing_line, plan
 from engine.types import GenerationParams, Task
 
 if TYPE_CHECKING:
@@ -127,6 +133,15 @@ class PromptCache:
         atomic_write(self.path, json.dumps(self.items, ensure_ascii=False, indent=1))
 
 
+def draw_samples(pool: Sequence[SampleInfo], num: int | None, seed: int) -> list[SampleInfo]:
+    """`num` of `pool` at random (all when num is None or not smaller), in id order. Depends only on the seed and
+    the set of ids, not on the order the database returns them in."""
+    ordered = sorted(pool, key=lambda s: s.id)
+    if num is None or num >= len(ordered):
+        return ordered
+    return sorted(random.Random(seed).sample(ordered, num), key=lambda s: s.id)
+
+
 class VideoEvaluation:
     """Runs the three stages through a Studio's verbs; reads the annotations database only."""
 
@@ -134,17 +149,30 @@ class VideoEvaluation:
         self.studio, self.db, self.config = studio, db, config
         self.out = Path(config.out_dir).expanduser()
         self.seconds: dict[str, float] = {}
+        self.draw: dict[str, Any] = {}
+        self.scorer = VBenchScorer([])
 
     def samples(self) -> list[SampleInfo]:
+        """`num_samples` of the split's samples with a short prompt, drawn at random with `sample_seed` (in id
+        order); the draw is kept in `self.draw` for samples.json and the report."""
         from annotations.store import list_samples
 
-        picked = [s for s in list_samples(self.db, self.config.split) if (s.short_prompt or "").strip()]
-        if not picked:
+        pool = [s for s in list_samples(self.db, self.config.split) if (s.short_prompt or "").strip()]
+        if not pool:
             raise InputError(f"no sample with a short prompt in split {self.config.split!r}")
-        return picked[: self.config.limit]
+        picked = draw_samples(pool, self.config.num_samples, self.config.sample_seed)
+        self.draw = {
+            "split": self.config.split,
+            "sample_seed": self.config.sample_seed,
+            "num_samples": self.config.num_samples,
+            "pool": len(pool),
+            "ids": [s.id for s in picked],
+        }
+        return picked
 
     def check(self) -> tuple[T2VPipeline, str | None]:
-        """Every cheap refusal, then every model loaded, before the first generation: (pipeline, subject eval)."""
+        """Every cheap refusal, then every model loaded (VBench's too), before the first generation:
+        (pipeline, the per-frame image evaluator of the substitutes)."""
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out {self.out} is a file; name a folder")
         ok, message = self.studio.t2v_status(self.config.t2v)
@@ -157,6 +185,8 @@ class VideoEvaluation:
         subject = self.config.subject_evaluator or self.studio.per_frame_evaluator(evaluators)
         if subject is not None:
             self.studio.require_evaluators([subject])
+        self.scorer = VBenchScorer(plan(evaluator=subject))
+        self.scorer.load()
         for model in (self.config.base, self.config.trained):
             self.studio.load(model, Task.BEAUTIFY)
         return self.studio.t2v_pipeline(self.config.t2v), subject
@@ -216,8 +246,9 @@ class VideoEvaluation:
 
     # -- stage 3: scores -----------------------------------------------------------------------------------
     def score(self, row: ClipRow, subject: str | None) -> None:
-        """Consistency with the SHORT prompt and frame quality, both from the written file."""
+        """Consistency with the SHORT prompt, our substitutes and VBench's code, all from the written file."""
         from engine.t2v.backend import MAX_FRAMES
+        from engine.t2v.quality import motion_smoothness_linear
         from engine.video import load_video
 
         assert row.clip is not None
@@ -226,7 +257,12 @@ class VideoEvaluation:
         row.consistency = report.rows[0].as_dict()
         frames, meta = load_video(path, num_frames=MAX_FRAMES)  # every frame of a generated clip
         step = max(1, round(meta.fps / QUALITY_FPS)) if meta.fps else 1
-        row.quality = self.studio.video_quality(frames[::step], (meta.fps or QUALITY_FPS) / step, subject).as_dict()
+        # the image evaluator only where a substitute reads its features (VBench's DINO / CLIP may replace both)
+        needs = any(r.kind == "substitute" and r.dimension.per_frame for r in self.scorer.routes)
+        evaluator = subject if needs else None
+        row.quality = self.studio.video_quality(frames[::step], (meta.fps or QUALITY_FPS) / step, evaluator).as_dict()
+        row.quality["motion_smoothness"] = motion_smoothness_linear(frames) if len(frames) >= 3 else None
+        row.vbench = self.scorer.score(path)
 
     def run(self, progress: bool = True) -> VideoEvalResult:
         from tqdm import tqdm
@@ -234,6 +270,7 @@ class VideoEvaluation:
         samples = self.samples()
         pipeline, subject = self.check()
         self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out / "samples.json", json.dumps(self.draw, indent=1))
         start = time.perf_counter()
         texts = self.detailed_prompts(samples, progress)
         self.seconds["prompts"] = time.perf_counter() - start
@@ -249,8 +286,11 @@ class VideoEvaluation:
         self.seconds["total"] = time.perf_counter() - start
         self.seconds["per_sample"] = self.seconds["total"] / len(samples)
         self.seconds = {k: round(v, 3) for k, v in self.seconds.items()}
-        summary = summarise(rows, list(self.config.evaluators), subject)
-        return VideoEvalResult(rows, summary, self.config, t2v_label(pipeline), subject, self.seconds)
+        routes = self.scorer.routes
+        summary = summarise(rows, list(self.config.evaluators), routes)
+        result = VideoEvalResult(rows, summary, self.config, t2v_label(pipeline), subject, self.seconds, routes)
+        result.vbench_missing, result.draw = missing_line(routes, self.scorer.cache), self.draw
+        return result
 
 
 def evaluate_video(studio: VideoStudio, db: Engine, config: VideoEvalConfig, progress: bool = True) -> VideoEvalResult:

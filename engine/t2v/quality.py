@@ -1,11 +1,14 @@
 """Frame-quality metrics of a generated clip, computed offline from its frames (VBench's ideas, paper Table 3).
 
-VBench itself needs weights we do not have offline (DINO, RAFT, AMT); these follow its definitions with what
-is installed, and each is a pure function of a uint8 (T, H, W, 3) array (or of per-frame features):
+The labelled substitutes of engine.t2v.vbench_dims, used where VBench's own code or weights (DINO, RAFT, AMT-S,
+CLIP ViT-B/32) are not here. They follow VBench's definitions with what is installed, and each is a pure
+function of a uint8 (T, H, W, 3) array (or of per-frame features):
 
 - subject consistency: VBench's formula on per-frame image features from a CLIP-style image tower
   (VBench uses DINO features here and CLIP for background consistency);
 - temporal flicker: VBench's mean absolute difference of consecutive frames, as a 0-1 smoothness score;
+- motion smoothness: VBench's frame-interpolation score with a linear blend of the neighbouring frames instead of
+  its AMT-S interpolator;
 - motion degree: dense optical flow (OpenCV Farneback instead of RAFT), mean flow magnitude, and VBench's
   dynamic-degree rule (enough frame pairs whose top 5 % of flow magnitudes exceed a size-scaled threshold).
 """
@@ -51,6 +54,16 @@ def temporal_smoothness(frames: np.ndarray) -> float:
     """VBench's temporal-flickering score, (255 - flicker_mad) / 255: 1 for a static clip, 0 when every pixel
     jumps between 0 and 255 each frame."""
     return (255.0 - flicker_mad(frames)) / 255.0
+
+
+def motion_smoothness_linear(frames: np.ndarray) -> float:
+    """VBench's motion-smoothness score with its AMT-S interpolator replaced by a linear blend: drop every odd
+    frame, predict frame 2k+1 as the mean of frames 2k and 2k+2, and score (255 - mean |predicted - actual|) / 255
+    over the predicted frames. 1 for a static clip or motion that is linear in pixel values."""
+    x = check_clip(frames, min_frames=3).astype(np.float64)
+    k = (len(x) - 1) // 2  # odd frames with a neighbour on each side
+    predicted = (x[0 : 2 * k : 2] + x[2 : 2 * k + 1 : 2]) / 2.0  # (k, H, W, 3)
+    return (255.0 - float(np.abs(predicted - x[1 : 2 * k : 2]).mean())) / 255.0
 
 
 # -- motion degree ---------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The Table-3 report of engine.t2v.evaluate: means per dimension and prompt source, markdown and CSV files.
 
-table3.md: the table (rows = dimensions, columns = short / base / trained), what each row measures, cut and
-skipped prompts, timings, then one line per sample with its three clips linked (paths relative to the report,
-so the folder can be moved or zipped). table3.csv: the same table. clips.csv: one row per clip.
+table3.md: the sample draw (seed and ids), the table (rows = dimensions, columns = short / base / trained; each
+VBench row labelled "VBench's code", "substitute" or "absent"), one line naming the dimensions VBench's code did
+not score and where their weights go, cut and skipped prompts, timings, then one line per sample with its three
+clips linked (paths relative to the report, so the folder can be moved or zipped). table3.csv: the same table,
+with a `scorer` column. clips.csv: one row per clip.
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ from engine.t2v.presets import RANDOM_WEIGHTS_LABEL
 
 if TYPE_CHECKING:
     from engine.t2v.backend import T2VPipeline
+    from engine.t2v.vbench_dims import Route
 
 SOURCE_HEADERS = {"short": "Short prompt", "base": "Base", "trained": "Trained"}
-QUALITY_KEYS = ("subject_consistency", "temporal_smoothness", "flicker_mad", "motion_mean_flow", "dynamic")
+QUALITY_KEYS = (
+    "subject_consistency",
+    "temporal_smoothness",
+    "flicker_mad",
+    "motion_mean_flow",
+    "dynamic",
+    "motion_smoothness",
+)
 
-#: (key, label, value of a made clip or None)
-Dimension = tuple[str, str, Callable[[ClipRow], float | None]]
+#: (key, label, scorer, value of a made clip or None); scorer: "vbench", "substitute", "absent" or "ours"
+#: (a measurement of this project's that VBench does not have).
+Dimension = tuple[str, str, str, Callable[[ClipRow], float | None]]
 
 
 def _quality(key: str) -> Callable[[ClipRow], float | None]:
@@ -40,31 +51,52 @@ def _consistency(name: str) -> Callable[[ClipRow], float | None]:
     return lambda row: row.consistency.get(name)
 
 
-def dimensions(evaluators: list[str], subject: str | None) -> list[Dimension]:
-    """The table's rows, in order."""
+def _vbench(key: str) -> Callable[[ClipRow], float | None]:
+    return lambda row: row.vbench.get(key)
+
+
+def _routed(route: Route) -> Callable[[ClipRow], float | None]:
+    """A VBench row's value: VBench's code's, our substitute's, or none."""
+    if route.kind == "vbench":
+        return _vbench(route.dimension.key)
+    if route.kind == "substitute" and route.dimension.substitute_key:
+        return _quality(route.dimension.substitute_key)
+    return lambda row: None
+
+
+def dimensions(evaluators: list[str], routes: list[Route]) -> list[Dimension]:
+    """The table's rows, in order: consistency, Table 3's VBench dimensions in the paper's order, the extra
+    VBench row (temporal flickering), then our own measurements."""
     dims: list[Dimension] = [
-        (f"consistency:{e}", f"Consistency with the short prompt: {get_preset(e).label} (100 × cos)", _consistency(e))
+        (
+            f"consistency:{e}",
+            f"Consistency with the short prompt: {get_preset(e).label} (100 × cos)",
+            "ours",
+            _consistency(e),
+        )
         for e in evaluators
     ]
     mean = "Consistency with the short prompt: mean of the evaluators"
-    dims.append(("consistency:mean", mean, _consistency("mean")))
-    if subject is not None:
-        label = f"Subject consistency ({get_preset(subject).label} frame features; 1 = the same subject throughout)"
-        dims.append(("subject_consistency", label, _quality("subject_consistency")))
+    dims.append(("consistency:mean", mean, "ours", _consistency("mean")))
+    ordered = [r for r in routes if r.dimension.table3] + [r for r in routes if not r.dimension.table3]
+    dims += [(r.dimension.key, r.label, r.kind, _routed(r)) for r in ordered]
+    flicker = "Flicker: mean absolute difference of consecutive frames (0-255)"
     dims += [
-        ("temporal_smoothness", "Temporal flickering (1 − flicker/255; 1 = steady)", _quality("temporal_smoothness")),
-        ("flicker_mad", "Flicker: mean absolute difference of consecutive frames (0-255)", _quality("flicker_mad")),
-        ("motion_mean_flow", "Motion: mean optical flow (px per frame)", _quality("motion_mean_flow")),
-        ("dynamic_degree", "Dynamic degree (share of clips that move, VBench's rule)", _quality("dynamic")),
-        ("prompt_words", "Prompt length read by the T2V model (words)", lambda r: float(len(r.prompt.split()))),
+        ("flicker_mad", flicker, "ours", _quality("flicker_mad")),
+        ("motion_mean_flow", "Motion: mean Farneback flow (px per frame)", "ours", _quality("motion_mean_flow")),
+        ("prompt_words", "Prompt length read by the T2V model (words)", "ours", _prompt_words),
     ]
     return dims
 
 
-def summarise(rows: list[ClipRow], evaluators: list[str], subject: str | None) -> dict[str, dict[str, float | None]]:
+def _prompt_words(row: ClipRow) -> float:
+    return float(len(row.prompt.split()))
+
+
+def summarise(rows: list[ClipRow], evaluators: list[str], routes: list[Route]) -> dict[str, dict[str, float | None]]:
     """Dimension key -> source -> mean over the clips made (None: no clip has a value); plus "clips": counts."""
     summary: dict[str, dict[str, float | None]] = {}
-    for key, _, value in dimensions(evaluators, subject):
+    for key, _, _, value in dimensions(evaluators, routes):
         summary[key] = {}
         for source in SOURCES:
             values = [v for r in rows if r.source == source and r.made and (v := value(r)) is not None]
@@ -82,7 +114,8 @@ def _cell(value: float | None, key: str) -> str:
         return "–"
     if key == "clips":
         return f"{value:.0f}"
-    return f"{value:.1f}" if key.startswith("consistency") or key == "prompt_words" else f"{value:.3f}"
+    one_decimal = key.startswith("consistency") or key in ("prompt_words", "imaging_quality")  # imaging: 0-100
+    return f"{value:.1f}" if one_decimal else f"{value:.3f}"
 
 
 def _md(text: str, limit: int = 90) -> str:
@@ -92,11 +125,11 @@ def _md(text: str, limit: int = 90) -> str:
     return value.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
 
 
-def table_rows(result: VideoEvalResult) -> list[tuple[str, str, list[str]]]:
-    """(key, label, formatted cells per source) of every row, the clip counts last."""
-    dims = [(k, label) for k, label, _ in dimensions(list(result.config.evaluators), result.subject_evaluator)]
-    dims.append(("clips", "Clips made"))
-    return [(k, label, [_cell(result.summary[k][s], k) for s in SOURCES]) for k, label in dims]
+def table_rows(result: VideoEvalResult) -> list[tuple[str, str, str, list[str]]]:
+    """(key, label, scorer, formatted cells per source) of every row, the clip counts last."""
+    dims = [(k, label, kind) for k, label, kind, _ in dimensions(list(result.config.evaluators), result.routes)]
+    dims.append(("clips", "Clips made", "ours"))
+    return [(k, label, kind, [_cell(result.summary[k][s], k) for s in SOURCES]) for k, label, kind in dims]
 
 
 def markdown(result: VideoEvalResult) -> str:
@@ -110,26 +143,37 @@ def markdown(result: VideoEvalResult) -> str:
     lines = [
         "# Table 3: videos from the short, base and trained prompts (paper section 4.5)",
         "",
-        f"T2V model **{_md(result.t2v_label)}**, seed {config.seed} for every clip, {samples} sample(s) of split "
-        f"`{_md(config.split)}`.",
+        f"T2V model **{_md(result.t2v_label)}**, seed {config.seed} for every clip; {_draw_line(result, samples)}",
         "",
         "| Dimension | " + " | ".join(headers) + " |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for _, label, cells in table_rows(result)]
+    lines += [f"| {_md(label, 300)} | " + " | ".join(cells) + " |" for _, label, _, cells in table_rows(result)]
     lines += ["", *_notes(result), "", "## Clips", "", *_clip_lines(result)]
     return "\n".join(lines)
+
+
+def _draw_line(result: VideoEvalResult, samples: int) -> str:
+    draw, split = result.draw, _md(result.config.split)
+    if not draw:
+        return f"{samples} sample(s) of split `{split}`."
+    how = "all" if samples == draw["pool"] else "drawn at random from"
+    ids = ", ".join(str(i) for i in draw["ids"])
+    return (
+        f"{samples} sample(s) {how} the {draw['pool']} with a short prompt in split `{split}` "
+        f"(sample seed {draw['sample_seed']}; ids {ids}; samples.json)."
+    )
 
 
 def _notes(result: VideoEvalResult) -> list[str]:
     rows, seconds = result.rows, result.seconds
     notes = [
         "Consistency: each clip against the SHORT prompt (what was asked for), whatever prompt made it; mean of "
-        "100 × cosine over the clips. Quality dimensions on every clip subsampled to about 8 fps, as VBench does "
-        "(engine/t2v/quality.py: Farneback flow instead of RAFT, a CLIP-style image tower instead of DINO).",
+        "100 × cosine over the clips. VBench's code reads each clip file as `vbench evaluate` does; the "
+        "substitutes (engine/t2v/quality.py) are this project's, not VBench's, and each row says how it differs.",
     ]
-    if result.subject_evaluator is None:
-        notes.append("Subject consistency left out: no evaluator here encodes frames one by one.")
+    if result.vbench_missing:
+        notes.append(result.vbench_missing)
     cut = [r for r in rows if r.status.startswith("cut")]
     skipped = [r for r in rows if r.status.startswith("skipped")]
     if cut:
@@ -177,9 +221,10 @@ def write_report(result: VideoEvalResult) -> dict[str, str]:
     result.markdown = markdown(result)
     files = {"table_md": out / "table3.md", "table_csv": out / "table3.csv", "clips_csv": out / "clips.csv"}
     _write(files["table_md"], lambda fh: fh.write(result.markdown + "\n"))
-    table = [["key", "dimension", *SOURCES]]
-    for key, label, _ in table_rows(result):
-        table.append([key, label, *("" if (v := result.summary[key][s]) is None else f"{v:.6g}" for s in SOURCES)])
+    table = [["key", "dimension", *SOURCES, "scorer"]]
+    for key, label, kind, _ in table_rows(result):
+        values = ["" if (v := result.summary[key][s]) is None else f"{v:.6g}" for s in SOURCES]
+        table.append([key, label, *values, kind])
     _write(files["table_csv"], lambda fh: csv.writer(fh).writerows(table))
     _write(files["clips_csv"], lambda fh: csv.writer(fh).writerows(clip_table(result)))
     result.files = {k: str(v) for k, v in files.items()}
@@ -189,11 +234,15 @@ def write_report(result: VideoEvalResult) -> dict[str, str]:
 def clip_table(result: VideoEvalResult) -> list[list[Any]]:
     evaluators = [*result.config.evaluators, "mean"]
     head = ["sample_id", "source", "model", "seed", "status", "reused", "clip", "prompt", "short_prompt"]
-    rows: list[list[Any]] = [[*head, *(f"consistency:{e}" for e in evaluators), *QUALITY_KEYS]]
+    vbench = [r.dimension.key for r in result.routes if r.kind == "vbench"]
+    rows: list[list[Any]] = [
+        [*head, *(f"consistency:{e}" for e in evaluators), *QUALITY_KEYS, *(f"vbench:{k}" for k in vbench)]
+    ]
     for r in result.rows:
         base = [r.sample_id, r.source, r.model, r.seed, r.status, r.reused, r.clip or "", r.prompt, r.short_prompt]
         scores = [r.consistency.get(e, "") for e in evaluators]
-        rows.append([*base, *scores, *(r.quality.get(k, "") for k in QUALITY_KEYS)])
+        ours = [r.quality.get(k, "") for k in QUALITY_KEYS]
+        rows.append([*base, *scores, *ours, *(r.vbench.get(k, "") for k in vbench)])
     return rows
 
 

@@ -1,5 +1,6 @@
 """Table 3 (engine.t2v.evaluate): clips from the short, base and trained prompts with the same seed, scored
-against the SHORT prompt, a resumable report folder, one line for bad input.
+against the SHORT prompt, a resumable report folder, one line for bad input; the paper's EasyAnimate by
+default and 100 samples drawn at random with a recorded seed.
 
 The hand-checkable run uses scripted prompt models: "echo" writes the short prompt back (so its clip must equal
 the short prompt's clip, frame for frame, though it is generated separately), "scripted" writes a longer text.
@@ -52,6 +53,11 @@ def echo() -> Scripted:
 
 def scripted(name: str = "scripted", extra: str = "at sunset, camera close view") -> Scripted:
     return Scripted(name, lambda short: f"{short} {extra}")
+
+
+@pytest.fixture(autouse=True)
+def _no_vbench(no_vbench):
+    """Every run here without the vbench package, installed or not: substitutes and absent rows only."""
 
 
 @pytest.fixture
@@ -115,13 +121,14 @@ def test_three_sources_same_seed_scored_against_the_short_prompt(db_url, tmp_pat
         assert set(short.quality) >= {"subject_consistency", "temporal_smoothness", "motion_mean_flow", "dynamic"}
 
     table = read_csv(out / "table3.csv")
-    assert table[0] == ["key", "dimension", "short", "base", "trained"]
+    assert table[0] == ["key", "dimension", "short", "base", "trained", "scorer"]
     by_key = {r[0]: r for r in table[1:]}
-    assert by_key["clips"][2:] == ["2", "2", "2"]
+    assert by_key["clips"][2:5] == ["2", "2", "2"]
     mean_short = np.mean([rows[(i, "short")].consistency[EVAL] for i in ids])
     assert float(by_key[f"consistency:{EVAL}"][2]) == pytest.approx(mean_short, rel=1e-5)
     assert by_key[f"consistency:{EVAL}"][2] == by_key[f"consistency:{EVAL}"][3]  # short == base: the same clips
     assert by_key["subject_consistency"][2] and by_key["dynamic_degree"][2] in ("0", "0.5", "1")
+    assert by_key["subject_consistency"][5] == "substitute" and by_key["imaging_quality"][2:] == ["", "", "", "absent"]
     assert float(by_key["prompt_words"][4]) == pytest.approx(np.mean([len(s.split()) + 5 for s in SHORTS]))
 
     md = (out / "table3.md").read_text()
@@ -202,7 +209,9 @@ def test_end_to_end_through_the_cli_with_tiny_models(db_url, tmp_path, capsys):
     [
         (["--t2v", "no-such-t2v"], "unknown text-to-video model 'no-such-t2v'"),
         (["--t2v", "cogvideox-2b"], "set VIDPROMPTER_T2V_COGVIDEOX_2B="),
-        (["--t2v", T2V, "--limit", "0"], "--limit must be >= 1, got 0"),
+        (["--t2v", T2V, "--limit", "0"], "--num-samples must be >= 1, got 0"),
+        (["--t2v", T2V, "--num-samples", "0"], "--num-samples must be >= 1, got 0"),
+        ([], "set VIDPROMPTER_T2V_EASYANIMATE_V5_1_7B="),  # no --t2v: the paper's EasyAnimate, absent here
         (["--t2v", T2V, "--split", "val"], "no sample with a short prompt in split 'val'"),
         (["--t2v", T2V, "--frames", "10"], "10 frames: tiny-random-cogvideox makes clips of 8k+1 frames"),
         (["--t2v", T2V, "--trained", "no-such-model"], "no-such-model"),
@@ -211,6 +220,7 @@ def test_end_to_end_through_the_cli_with_tiny_models(db_url, tmp_path, capsys):
 def test_bad_input_is_one_line_and_writes_nothing(db_url, tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("VIDPROMPTER_T2V_COGVIDEOX_2B", raising=False)
+    monkeypatch.delenv("VIDPROMPTER_T2V_EASYANIMATE_V5_1_7B", raising=False)
     monkeypatch.delenv("VIDPROMPTER_ALLOW_DOWNLOAD", raising=False)
     out = tmp_path / "never"
     argv = ["evaluate-video", "--db", db_url, "--base", "tiny-random-lm", "--trained", "tiny-random-lm"]
@@ -225,3 +235,98 @@ def test_out_is_a_file(db_url, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file; name a folder"):
         run(studio_with(echo(), scripted()), db_url, config(tmp_path / "file", evaluators=(EVAL,)))
+
+
+# -- the paper's setting (section 4.5): EasyAnimate, 100 samples drawn at random with a recorded seed ----------
+def test_the_default_t2v_model_is_the_papers_easyanimate():
+    from engine.cli import build_parser
+    from engine.t2v.presets import resolve_t2v
+
+    default = VideoEvalConfig(base="a", trained="b", out_dir="o")
+    assert resolve_t2v(default.t2v).family == "easyanimate" and not resolve_t2v(default.t2v).random_weights
+    assert default.num_samples == 100 and default.sample_seed == 0
+    args = build_parser().parse_args(["evaluate-video", "--base", "a", "--trained", "b", "--out", "o"])
+    assert (args.t2v, args.num_samples, args.sample_seed) == (default.t2v, 100, 0)
+
+
+class Sample:
+    def __init__(self, id: int) -> None:
+        self.id = id
+
+
+def test_the_draw_is_seeded_random_not_the_first_by_id():
+    from engine.t2v.evaluate import draw_samples
+
+    pool = [Sample(i) for i in range(1, 201)]
+    ids = lambda picked: [s.id for s in picked]  # noqa: E731
+    first = ids(draw_samples(pool, 100, seed=0))
+    assert len(first) == 100 == len(set(first)) and first == sorted(first)
+    assert first != list(range(1, 101))  # not simply the first 100 by id
+    assert ids(draw_samples(list(reversed(pool)), 100, seed=0)) == first  # the set of ids decides, not the order
+    assert ids(draw_samples(pool, 100, seed=1)) != first
+    assert ids(draw_samples(pool, 300, seed=0)) == ids(draw_samples(pool, None, seed=5)) == list(range(1, 201))
+
+
+@pytest.fixture
+def many_db_url(tmp_path, monkeypatch) -> str:
+    monkeypatch.setenv(get_preset(EVAL).env_var, str(ensure_tiny_evaluator(EVAL, root=tmp_path / "ev")))
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    db = open_db(url)
+    for i in range(12):
+        upsert_sample(db, None, f"a dog number {i} runs", "test")
+    db.dispose()
+    return url
+
+
+def test_the_drawn_ids_and_seed_are_recorded(many_db_url, tmp_path):
+    from annotations.store import list_samples
+    from engine.t2v.evaluate import draw_samples
+
+    db = open_db(many_db_url)
+    pool = list_samples(db, "test")
+    db.dispose()
+    expected = [s.id for s in draw_samples(pool, 3, seed=5)]
+    assert expected != sorted(s.id for s in pool)[:3]
+    out = tmp_path / "drawn"
+    result = run(
+        studio_with(echo(), scripted()), many_db_url, config(out, evaluators=(EVAL,), num_samples=3, sample_seed=5)
+    )
+    assert sorted({r.sample_id for r in result.rows}) == expected
+    recorded = json.loads((out / "samples.json").read_text())
+    assert recorded == {"split": "test", "sample_seed": 5, "num_samples": 3, "pool": 12, "ids": expected}
+    head = (out / "table3.md").read_text().split("\n| Dimension")[0]
+    ids = ", ".join(map(str, expected))
+    assert (
+        "3 sample(s) drawn at random from the 12 with a short prompt" in head and f"(sample seed 5; ids {ids};" in head
+    )
+    assert result.as_dict()["samples"]["ids"] == expected
+
+
+def test_the_report_labels_substitutes_and_names_what_vbench_lacks_in_one_line(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path / "vbench-cache"))
+    out = tmp_path / "labels"
+    result = run(studio_with(echo(), scripted()), db_url, config(out, evaluators=(EVAL,)))
+    md = (out / "table3.md").read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    for name in ("Motion Smoothness", "Dynamic Degree", "Subject Consistency", "Background Consistency"):
+        label = next(k for k in rows if k.startswith(name))
+        assert "(substitute, not VBench:" in label, label
+        assert "–" not in rows[label]  # a value in every column
+    for name in ("Aesthetic Quality", "Imaging Quality"):
+        label = next(k for k in rows if k.startswith(name))
+        assert "(absent:" in label and rows[label].endswith("| – | – | – |")
+    assert next(k for k in rows if k.startswith("Temporal Flickering")).startswith("Temporal Flickering (substitute")
+    missing = [line for line in md.splitlines() if "VBench's own code not run for" in line]
+    assert len(missing) == 1
+    line = missing[0]
+    for name in ("Motion Smoothness (substitute)", "Aesthetic Quality (absent)", "Imaging Quality (absent)"):
+        assert name in line
+    assert "pip install --no-deps vbench==0.1.5" in line and str(tmp_path / "vbench-cache") in line
+    for file in ("amt_model/amt-s.pth", "raft_model/models/raft-things.pth", "clip_model/ViT-B-32.pt"):
+        assert file in line
+    assert "sa_0_4_vit_l_14_linear.pth" in line and "musiq_spaq_ckpt-358bb6af.pth" in line
+    assert "dino_vitbase16_pretrain.pth" in line
+    assert result.as_dict()["vbench"]["imaging_quality"] == "absent" and result.as_dict()["vbench_missing"] == line[2:]
+    scorers = {r[0]: r[5] for r in read_csv(out / "table3.csv")[1:]}
+    assert scorers["motion_smoothness"] == "substitute" and scorers["aesthetic_quality"] == "absent"
+    assert scorers[f"consistency:{EVAL}"] == "ours"

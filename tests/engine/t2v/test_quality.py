@@ -159,3 +159,13 @@ def test_video_level_evaluators_are_refused_for_per_frame_features():
 
     with pytest.raises(InputError, match="per-frame image model"):
         frame_features(JointVideoEncoder(), np.zeros((2, 8, 8, 3), np.uint8))
+
+
+def test_motion_smoothness_linear_by_hand():
+    from engine.t2v.quality import motion_smoothness_linear
+
+    levels = [0, 10, 20, 40, 40]  # frame 1 = mean of 0 and 2 (error 0); frame 3 predicted 30, is 40 (error 10)
+    clip = np.stack([np.full((4, 4, 3), v, np.uint8) for v in levels])
+    assert motion_smoothness_linear(clip) == pytest.approx((255 - 5) / 255)
+    assert motion_smoothness_linear(clip[:4]) == 1.0  # 4 frames: only frame 1 lies between two kept frames (VBench)
+    assert motion_smoothness_linear(np.zeros((6, 4, 4, 3), np.uint8)) == 1.0
