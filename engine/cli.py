@@ -242,6 +242,27 @@ def _render_evaluate(payload: dict[str, Any]) -> str:
     return f"{payload['markdown']}\n\nwrote:\n{files}"
 
 
+# -- presets -------------------------------------------------------------------------------------
+def _presets(args: argparse.Namespace) -> dict[str, Any]:
+    """Every model, evaluator and text-to-video preset with what its status check says here (nothing loads)."""
+    from engine.catalog import all_presets
+
+    rows = [
+        {"registry": r.registry, "name": r.preset.name, "ok": r.ok, "status": r.line, "hub_id": r.preset.hub_id}
+        for r in all_presets()
+        if args.registry in (None, r.registry)
+    ]
+    return {"presets": rows}
+
+
+def _render_presets(payload: dict[str, Any]) -> str:
+    width = max((len(r["name"]) for r in payload["presets"]), default=0)
+    return "\n".join(
+        f"{r['registry']:<10} {r['name']:<{width}}  {'ok ' if r['ok'] else 'no '} {r['status']}"
+        for r in payload["presets"]
+    )
+
+
 def _record_instructions(args: argparse.Namespace) -> dict[str, Any]:
     from annotations.db import describe_url
     from engine.tasks import instruction_templates, record_instructions
@@ -451,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hallucinate(sub)
     _add_scoring(sub)
     _add_store_commands(sub)
+    p = sub.add_parser("presets", help="every model, evaluator and text-to-video preset, and whether it runs here")
+    p.add_argument("--registry", help="only this registry (model, evaluator, t2v)")
+    p.set_defaults(func=_presets, render=_render_presets)
     add_t2v_parser(sub)
     add_insight_parsers(sub)
     for action in sub.choices.values():  # --json is accepted after the subcommand too

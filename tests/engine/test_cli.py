@@ -108,3 +108,17 @@ def test_record_instructions(tmp_path, capsys):
     assert main(["record-instructions", "--db", "nosuchdb://x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_presets_lists_every_registry_with_its_status_and_loads_nothing():
+    """`python -m engine presets`: one line per preset of the three registries, what runs here and why not."""
+    proc = run_cli("--json", "presets", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["presets"]
+    by_name = {(r["registry"], r["name"]): r for r in rows}
+    assert {r["registry"] for r in rows} == {"model", "evaluator", "t2v"}
+    assert by_name[("model", "smollm2-135m")]["ok"] is True  # the embedded default is always here
+    assert by_name[("model", "tiny-random-lm")]["status"].startswith("random weights")
+    assert all("\n" not in r["status"] for r in rows)  # one line each
+    only = json.loads(run_cli("--json", "presets", "--registry", "t2v").stdout)["presets"]
+    assert only and {r["registry"] for r in only} == {"t2v"}
