@@ -90,6 +90,7 @@ def test_every_verb_is_registered_in_one_parser():
         "ground",
         "strength",
         "tokens",
+        "presets",
     }
 
 

@@ -70,6 +70,8 @@ def wait_done(page, prefix: str, timeout: float = 240_000) -> str:
 
 def test_beautify_streams_into_cards_and_stops(page) -> None:
     """The embedded SmolLM2: Run off and Stop on while it writes, text growing in the cards, Stop keeps it."""
+    from playwright.sync_api import expect
+
     page.locator("#beautify-model-note").get_by_text("smollm2-135m").wait_for()
     page.locator("#beautify-prompt textarea").fill("A little dog plays in the snow.")
     page.locator("#beautify-run").click()
@@ -83,7 +85,9 @@ def test_beautify_streams_into_cards_and_stops(page) -> None:
     page.locator("#beautify-stop").click()
     final = wait_done(page, "beautify", 60_000)
     assert "3 candidate(s) from smollm2-135m" in final and "stopped early" in final
-    assert page.locator("#beautify-run").is_enabled() and not page.locator("#beautify-stop").is_visible()
+    # The buttons swap in the event after the last status update: wait for it rather than race it.
+    expect(page.locator("#beautify-run")).to_be_enabled(timeout=10_000)
+    expect(page.locator("#beautify-stop")).to_be_hidden(timeout=10_000)
     page.locator("#header").get_by_text("models loaded: smollm2-135m").wait_for()  # the header is live
 
 

@@ -135,7 +135,7 @@ def test_fit_candidates_cuts_in_place_and_says_so(ctx) -> None:
 def test_beautify_within_budget_sets_max_new_tokens_and_cuts(ctx, monkeypatch) -> None:
     seen = {}
 
-    def stream_task(task, video=None, short_prompt=None, model=None, params=None, stop=None):
+    def stream_task(task, video=None, short_prompt=None, model=None, params=None, stop=None, draw=None):
         seen["max_new_tokens"] = params.max_new_tokens
         yield ["A dog runs. " * 30]
 
