@@ -669,7 +669,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if kwargs["auth"] is None:
-        print("No --auth-file: single-user local mode (user 'local', admin). Use --host 127.0.0.1 only.")
+        # Anyone who reaches the port is the admin: say so, and what to do before serving other machines.
+        print(
+            "No --auth-file: single-user local mode (user 'local', admin); keep it on this machine (the default "
+            "--host 127.0.0.1) or pass --auth-file accounts before --host 0.0.0.0."
+        )
     install_shutdown()
     try:
         demo.launch(**kwargs)

@@ -84,7 +84,11 @@ def _generate_params(args: argparse.Namespace) -> GenerationParams:
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
     params = _generate_params(args)
-    cands = _studio(args).run_task(args.task, args.video, args.prompt, model=args.model, params=params)
+    studio = _studio(args)
+    if sys.stderr.isatty():  # a CPU run takes 10-60 s in silence; scripts keep a clean one-line-error stderr
+        name = args.model or studio.default_model(Task(args.task))
+        print(f"Task {args.task} with {name}: loading and generating ...", file=sys.stderr, flush=True)
+    cands = studio.run_task(args.task, args.video, args.prompt, model=args.model, params=params)
     return {
         "task": args.task,
         "model": cands[0].model if cands else args.model,
