@@ -46,6 +46,42 @@ def test_a_two_step_run_has_integer_ticks_and_whole_legend_names() -> None:
     assert isinstance(curve_figure([], "loss"), type(gr.skip()))
 
 
+def _font_fds() -> int:
+    """Open descriptors of this process on font files (Linux /proc)."""
+    fd_dir = Path("/proc/self/fd")
+    targets = []
+    for fd in fd_dir.iterdir():
+        try:
+            targets.append(str(fd.readlink()))
+        except OSError:  # closed while listing
+            continue
+    return sum(t.endswith((".ttf", ".otf")) for t in targets)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
+def test_curves_drawn_on_many_threads_keep_font_files_flat() -> None:
+    """The soak (bench/bench_soak.py) saw the app's font descriptors grow 16 -> 68: matplotlib caches one open
+    font per Gradio worker thread (64 entries). Each curve now starts from an empty cache."""
+    import io
+    import threading
+
+    rows = [{"step": s, "name": "loss", "value": 1.0 / s} for s in (1, 2, 3)]
+
+    def draw() -> None:
+        curve_figure(rows, "loss").savefig(io.BytesIO(), format="png")  # what Gradio's Plot does with it
+
+    draw()
+    before = _font_fds()
+    for _ in range(12):  # Gradio hands each event to some thread of its pool
+        worker = threading.Thread(target=draw)
+        worker.start()
+        worker.join()
+    import gc
+
+    gc.collect()
+    assert _font_fds() <= max(before, 2), (before, _font_fds())
+
+
 def test_opening_the_tab_shows_history_and_the_newest_run(ctx: AppContext) -> None:
     old = create_run(ctx.db, "old", status="finished")
     new = create_run(ctx.db, "new", status="finished")
