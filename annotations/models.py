@@ -34,7 +34,9 @@ ORIGINS = ("mined", "hallucination", "human_queue")
 HDPO_TERMS = ("dpo", "response_hallucination", "input_hallucination", "task_hallucination")
 ROLES = ("annotator", "admin")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-RESPONSE_SOURCES = ("teacher", "model", "hallucination", "human")
+#: "teacher-unfaithful": the best of a best-of-N teacher's candidates when none kept the prompt's elements
+#: (engine.teacher), kept so that a rerun does not sample it again; never read as a teacher response.
+RESPONSE_SOURCES = ("teacher", "model", "hallucination", "human", "teacher-unfaithful")
 
 
 def core_table(model: type[SQLModel]) -> Table:

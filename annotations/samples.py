@@ -356,12 +356,12 @@ def add_responses(
         return ids
 
 
-def teacher_response(engine: Engine, sample_id: int, task: int) -> tuple[int, str] | None:
-    """(id, text) of the sample's first ``teacher`` response for ``task``, or None."""
+def teacher_response(engine: Engine, sample_id: int, task: int, source: str = "teacher") -> tuple[int, str] | None:
+    """(id, text) of the sample's first ``source`` response for ``task`` (a teacher's by default), or None."""
     check_task(task)
     query = (
         select(Response.id, Response.text)
-        .where(Response.sample_id == sample_id, Response.task == task, Response.source == "teacher")
+        .where(Response.sample_id == sample_id, Response.task == task, Response.source == source)
         .order_by(col(Response.id))
         .limit(1)
     )

@@ -228,7 +228,7 @@ def _mine(args: argparse.Namespace) -> dict[str, Any]:
 def _render_mine(payload: dict[str, Any]) -> str:
     keys = ("items", "mined", "pairs_written", "skipped_done", "skipped_unusable", "short_of_rejected", "at_limit")
     lines = [f"{payload['shard']}: beams from {payload['model'] or 'the default model per task'}"]
-    lines += [f"{k:20s} {payload[k]}" for k in keys] + [f"{'scored by':20s} {payload['scorers']}"]
+    lines += [f"{k:26s} {payload[k]}" for k in keys] + [f"{'scored by':20s} {payload['scorers']}"]
     if payload["unparsed_judgements"]:
         lines.append(f"{'unparsed_judgements':20s} {payload['unparsed_judgements']}")
     return "\n".join(lines + payload["notes"][:20])
@@ -298,9 +298,10 @@ def _teacher(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render_teacher(payload: dict[str, Any]) -> str:
-    keys = ("items", "written", "skipped_done", "skipped_unusable", "empty")
+    keys = ("items", "written", "skipped_done", "skipped_unusable", "skipped_unfaithful", "skipped_unfaithful_before")
+    keys += ("empty",)
     head = f"{payload['shard']}: teacher {', '.join(payload['models']) or '(no model needed)'}"
-    return "\n".join([head] + [f"{k:20s} {payload[k]}" for k in keys] + payload["notes"][:20])
+    return "\n".join([head] + [f"{k:26s} {payload[k]}" for k in keys] + payload["notes"][:20])
 
 
 # -- the parser -------------------------------------------------------------------------------------
@@ -452,7 +453,11 @@ def _add_teacher(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("teacher", help="write teacher responses for samples that lack one (paper section 3.4)")
     _store_flags(t, TeacherConfig)
-    add_flags(t, TeacherConfig, ("model", "text_model", "best_of", "temperature", "top_p", "require_faithful"))
+    add_flags(
+        t,
+        TeacherConfig,
+        ("model", "text_model", "best_of", "temperature", "top_p", "require_faithful", "retry_unfaithful"),
+    )
     add_flags(t, TeacherConfig, ("batch", "seed"))
     add_flag(t, TeacherConfig, "split", note="'all': every split.", type=_split)
     t.add_argument("--shard", help="i/n: this process's share of the samples (default: the launcher's, else 0/1)")

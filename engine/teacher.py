@@ -21,6 +21,9 @@ from engine.mining import TokenCounter, by_prompt_length, task_inputs
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
 
+#: The response source of an item a best-of-N run dropped (annotations.models.RESPONSE_SOURCES).
+UNFAITHFUL_SOURCE = "teacher-unfaithful"
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -57,7 +60,10 @@ class TeacherConfig:
     """Nucleus mass of the best-of-N candidates."""
     require_faithful: bool = True
     """With best_of > 1: an item none of whose candidates keeps every tagged element gets no teacher
-    response (counted in skipped_unfaithful) rather than an unfaithful one."""
+    response (counted in skipped_unfaithful) rather than an unfaithful one; its best candidate is stored as a
+    `teacher-unfaithful` response so that a rerun (another loop on the same database) does not sample it again."""
+    retry_unfaithful: bool = False
+    """Sample the items a run before dropped as unfaithful again (with another seed, a larger best_of)."""
     batch: int = 1
     """Items per generate call (one batched call; each item is written as soon as its call returns)."""
     seed: int = 0
@@ -98,6 +104,7 @@ class TeacherReport:
     written: int = 0
     skipped_done: int = 0
     skipped_unusable: int = 0
+    skipped_unfaithful_before: int = 0
     skipped_unfaithful: int = 0
     """Best-of-N items none of whose candidates kept every tagged element (require_faithful)."""
     empty: int = 0
@@ -152,9 +159,19 @@ class Teacher:
                     self.report.skipped_unusable += 1
                 elif teacher_response(self.db, sample.id, int(task)) is not None:
                     self.report.skipped_done += 1
+                elif self.skips_dropped(sample.id, task):
+                    self.report.skipped_unfaithful_before += 1
                 else:
                     work.append((sample, task))
         return work
+
+    def skips_dropped(self, sample_id: int, task: Task) -> bool:
+        """Did a run before drop this item as unfaithful (and is that to be kept)?"""
+        from annotations.store import teacher_response
+
+        if self.config.retry_unfaithful or not self.config.require_faithful:
+            return False
+        return teacher_response(self.db, sample_id, int(task), source=UNFAITHFUL_SOURCE) is not None
 
     def load_models(self, work: list[tuple[SampleInfo, Task]]) -> None:
         """Load every model the work needs before the first item: a model that cannot load is one line."""
@@ -221,6 +238,11 @@ class Teacher:
             text, pick = self.best(sample, task, texts, tags)
             if text is None:
                 self.report.skipped_unfaithful += 1
+                # Recorded, never a teacher response: SFT, mining and export read source "teacher" only.
+                best = pick.pop("text")
+                add_response(
+                    self.db, sample.id, int(task), best, UNFAITHFUL_SOURCE, candidates[0].model, meta=meta | pick
+                )
                 return False
             meta |= pick
         else:
@@ -257,7 +279,7 @@ class Teacher:
             "tidied": tidied[index] != texts[index],
         }
         if self.config.require_faithful and not score.all_kept:
-            return None, pick
+            return None, pick | {"text": tidied[index]}  # recorded as the drop (write_one)
         return tidied[index], pick
 
 

@@ -437,7 +437,9 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.data.total_steps, initial=self.step, desc="hdpo", dynamic_ncols=True)
+        # Named after the run ("sft", "smollm2-dpo", ...): every loop stage used to read "hdpo".
+        desc = self.cfg.run.name or "train"
+        return tqdm(total=self.data.total_steps, initial=self.step, desc=desc, dynamic_ncols=True)
 
     def _result(self, status: str, checkpoint: Path | None) -> TrainResult:
         self.sink.finished(status, self.step, str(checkpoint) if checkpoint else None)

@@ -203,3 +203,26 @@ def test_best_of_n_keeps_the_faithful_tidied_candidate_and_skips_prompts_none_ke
     with read_session(engine) as session:
         meta = json.loads(session.exec(select(Response.meta_json).where(Response.sample_id == cat)).one())
     assert meta["best_of"] == 8 and meta["all_kept"] and meta["tidied"] and meta["tags"] == "stored"
+
+
+def test_a_prompt_no_sample_keeps_is_recorded_and_not_sampled_again(tmp_path):
+    """A rerun (another loop over the same database) sampled the dropped prompts again: 33 prompts x 8 samples,
+    12 minutes, each time. The drop is now a `teacher-unfaithful` response; a rerun skips it, and
+    `retry_unfaithful` samples it again."""
+    from dataclasses import replace
+
+    engine = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    dogs = upsert_sample(engine, None, "three dogs run in a park", "train")
+    backend = BestOf(["A cat sleeps on a sofa.", "A dog runs in a field."] * 4)
+    studio = Studio(backends={"sampler": backend})
+    config = TeacherConfig(model="sampler", best_of=8, batch=4, max_new_tokens=64)
+    first = write_teacher_responses(studio, engine, config, progress=False)
+    assert (first.written, first.skipped_unfaithful) == (0, 1) and len(backend.asked) == 1
+    with read_session(engine) as session:
+        [(source, sample)] = session.exec(select(Response.source, Response.sample_id)).all()
+    assert (source, sample) == ("teacher-unfaithful", dogs)
+    assert teacher_rows(engine) == []  # never a teacher response: SFT and mining do not see it
+    again = write_teacher_responses(studio, engine, config, progress=False)
+    assert (again.items, again.skipped_unfaithful_before, len(backend.asked)) == (0, 1, 1)  # not sampled again
+    write_teacher_responses(studio, engine, replace(config, retry_unfaithful=True), progress=False)
+    assert len(backend.asked) == 2
