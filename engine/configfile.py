@@ -270,13 +270,15 @@ def add_flag(
     hint = get_type_hints(cls)[name]
     flag = flag or "--" + name.replace("_", "-")
     default = default_of(cls, name)
-    text = " ".join(x for x in (field_help(cls).get(name, ""), note) if x)
+    # argparse %-formats help strings: a docstring's "95 %" crashed `--help` (escape it).
+    text = " ".join(x for x in (field_help(cls).get(name, ""), note) if x).replace("%", "%%")
     if hint is bool:
         kwargs.setdefault("action", argparse.BooleanOptionalAction)
         parser.add_argument(flag, dest=name, default=default, help=text or None, **kwargs)
         return
     kind, many = _scalar(hint)
-    kwargs.setdefault("help", f"{text} (default: {_shown(default)})" if text else None)
+    shown = _shown(default).replace("%", "%%")
+    kwargs.setdefault("help", f"{text} (default: {shown})" if text else None)
     if default is dataclasses.MISSING:
         kwargs.setdefault("required", True)
     elif kwargs.get("action") == "append":

@@ -123,3 +123,16 @@ def test_presets_lists_every_registry_with_its_status_and_loads_nothing():
     assert all("\n" not in r["status"] for r in rows)  # one line each
     only = json.loads(run_cli("--json", "presets", "--registry", "t2v").stdout)["presets"]
     assert only and {r["registry"] for r in only} == {"t2v"}
+
+
+def test_every_verb_prints_its_help(capsys):
+    """`engine evaluate --help` crashed: a field docstring with "%" went into argparse's %-formatted help."""
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for verb in sub.choices:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([verb, "--help"])
+        assert done.value.code == 0, verb
+        assert "usage:" in capsys.readouterr().out
