@@ -300,7 +300,12 @@ def _recorded_base(path: Path) -> str | None:
         if isinstance(base, str) and base:
             if base in PRESETS or Path(base).is_absolute():
                 return base
-            return str((meta.parent / base).resolve())
+            beside = (meta.parent / base).resolve()
+            # A trainer started from a relative folder (`runs/x/checkpoints/step-N/model`) recorded it as typed:
+            # relative to where it ran, not to the checkpoint. Beside the checkpoint first, then there.
+            if not beside.exists() and Path(base).exists():
+                return str(Path(base).resolve())
+            return str(beside)
     return None
 
 

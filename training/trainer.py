@@ -463,7 +463,8 @@ class Trainer:
             "total_steps": self.data.total_steps,
             "config_fingerprint": self.cfg.fingerprint(),
             "lora": self.cfg.model.lora,
-            "base_model": self.cfg.model.name,
+            # A folder base as an absolute path: a relative one read back from the checkpoint resolved wrongly.
+            "base_model": _recorded_model(self.cfg.model.name),
         }
         folder = self.run_dir / "checkpoints"
         path = save_checkpoint(
@@ -488,3 +489,9 @@ def _gather_dicts(acc: Accelerator, values: dict[str, float]) -> dict[str, float
     for part in gather_object([values]):
         merged.update(part)
     return merged
+
+
+def _recorded_model(name: str) -> str:
+    """What a checkpoint records as its base: a preset name as is, an existing folder as its absolute path."""
+    path = Path(name)
+    return str(path.resolve()) if not path.is_absolute() and path.is_dir() else name

@@ -47,3 +47,31 @@ def test_broken_checkpoint_folder(tmp_path):
 def test_unknown_model():
     with pytest.raises(ModelLoadError, match="unknown model 'gpt-9'"):
         resolve("gpt-9")
+
+
+def test_a_checkpoint_trained_from_a_relative_folder_finds_its_base(monkeypatch, tmp_path):
+    """The DPO run trained from `runs/smollm2/sft/.../model` (relative, as the loop passes it): its checkpoint
+    recorded that text and the loader looked for it beside the checkpoint, so the DPO model did not load."""
+    import json
+
+    from engine.models import adapter_base
+
+    monkeypatch.chdir(tmp_path)
+    sft = tmp_path / "runs" / "sft" / "checkpoints" / "step-000032" / "model"
+    sft.mkdir(parents=True)
+    dpo = tmp_path / "runs" / "dpo" / "checkpoints" / "step-000006" / "model"
+    dpo.mkdir(parents=True)
+    (dpo / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/elsewhere"}))
+    (dpo.parent / "state.json").write_text(json.dumps({"base_model": "runs/sft/checkpoints/step-000032/model"}))
+    assert adapter_base(dpo) == str(sft.resolve())
+    (dpo.parent / "state.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
+    assert adapter_base(dpo) == "smollm2-135m"
+
+
+def test_the_trainer_records_a_folder_base_as_an_absolute_path(monkeypatch, tmp_path):
+    from training.trainer import _recorded_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base").mkdir()
+    assert _recorded_model("base") == str((tmp_path / "base").resolve())
+    assert _recorded_model("smollm2-135m") == "smollm2-135m"
