@@ -298,8 +298,8 @@ def _teacher(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render_teacher(payload: dict[str, Any]) -> str:
-    keys = ("items", "written", "skipped_done", "skipped_unusable", "skipped_unfaithful", "skipped_unfaithful_before")
-    keys += ("empty",)
+    keys = ["items", "written", "skipped_done", "skipped_unusable", "skipped_unfaithful", "skipped_unfaithful_before"]
+    keys.append("empty")
     head = f"{payload['shard']}: teacher {', '.join(payload['models']) or '(no model needed)'}"
     return "\n".join([head] + [f"{k:26s} {payload[k]}" for k in keys] + payload["notes"][:20])
 
