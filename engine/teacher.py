@@ -64,6 +64,10 @@ class TeacherConfig:
     `teacher-unfaithful` response so that a rerun (another loop on the same database) does not sample it again."""
     retry_unfaithful: bool = False
     """Sample the items a run before dropped as unfaithful again (with another seed, a larger best_of)."""
+    focus_words: int | None = None
+    """With best_of > 1: each candidate ends once it has said every tagged element and then at most this many
+    words (engine.rerank.focus): a small model's samples drift into unrelated people and noun lists after their
+    first sentences, and a model fine-tuned on the drift learns it. None: the tidied candidate, whole."""
     batch: int = 1
     """Items per generate call (one batched call; each item is written as soon as its call returns)."""
     seed: int = 0
@@ -77,6 +81,8 @@ class TeacherConfig:
             raise InputError(f"best_of must be in 1..16, got {self.best_of}")
         if self.batch < 1:
             raise InputError(f"batch must be >= 1, got {self.batch}")
+        if self.focus_words is not None and self.focus_words < 1:
+            raise InputError(f"focus_words must be >= 1 (or unset), got {self.focus_words}")
         self.params(3)  # the range checks, before any model loads
 
     def params(self, task: Task | int) -> GenerationParams:
@@ -262,12 +268,15 @@ class Teacher:
     ) -> tuple[str | None, dict[str, Any]]:
         """(the best candidate or None, what the choice was). Each candidate is tidied first (engine.rerank.tidy:
         cut at its first repeated, junk or late-fragment sentence, or a sentence the budget cut off), so a
-        chosen response ends where a sentence ends; then faithfulness first, then richness."""
+        chosen response ends where a sentence ends), then focused when focus_words is set (engine.rerank.focus);
+        then faithfulness first, then richness."""
         from engine.faithfulness.rank import elements_for, ranked
-        from engine.rerank import tidy
+        from engine.rerank import focus, tidy
 
         elements = elements_for(sample.short_prompt, tags)
         tidied = [tidy(t)[0] or t for t in texts]
+        if self.config.focus_words is not None:
+            tidied = [focus(t, elements, sample.short_prompt, self.config.focus_words) for t in tidied]
         index, score = ranked(tidied, elements, sample.short_prompt)[0]
         pick = {
             "best_of": len(texts),
@@ -278,6 +287,8 @@ class Teacher:
             "richness": score.richness,
             "tidied": tidied[index] != texts[index],
         }
+        if self.config.focus_words is not None:
+            pick["focus_words"] = self.config.focus_words
         if self.config.require_faithful and not score.all_kept:
             return None, pick | {"text": tidied[index]}  # recorded as the drop (write_one)
         return tidied[index], pick

@@ -96,3 +96,31 @@ def test_a_backend_that_sets_stop_when_its_stream_ends_still_gets_reranked():
     *_, (final, stopped) = ((item, stop.is_set()) for item in stream)  # what a caller reads with each item
     assert hasattr(final, "dropped") and final[0] == CLEAN
     assert stopped is False  # the final item does not look like the user's Stop
+
+
+def test_focus_ends_a_target_once_every_element_is_said_and_the_word_cap_or_a_fragment_is_reached():
+    from engine.faithfulness.tags import parse_elements
+    from engine.rerank import focus
+
+    objects = [{"kind": "object", "value": "dog"}, {"kind": "object", "value": "frisbee"}]
+    tags = parse_elements([*objects, {"kind": "scene", "value": "beach"}])
+    drift = (
+        "A dog runs across the sand. It leaps for a frisbee on a sunny beach. "
+        "The camera follows it at a low angle. The beauty of the sea. A man in a hat watches from a boat."
+    )
+    # Every element is said by sentence 2; sentence 3 fits; "The beauty of the sea." (5 words) ends the target.
+    assert focus(drift, tags, "a dog catches a frisbee on a beach", max_words=40) == (
+        "A dog runs across the sand. It leaps for a frisbee on a sunny beach. The camera follows it at a low angle."
+    )
+    # The cap: nothing past the first 2 sentences fits 20 words.
+    two = "A dog runs across the sand. It leaps for a frisbee on a sunny beach."
+    assert focus(drift, tags, None, max_words=20) == two
+    # Sentences before the last element are kept whatever the cap: the elements come first.
+    assert focus(drift, tags, None, max_words=5).endswith("sunny beach.")
+    # A sentence that moves an element elsewhere ends the target before it.
+    side = {"kind": "relation", "value": "left of", "subject": "dog", "object": "frisbee"}
+    left = parse_elements([*[e.as_dict() for e in tags], side])
+    first = "A dog sits to the left of a frisbee on a sunny beach."
+    assert focus(first + " Then the dog runs to the right of the frisbee.", left, None, max_words=40) == first
+    # A text that never says every element is returned as it was: focus never makes a target less faithful.
+    assert focus("A cat sleeps. The sea.", tags, None, max_words=40) == "A cat sleeps. The sea."

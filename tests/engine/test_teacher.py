@@ -226,3 +226,21 @@ def test_a_prompt_no_sample_keeps_is_recorded_and_not_sampled_again(tmp_path):
     assert (again.items, again.skipped_unfaithful_before, len(backend.asked)) == (0, 1, 1)  # not sampled again
     write_teacher_responses(studio, engine, replace(config, retry_unfaithful=True), progress=False)
     assert len(backend.asked) == 2
+
+
+def test_focus_words_ends_the_chosen_response_once_the_prompt_is_said(tmp_path):
+    """Issue 21: SFT on whole best-of-8 samples (their drift into unrelated people and noun lists included)
+    taught SmolLM2 to drift: 74 % of its outputs repeated a sentence. With focus_words the chosen response is
+    its leading sentences that say every element, then full sentences up to the cap."""
+    engine = open_db(f"sqlite:///{tmp_path / 'studio.db'}")
+    cat = upsert_sample(engine, None, "a cat naps on a sofa", "train")
+    said = "A cat naps on a soft sofa by the window. Rain taps the glass while the light fades slowly."
+    drift = " The beauty of the room. A man in a hat reads a newspaper in the corner of the kitchen."
+    backend = BestOf([said + drift] * 8)
+    config = TeacherConfig(model="sampler", best_of=8, max_new_tokens=64, focus_words=30)
+    write_teacher_responses(Studio(backends={"sampler": backend}), engine, config, progress=False)
+    [(sample, _, text)] = teacher_rows(engine)
+    assert (sample, text) == (cat, said)
+    with read_session(engine) as session:
+        meta = json.loads(session.exec(select(Response.meta_json).where(Response.sample_id == cat)).one())
+    assert meta["focus_words"] == 30
