@@ -65,7 +65,10 @@ def generate(studio: Any, model: str, rows: list[dict], max_new_tokens: int, bat
 
 def cached_outputs(studio, label: str, model: str, rows: list[dict], args) -> tuple[list[str], float]:
     path = Path(args.out) / f"{label}.jsonl"
+    from engine.models import decoding_identity
+
     key = {"model": model, "split": args.split, "n": len(rows), "max_new_tokens": args.max_new_tokens}
+    key["decoding"] = decoding_identity(model)  # outputs of an older decoding are generated again
     if path.is_file():
         lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
         if lines and lines[0].get("key") == key:

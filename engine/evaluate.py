@@ -228,11 +228,13 @@ class Harness:
 
 
 class OutputCache:
-    """Greedy outputs on disk, one JSON file per (model identity, task, video, prompt, budget)."""
+    """Greedy outputs on disk, one JSON file per (model identity, its decoding, task, video, prompt, budget)."""
 
     def __init__(self, folder: str | None, model: str, task: Task, budget: int) -> None:
+        from engine.models import decoding_identity
+
         self.folder = Path(folder) if folder else None
-        self.head = [model_identity(model), int(task), budget]
+        self.head = [model_identity(model), decoding_identity(model), int(task), budget]
 
     def _path(self, video: str | None, prompt: str | None) -> Path | None:
         if self.folder is None:

@@ -59,7 +59,7 @@ def resolve_settings(params: GenerationParams, preset: ModelPreset) -> GuardSett
     copy_ngram = preset.copy_ngram if params.copy_ngram is None else params.copy_ngram
     min_new = params.min_new_tokens
     if min_new is None:
-        min_new = params.max_new_tokens if preset.random_weights else 0
+        min_new = params.max_new_tokens if preset.random_weights else min(preset.min_new_tokens, params.max_new_tokens)
     keep = preset.keep_words if params.keep_words is None else params.keep_words
     return GuardSettings(
         enabled, copy_ngram if enabled else 0, min_new, preset.random_weights, keep if enabled else 0.0
@@ -273,9 +273,11 @@ class PromptPenalty(LogitsProcessor):
 PENALTY_EXEMPT = ("a", "an", "the", "of", "in", "on", "at", "to", "from", "by", "with", "into", "onto", "for", "as")
 
 
-def function_word_ids(tokenizer) -> list[int]:
-    """Single-token spellings of PENALTY_EXEMPT words (" of", " Of", "of", ...) and of "."."""
-    ids = []
+def function_word_ids(tokenizer, ends: Iterable[int] = ()) -> list[int]:
+    """Single-token spellings of PENALTY_EXEMPT words (" of", " Of", "of", ...) and of ".", and the end-of-turn
+    tokens `ends`: the chat template closes every prompt turn with one, and a taxed end of turn kept SmolLM2
+    from ever ending (every output ran to the budget, trailing off into noun lists)."""
+    ids = [int(i) for i in ends]
     forms = [f for w in PENALTY_EXEMPT for f in (w, w.capitalize(), " " + w, " " + w.capitalize())]
     for form in [*forms, "."]:
         tokens = tokenizer(form, add_special_tokens=False)["input_ids"]

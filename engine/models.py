@@ -53,6 +53,8 @@ class ModelPreset(Preset):
     """With guards: the longest run of instruction tokens the output may not copy (≈ 6 words of prose)."""
     keep_words: float = 0.0
     """With guards: logit bonus on the short prompt's content words until each is written."""
+    min_new_tokens: int = 0
+    """The end of turn is forbidden before this many new tokens when a request sets none (capped by its budget)."""
     temperature: float | None = None
     """Sampling temperature of the preset's default candidates; None: greedy / beam search."""
     top_p: float = 1.0
@@ -75,8 +77,20 @@ def _smollm2_dir() -> str | None:
     return str(spec.submodule_search_locations[0])
 
 
+#: Bumped whenever the guards change what a model writes under the same settings (2: the end of turn is
+#: exempt from the prompt penalty), so outputs cached under the old decoding are generated again.
+DECODING_VERSION = 2
+
 #: ModelPreset fields that say how a model decodes: a checkpoint folder takes them from its root preset.
-DECODING_FIELDS = ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
+DECODING_FIELDS = (
+    "repetition_penalty",
+    "guards",
+    "copy_ngram",
+    "keep_words",
+    "min_new_tokens",
+    "temperature",
+    "top_p",
+)
 
 
 _SMOLLM2 = ModelPreset(
@@ -93,6 +107,9 @@ _SMOLLM2 = ModelPreset(
     # stop. Sampled candidates at 0.7 / 0.9 differ (bench/bench_beautify.py has the figures).
     guards=True,
     keep_words=5.0,
+    # With the end of turn untaxed (engine.guards.function_word_ids) it may end after one line (7 words on a
+    # dev prompt): 64 tokens (~45 words) first, then it ends where it has finished.
+    min_new_tokens=64,
     temperature=0.7,
     top_p=0.9,
 )
@@ -111,10 +128,7 @@ PRESETS: dict[str, ModelPreset] = {
             notes="SmolLM2-135M + the HDPO LoRA trained here on CPU (docs/results.md); shipped in assets/models, "
             "merged at load.",
             base=_SMOLLM2.name,
-            **{
-                f: getattr(_SMOLLM2, f)
-                for f in ("repetition_penalty", "guards", "copy_ngram", "keep_words", "temperature", "top_p")
-            },
+            **{f: getattr(_SMOLLM2, f) for f in DECODING_FIELDS},
         ),
         ModelPreset(
             "qwen2.5-vl-3b",
@@ -224,6 +238,16 @@ def canonical_model(name: str, roots: Sequence[str | os.PathLike[str]] | None) -
 def _inside(path: Path, root: str | os.PathLike[str]) -> bool:
     real_root = Path(os.path.realpath(Path(root).expanduser()))
     return path == real_root or real_root in path.parents
+
+
+def decoding_identity(name: str) -> dict[str, object]:
+    """How `name` decodes when a request sets nothing: its decoding fields and DECODING_VERSION (cache keys).
+    A backend that is not a preset or a folder (a test double) has only the version."""
+    try:
+        preset = resolve(name)
+    except ModelLoadError:
+        return {"version": DECODING_VERSION}
+    return {"version": DECODING_VERSION, **{f: getattr(preset, f) for f in DECODING_FIELDS}}
 
 
 def resolve(name: str) -> ModelPreset:

@@ -146,7 +146,7 @@ class TransformersBackend:
         processors = self._processors(requests, params, settings)
         if settings.enabled and penalty != 1.0:  # the same penalty, function words excepted
             if self._function_words is None:
-                self._function_words = function_word_ids(self.lm.tokenizer)
+                self._function_words = function_word_ids(self.lm.tokenizer, self._end_ids())
             processors.insert(0, PromptPenalty(penalty, self._function_words))
             penalty = 1.0
         kwargs: dict[str, Any] = dict(
@@ -166,6 +166,14 @@ class TransformersBackend:
             # Unset sampling defaults a checkpoint may carry, so greedy/beam runs without warnings.
             kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs
+
+    def _end_ids(self) -> set[int]:
+        """The tokens that end a turn: the tokenizer's EOS and the checkpoint's generation-config EOS ids."""
+        ends = self.lm.model.generation_config.eos_token_id
+        ids = set(ends if isinstance(ends, list) else [ends] if ends is not None else [])
+        if self.lm.tokenizer.eos_token_id is not None:
+            ids.add(self.lm.tokenizer.eos_token_id)
+        return {int(i) for i in ids}
 
     def _processors(
         self, requests: list[Request], params: GenerationParams, settings: GuardSettings
@@ -291,9 +299,7 @@ class _StreamRun:
     def __init__(self, backend: TransformersBackend, request: Request, params: GenerationParams, stop) -> None:
         self.backend, self.request, self.params = backend, request, params
         self.settings = resolve_settings(params, backend.lm.preset)
-        config_ends = backend.lm.model.generation_config.eos_token_id
-        ends = set(config_ends if isinstance(config_ends, list) else [config_ends]) - {None}
-        self.streamer = RowStreamer(ends | {backend.lm.tokenizer.eos_token_id})
+        self.streamer = RowStreamer(backend._end_ids())
         self.stop = stop
         self.result: list[list[int]] | None = None
         self.error: BaseException | None = None

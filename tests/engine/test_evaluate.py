@@ -135,7 +135,7 @@ def test_averaged_clip_score_is_the_mean_of_the_task_columns():
     assert table_columns((1,), (clip,)) == [(1, clip, "Task 1 CLIP")]  # one evaluator: nothing to average
 
 
-def test_faithfulness_column_and_the_output_cache(tmp_path):
+def test_faithfulness_column_and_the_output_cache(tmp_path, monkeypatch):
     """Task 3 scored by faithfulness to the stored tags; a second run with the same cache generates nothing."""
     from annotations.tags import set_tags
     from engine.evaluate import evaluate
@@ -169,3 +169,7 @@ def test_faithfulness_column_and_the_output_cache(tmp_path):
     assert first == 2
     again = evaluate(studio, engine, config, progress=False)
     assert len(calls) == first and again.summary == result.summary  # read from the cache, not generated
+    # A decoding change (the end of turn untaxed: DECODING_VERSION 2) makes the cached outputs stale.
+    monkeypatch.setattr("engine.models.DECODING_VERSION", 3)
+    evaluate(studio, engine, config, progress=False)
+    assert len(calls) == 2 * first

@@ -137,6 +137,36 @@ def test_prompt_penalty_spares_function_words(tiny_lm):
     assert tok(" the")["input_ids"][0] in function_word_ids(tok)
 
 
+def test_the_penalty_spares_the_end_of_turn_so_a_finished_text_can_end(tiny_lm):
+    """The chat template closes every turn of the prompt with <|im_end|>, so the prompt penalty divided the
+    end-of-turn logit by 1.2 at every step: SmolLM2 (and every fine-tune of it) ran each output to the token
+    budget and trailed off into noun lists ("The sea. The sky. The sun."). The end of turn is now exempt."""
+    from engine.guards import GuardSettings
+
+    tok = tiny_lm.lm.tokenizer
+    eos = tok.eos_token_id
+    settings = GuardSettings(enabled=True, copy_ngram=0, min_new_tokens=0, readable_only=False)
+    params = GenerationParams(max_new_tokens=8, repetition_penalty=1.2)
+    penalty = next(
+        p for p in tiny_lm._generate_kwargs([], params, settings)["logits_processor"] if isinstance(p, PromptPenalty)
+    )
+    other = 5 if eos != 5 else 6
+    scores = torch.zeros(1, len(tok))
+    scores[0, eos], scores[0, other] = 2.0, 1.9
+    out = penalty(torch.tensor([[eos, 7]]), scores)  # the prompt holds the end of turn; `other` is unseen
+    assert int(out.argmax()) == eos and float(out[0, eos]) == 2.0
+
+
+def test_a_preset_sets_the_fewest_new_tokens_before_the_end_of_turn():
+    """With the end of turn no longer taxed, the base SmolLM2 ends some answers after one line (7 words):
+    its preset asks for a few sentences first; a request may set its own, and a short budget caps it."""
+    small = PRESETS["smollm2-135m"]
+    assert small.min_new_tokens > 0
+    assert resolve_settings(GenerationParams(max_new_tokens=192), small).min_new_tokens == small.min_new_tokens
+    assert resolve_settings(GenerationParams(max_new_tokens=16), small).min_new_tokens == 16
+    assert resolve_settings(GenerationParams(max_new_tokens=192, min_new_tokens=0), small).min_new_tokens == 0
+
+
 def test_settings_take_the_presets_defaults_unless_the_request_sets_them():
     small, large, rand = PRESETS["smollm2-135m"], PRESETS["qwen2.5-vl-3b"], PRESETS["tiny-random-vlm"]
     params = GenerationParams(max_new_tokens=40)
@@ -145,7 +175,7 @@ def test_settings_take_the_presets_defaults_unless_the_request_sets_them():
     assert resolve_settings(GenerationParams(guards=True), large).copy_ngram == 6  # unless asked
     off = resolve_settings(GenerationParams(guards=False), small)
     assert (off.enabled, off.copy_ngram, off.keep_words) == (False, 0, 0.0)
-    assert resolve_settings(params, rand).min_new_tokens == 40 and resolve_settings(params, small).min_new_tokens == 0
+    assert resolve_settings(params, rand).min_new_tokens == 40
 
 
 def test_default_params_sample_for_smollm2_and_beam_search_elsewhere():
