@@ -130,6 +130,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self._saved_at = -1
+        self._loaded: Path | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -430,6 +431,8 @@ class Trainer:
             if self.stop_signal:
                 checkpoint = checkpoint if self._saved_at == self.step else self.save_checkpoint()
                 return self._result("cancelled", checkpoint)
+        if checkpoint is None and self._saved_at == self.step and self._loaded is not None:
+            checkpoint = self._loaded  # resumed at its last step: saving again would make it "another model"
         return self._result("finished", checkpoint or self.save_checkpoint())
 
     def _progress_bar(self):
@@ -477,6 +480,7 @@ class Trainer:
         path = latest_checkpoint(self.run_dir / "checkpoints")
         if path is not None:
             self.step = load_checkpoint(path, self._train_state(), self.accelerator.process_index)
+            self._saved_at, self._loaded = self.step, path  # a finished run resumed returns it untouched
 
 
 def _gather_dicts(acc: Accelerator, values: dict[str, float]) -> dict[str, float]:

@@ -84,6 +84,16 @@ def test_resume_after_kill_gives_identical_losses(tiny_export, tmp_path):
     assert [m["loss"] for m in resumed.metrics] == pytest.approx(losses[2:], abs=1e-6)
 
 
+def test_resuming_a_finished_run_returns_its_checkpoint_untouched(tiny_export, tmp_path):
+    """A loop's later config resumes the shared SFT run, already at its last step: the trainer saved the model
+    again, new file times made it "another model" to every output cache (the SFT dev outputs were lost)."""
+    done = Trainer(_cfg(tiny_export, tmp_path), tmp_path / "f", augmenters=FAKES).train()
+    files = {p: p.stat().st_mtime_ns for p in Path(done.checkpoint).rglob("*") if p.is_file()}
+    again = Trainer(_cfg(tiny_export, tmp_path), tmp_path / "f", augmenters=FAKES, resume=True).train()
+    assert (again.status, again.step, again.checkpoint) == ("finished", 4, done.checkpoint)
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+
+
 def test_cancel_leaves_a_loadable_checkpoint(tiny_export, tmp_path):
     trainer = Trainer(_cfg(tiny_export, tmp_path, **{"run.checkpoint_every": 100}), tmp_path / "c", augmenters=FAKES)
     step = trainer._optimizer_step
