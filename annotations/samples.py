@@ -370,6 +370,21 @@ def teacher_response(engine: Engine, sample_id: int, task: int, source: str = "t
         return (stored_id(row[0]), row[1]) if row is not None else None
 
 
+def stored_beams(engine: Engine, sample_id: int, task: int, model: str) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, text, meta) of the beams `model` stored for the sample's ``task`` (source "model"), in id order:
+    what a resumed miner checks before generating the same beams again."""
+    check_task(task)
+    query = (
+        select(Response.id, Response.text, Response.meta_json)
+        .where(
+            Response.sample_id == sample_id, Response.task == task, Response.source == "model", Response.model == model
+        )
+        .order_by(col(Response.id))
+    )
+    with read_session(engine) as session:
+        return [(stored_id(i), t, json.loads(m) if m else {}) for i, t, m in session.exec(query)]
+
+
 # --------------------------------------------------------------------------- scores
 
 

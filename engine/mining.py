@@ -146,6 +146,9 @@ class MiningConfig:
     """(sample, task) items per generate call (one task per call; 1: one call per item)."""
     require_teacher: bool = False
     """Mine only items that have a teacher response (the chosen side); the others count as skipped_no_teacher."""
+    remine: bool = False
+    """Generate again for items whose stored beams (of this model) are all paired although fewer than
+    num_rejected were usable. Off: beam search is deterministic, so a rerun would store the same beams again."""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(int(Task.parse(t)) for t in self.tasks)
@@ -188,6 +191,8 @@ class MiningReport:
     skipped_done: int = 0
     skipped_unusable: int = 0
     skipped_no_teacher: int = 0
+    skipped_mined_before: int = 0
+    """Items this model mined before whose usable beams are all paired (short of num_rejected): not again."""
     short_of_rejected: int = 0
     unparsed_judgements: int = 0
     at_limit: int = 0
@@ -274,6 +279,7 @@ class Miner:
         self.config = config
         self.model = config.generation_model()
         self.report = MiningReport(model=self.model, shard=config.shard.label)
+        self._model_name: tuple[str, bool] | None = None  # (the name beams are stored under, random weights)
 
     def work(self) -> Iterator[tuple[SampleInfo, Task]]:
         """This shard's (sample, task) items."""
@@ -331,6 +337,8 @@ class Miner:
                 self.report.skipped_unusable += 1
             elif (teacher := teacher_response(self.db, sample.id, int(task))) is None and self.config.require_teacher:
                 self.report.skipped_no_teacher += 1
+            elif not self.config.remine and self.mined_before(sample.id, task, teacher, existing):
+                self.report.skipped_mined_before += 1
             else:
                 todo.append((sample, task, inputs, existing, teacher))
         if not todo:
@@ -347,6 +355,33 @@ class Miner:
             scorer = self.config.scorer(sample, task)
             self.report.scorers[scorer] = self.report.scorers.get(scorer, 0) + 1
         return written
+
+    def mined_before(
+        self, sample_id: int, task: Task, teacher: tuple[int, str] | None, existing: set[tuple[int, int]]
+    ) -> bool:
+        """Did this model mine the item before, and is every usable stored beam (not at the budget, unless random
+        weights; not the teacher's text) paired? A run killed between its pair writes is not: it is mined again."""
+        from annotations.store import stored_beams
+        from engine.errors import ModelLoadError
+        from engine.models import resolve
+
+        if self._model_name is None:
+            try:
+                preset = resolve(self.model) if self.model else None
+                self._model_name = (preset.name, preset.random_weights) if preset else ("", False)
+            except ModelLoadError:  # a backend handed to the Studio under its own name
+                self._model_name = (str(self.model), False)
+        name, random_weights = self._model_name
+        beams = stored_beams(self.db, sample_id, int(task), name)
+        if not beams:
+            return False
+        usable = {
+            rid
+            for rid, text, meta in beams
+            if (random_weights or not meta.get("at_limit")) and (teacher is None or text != teacher[1])
+        }
+        paired = {b for _, b in existing}
+        return len(paired & usable) >= min(len(usable), self.config.num_rejected)
 
     def budget(self, task: Task, teacher: tuple[int, str] | None) -> int:
         """max_new_tokens for this item: fixed, or covering the teacher's length under the generator's tokenizer."""

@@ -91,9 +91,35 @@ def test_a_partial_run_is_completed_without_duplicates(db):
 
     with write_session(db) as session:
         session.delete(session.get(Pair, victim.id))
-    report = run(db)
+    report = run(db)  # killed between its two pair writes: its unpaired usable beam is paired now
     assert report.pairs_written == 1 and report.skipped_done == 3
     assert len(rows(db, Pair)) == 8
+
+
+def test_an_item_mined_short_of_rejected_is_not_mined_again(db):
+    """Beam search is deterministic: an item that ended with fewer usable rejected beams than asked got the same
+    beams again on every rerun, stored as new rows (the HDPO loop re-mined 20 such prompts after the DPO loop).
+    An item whose stored beams are all paired is done; `remine` mines it again."""
+    from annotations.db import write_session
+
+    run(db)
+    with write_session(db) as session:  # item (2, Task 1) as if its beams had held one distinct usable text
+        pairs = session.exec(select(Pair).where(Pair.task == 1, Pair.sample_id == 2)).all()
+        kept = pairs[0].response_b_id
+        session.delete(pairs[1])
+    gone = [r.id for r in rows(db, Response) if (r.sample_id, r.task, r.source) == (2, 1, "model") and r.id != kept]
+    with write_session(db) as session:
+        for score in session.exec(select(Score).where(Score.response_id.in_(gone))):  # type: ignore[attr-defined]
+            session.delete(score)
+    with write_session(db) as session:
+        for r in session.exec(select(Response).where(Response.id.in_(gone))):  # type: ignore[union-attr]
+            session.delete(r)
+    n_responses = len(rows(db, Response))
+    report = run(db)
+    assert (report.pairs_written, report.skipped_done, report.skipped_mined_before) == (0, 3, 1)
+    assert len(rows(db, Response)) == n_responses and len(rows(db, Pair)) == 7
+    config = MiningConfig(tasks=(1, 3), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=12, remine=True)
+    assert studio().mine(db, config, progress=False).mined == 1
 
 
 def test_mine_pairs_cli(db, tmp_path, capsys):
