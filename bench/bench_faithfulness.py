@@ -88,7 +88,9 @@ def single_stream_speed(studio, models: dict[str, str], rows: list[dict], n: int
     """tokens/s of one prompt at a time, models alternating prompt by prompt (so load drifts hit all alike)."""
     from engine.types import GenerationParams
 
-    params = GenerationParams(max_new_tokens=tokens)
+    # Every model writes exactly `tokens` (the end of turn held off): a model that stops earlier would pay the
+    # prompt's prefill over fewer tokens and read slower although it decodes as fast.
+    params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens)
     spent = dict.fromkeys(models, 0.0)
     made = dict.fromkeys(models, 0)
     for r in rows[:n]:
