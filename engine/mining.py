@@ -372,7 +372,12 @@ class Miner:
             except ModelLoadError:  # a backend handed to the Studio under its own name
                 self._model_name = (str(self.model), False)
         name, random_weights = self._model_name
-        beams = stored_beams(self.db, sample_id, int(task), name)
+        # Beams another generator of the same name wrote are not this model's (older rows lack mined_by).
+        beams = [
+            b
+            for b in stored_beams(self.db, sample_id, int(task), name)
+            if b[2].get("mined_by", self.model) == self.model
+        ]
         if not beams:
             return False
         usable = {
@@ -412,7 +417,11 @@ class Miner:
         if not cands:
             return []
         counts = self.studio.count_tokens([c.text.strip() for c in cands], model=self.model, task=task)
-        metas = [{"tokens": n, "max_new_tokens": budget, "at_limit": at_limit(n, budget)} for n in counts]
+        # mined_by: the generator as the config named it (a folder path): two checkpoints share a folder name.
+        metas = [
+            {"tokens": n, "max_new_tokens": budget, "at_limit": at_limit(n, budget), "mined_by": str(self.model)}
+            for n in counts
+        ]
         self.report.at_limit += sum(m["at_limit"] for m in metas)
         return metas
 

@@ -118,8 +118,19 @@ def test_an_item_mined_short_of_rejected_is_not_mined_again(db):
     report = run(db)
     assert (report.pairs_written, report.skipped_done, report.skipped_mined_before) == (0, 3, 1)
     assert len(rows(db, Response)) == n_responses and len(rows(db, Pair)) == 7
-    config = MiningConfig(tasks=(1, 3), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=12, remine=True)
-    assert studio().mine(db, config, progress=False).mined == 1
+    # Beams of another checkpoint that shares the name (".../model") are not this model's.
+    from engine.mining import Miner
+
+    config = MiningConfig(tasks=(1, 3), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=12)
+    existing = {(p.response_a_id, p.response_b_id) for p in rows(db, Pair) if (p.sample_id, p.task) == (2, 1)}
+    assert Miner(studio(), db, config).mined_before(2, Task(1), None, existing)
+    with write_session(db) as session:
+        for r in session.exec(select(Response).where(Response.id == kept)):
+            r.meta_json = json.dumps({**json.loads(r.meta_json or "{}"), "mined_by": "other/run/model"})
+            session.add(r)
+    assert not Miner(studio(), db, config).mined_before(2, Task(1), None, existing)
+    remine = MiningConfig(tasks=(1, 3), model="tiny-random-vlm", evaluators=TINY, max_new_tokens=12, remine=True)
+    assert studio().mine(db, remine, progress=False).mined == 1
 
 
 def test_mine_pairs_cli(db, tmp_path, capsys):
@@ -252,7 +263,7 @@ def test_the_budget_covers_the_teacher_and_beams_at_the_limit_are_never_rejected
     assert sorted(rejected.values()) == ["w2", "w3"]  # not w0 / w1, the lowest-scored but cut at the budget
     assert report.at_limit == 2
     metas = {r.text.split()[0]: json.loads(r.meta_json) for r in rows(db, Response) if r.source == "model"}
-    assert metas["w0"] == {"at_limit": True, "max_new_tokens": 100, "tokens": 100}
+    assert metas["w0"] == {"at_limit": True, "max_new_tokens": 100, "tokens": 100, "mined_by": "beams"}
     assert metas["w1"]["at_limit"] and not metas["w2"]["at_limit"]
 
 
