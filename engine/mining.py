@@ -418,11 +418,11 @@ class Miner:
             return []
         counts = self.studio.count_tokens([c.text.strip() for c in cands], model=self.model, task=task)
         # mined_by: the generator as the config named it (a folder path): two checkpoints share a folder name.
-        metas = [
+        metas: list[dict[str, Any]] = [
             {"tokens": n, "max_new_tokens": budget, "at_limit": at_limit(n, budget), "mined_by": str(self.model)}
             for n in counts
         ]
-        self.report.at_limit += sum(m["at_limit"] for m in metas)
+        self.report.at_limit += sum(bool(m["at_limit"]) for m in metas)
         return metas
 
     def score(
