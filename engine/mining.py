@@ -36,6 +36,7 @@ from engine import configfile
 from engine.errors import InputError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.evaluators.scores import ScoreReport
+from engine.mining_select import Scored, beams_all_paired, distinct, select_pairs
 from engine.paths import in_data_root
 from engine.shards import Shard
 from engine.types import Candidate, GenerationParams, Task
@@ -250,18 +251,6 @@ class StudioVerbs(TokenCounter, Protocol):
     ) -> list[list[Candidate]]: ...
 
 
-@dataclass
-class Scored:
-    """A candidate's stored id, its text, and its ranking score (None: the judge could not be parsed)."""
-
-    response_id: int
-    text: str
-    score: float | None
-    all_scores: dict[str, float]
-    pairable: bool = True
-    """False for a candidate that reached the budget: a truncated beam is a length cue."""
-
-
 def task_inputs(sample: SampleInfo, task: Task) -> tuple[str | None, str | None] | None:
     """(video, short prompt) as the task reads them, or None when the sample lacks what the task needs."""
     prompt = (sample.short_prompt or "").strip() or None
@@ -378,15 +367,9 @@ class Miner:
             for b in stored_beams(self.db, sample_id, int(task), name)
             if b[2].get("mined_by", self.model) == self.model
         ]
-        if not beams:
-            return False
-        usable = {
-            rid
-            for rid, text, meta in beams
-            if (random_weights or not meta.get("at_limit")) and (teacher is None or text != teacher[1])
-        }
-        paired = {b for _, b in existing}
-        return len(paired & usable) >= min(len(usable), self.config.num_rejected)
+        return beams_all_paired(
+            beams, existing, teacher, random_weights=random_weights, num_rejected=self.config.num_rejected
+        )
 
     def budget(self, task: Task, teacher: tuple[int, str] | None) -> int:
         """max_new_tokens for this item: fixed, or covering the teacher's length under the generator's tokenizer."""
@@ -396,21 +379,18 @@ class Miner:
         tokens = self.studio.count_tokens([teacher[1]], model=self.model, task=task)[0] if teacher else None
         return generation_budget(tokens, c.budget_margin, c.max_new_tokens_cap, c.default_new_tokens)
 
-    def generate(self, task: Task, video: str | None, prompt: str | None, budget: int) -> list[Candidate]:
-        """Every beam as a candidate; empty and repeated texts dropped, beam order kept."""
-        return self.generate_many(task, [(video, prompt)], budget)[0]
-
     def generate_many(
         self, task: Task, inputs: list[tuple[str | None, str | None]], budget: int
     ) -> list[list[Candidate]]:
-        """`generate` for several inputs of one task in one batched call (one call per item when batch is 1)."""
+        """Every beam of each input as a candidate (empty and repeated texts dropped, beam order kept), for several
+        inputs of one task in one batched call (one call per item when batch is 1)."""
         beams = self.config.num_beams
         params = GenerationParams(max_new_tokens=budget, num_beams=beams, num_return_sequences=beams)
         if len(inputs) == 1:
             outs = [self.studio.run_task(task, *inputs[0], model=self.model, params=params)]
         else:
             outs = self.studio.run_tasks(task, inputs, model=self.model, params=params)
-        return [_distinct(cands) for cands in outs]
+        return [distinct(cands) for cands in outs]
 
     def length_meta(self, task: Task, cands: list[Candidate], budget: int) -> list[dict[str, Any]]:
         """Per candidate {"tokens", "max_new_tokens", "at_limit"}: what the pair selection reads."""
@@ -480,23 +460,8 @@ class Miner:
         return [(r.score, {JUDGE_SCORE: r.score} if r.score is not None else {}) for r in results]
 
     def select(self, scored: list[Scored], teacher: tuple[int, str] | None) -> tuple[Scored | None, list[Scored]]:
-        """Chosen: the teacher, else the best candidate. Rejected: the lowest-scored other candidates.
-
-        Candidates the scorer could not score are never ranked (no made-up numbers), a candidate that
-        reached the budget is never paired (a length cue), and one identical to the teacher text is not
-        a rejected response.
-        """
-        ranked = [(s.score, s) for s in scored if s.score is not None and s.pairable]
-        chosen: Scored | None
-        if teacher is not None:
-            chosen = scored[-1]
-            pool = [(v, s) for v, s in ranked if s is not chosen and s.text != teacher[1]]
-        else:
-            best = max(ranked, key=lambda vs: vs[0], default=None)
-            chosen = best[1] if best is not None else None
-            pool = [(v, s) for v, s in ranked if s is not chosen]
-        rejected = [s for _, s in sorted(pool, key=lambda vs: vs[0])[: self.config.num_rejected]]
-        return chosen, rejected
+        """Chosen and rejected under engine.mining_select.select_pairs's rules."""
+        return select_pairs(scored, teacher, self.config.num_rejected)
 
     def write_pairs(
         self,
@@ -530,11 +495,3 @@ class Miner:
         if scorer == "ensemble":
             return ENSEMBLE_SCORE + ":" + "+".join(self.config.evaluators)
         return "faithfulness" if scorer == "faithfulness" else JUDGE_SCORE
-
-
-def _distinct(cands: list[Candidate]) -> list[Candidate]:
-    """Empty and repeated texts dropped, beam order kept."""
-    seen: dict[str, Candidate] = {}
-    for c in cands:
-        seen.setdefault(c.text.strip(), c)
-    return [c for text, c in seen.items() if text]
