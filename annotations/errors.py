@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from annotations.importer import ImportReport
+    from annotations.import_report import ImportReport
 
 
 class StoreError(Exception):

@@ -40,7 +40,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,10 @@ from sqlmodel import col, select
 from annotations.archive import extract_archive, prune_extracted, rows_file
 from annotations.db import describe_url, read_session, write_session, yield_to_writers
 from annotations.errors import DiskFullError, ImportRejected, StoreError, error_line
+from annotations.import_report import BadRow, ImportReport, next_step
+from annotations.import_videos import VideoChecks
 from annotations.models import NO_VIDEO_HASH, TASKS, TEXT_ONLY_TASKS, Pair, Response, Sample
-from annotations.samples import SampleRow, hash_file, upsert_samples_in
+from annotations.samples import SampleRow, upsert_samples_in
 from annotations.tags import MAX_TAGS, set_tags
 
 IMPORT_CHUNK = 100  # most rows per write transaction: a big import must not stall annotators' votes
@@ -71,16 +73,6 @@ MAX_DETAILED_PROMPT = 20_000
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _ID_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
 
-# Container signatures for when PyAV is not importable: (offset, bytes).
-_MAGIC = [
-    (4, b"ftyp"),  # mp4 / mov / m4v / 3gp
-    (0, b"\x1a\x45\xdf\xa3"),  # matroska / webm
-    (0, b"RIFF"),  # avi
-    (0, b"GIF8"),
-    (0, b"\x00\x00\x01\xba"),  # mpeg-ps
-    (0, b"FLV"),
-]
-
 
 class ImportInterrupted(StoreError):
     """A write failed part-way (disk full, read-only database); ``report`` names what is already in."""
@@ -88,52 +80,6 @@ class ImportInterrupted(StoreError):
     def __init__(self, message: str, report: ImportReport) -> None:
         super().__init__(message)
         self.report = report
-
-
-@dataclass
-class BadRow:
-    line: int
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    """What an import did, as plain data (the CLI prints it, the Data tab shows it)."""
-
-    path: str
-    rows: int = 0
-    imported: int = 0  # new samples
-    existing: int = 0  # rows whose sample was already in the DB (re-import is idempotent)
-    bad: list[BadRow] = field(default_factory=list)
-    text_only: int = 0  # good rows without a video (Task 3 only)
-    videos: int = 0  # distinct clip files the good rows name
-    lacking_teacher: int = 0  # samples of this file missing a teacher response for a task they have
-    task3_from_caption: int = 0  # video rows whose caption became the Task-3 target (caption_for_task3)
-    task3_missing: int = 0  # video rows with a caption but no Task-3 target (the teacher step writes one)
-    tagged: int = 0  # rows carrying tags of their short prompt
-    lacking_pairs: int = 0  # samples of this file with no preference pair yet
-    written_lines: list[int] = field(default_factory=list)  # [first, last] line written (when interrupted)
-    stopped: str | None = None  # why writing stopped early, if it did
-    extracted_to: str | None = None  # an archive's folder
-    next_step: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        """One line: what was imported (and where Task 3's targets came from)."""
-        line = (
-            f"{self.imported} sample(s) imported, {self.existing} already present, {len(self.bad)} bad row(s) "
-            f"skipped ({self.videos} video file(s), {self.text_only} text-only row(s))"
-        )
-        if self.task3_from_caption:
-            line += f"; Task 3 of {self.task3_from_caption} video row(s) learns the caption (caption_for_task3)"
-        if self.task3_missing:
-            line += (
-                f"; {self.task3_missing} video row(s) have a caption but no detailed_prompt_task3: the teacher "
-                "step writes their Task-3 target (or import with --caption-for-task3)"
-            )
-        return line
 
 
 @dataclass
@@ -220,71 +166,6 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     if suffix in (".csv", ".tsv"):
         return _read_csv(text, "\t" if suffix == ".tsv" else ",")
     return _read_jsonl(text)
-
-
-# --------------------------------------------------------------------------- videos
-
-
-def video_problem(path: Path) -> str | None:
-    """Why ``path`` is not a readable video, or None. Cheap: no frame is decoded."""
-    if not path.is_file():
-        return f"missing video {path}"
-    if path.stat().st_size == 0:
-        return f"unreadable video {path} (empty file)"
-    try:
-        import av  # optional: a container check that understands every format FFmpeg does
-    except ImportError:
-        return _magic_problem(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return f"unreadable video {path} (no video stream)"
-    except Exception as exc:  # PyAV raises many error types; all mean "not a video"
-        return f"unreadable video {path} ({type(exc).__name__})"
-    return None
-
-
-def _magic_problem(path: Path) -> str | None:
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if any(head[off : off + len(sig)] == sig for off, sig in _MAGIC) or head[:1] == b"\x47":
-        return None
-    return f"unreadable video {path} (not a known video container)"
-
-
-class VideoChecks:
-    """Resolves a row's video path and probes + hashes each distinct file once.
-
-    base: where relative paths resolve; confine: a folder every clip must lie inside (None: anywhere).
-    """
-
-    def __init__(self, base: Path, confine: Path | None = None) -> None:
-        self.base = base
-        self.confine = Path(os.path.realpath(confine)) if confine is not None else None
-        self._seen: dict[str, tuple[str | None, str]] = {}  # real path -> (problem, content hash)
-        self.probes = 0
-
-    def check(self, value: str) -> tuple[str, str] | str:
-        """(absolute path, content hash) of a readable clip, or the reason it is not one."""
-        given = Path(value).expanduser()
-        path = given if given.is_absolute() else self.base / given
-        real = os.path.realpath(path)
-        if self.confine is not None and not _inside(Path(real), self.confine):
-            return f"video {value} is outside the media folder {self.confine}"
-        if real not in self._seen:
-            self.probes += 1
-            problem = video_problem(Path(real))
-            self._seen[real] = (problem, "" if problem else hash_file(real))
-        problem, digest = self._seen[real]
-        return problem if problem else (os.path.abspath(path), digest)
-
-    @property
-    def distinct(self) -> int:
-        return sum(problem is None for problem, _ in self._seen.values())
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
 
 
 # --------------------------------------------------------------------------- validation
@@ -521,24 +402,6 @@ def _coverage(engine: Engine, ids: list[int], rows: list[_Row]) -> tuple[int, in
             paired.update(session.exec(select(Pair.sample_id).where(col(Pair.sample_id).in_(chunk)).distinct()))
     lacking_teacher = sum(not tasks <= teachers.get(sid, set()) for sid, tasks in wanted.items())
     return lacking_teacher, sum(sid not in paired for sid in wanted)
-
-
-def next_step(report: ImportReport, db: str) -> str:
-    """What to do after this import, in one line, with the commands."""
-    n = report.imported + report.existing
-    mine = f"run mining (python -m engine mine-pairs --db {db}, or the Admin tab's Mine button)"
-    if n == 0:
-        return "nothing imported: fix the rows listed above and import again"
-    if report.lacking_teacher:
-        return (
-            f"{report.lacking_teacher} of {n} samples lack a teacher response: run the teacher step "
-            f"(python -m engine teacher --db {db} --model PRESET), then {mine}"
-        )
-    if report.lacking_pairs == n:
-        return f"{n} samples in; none has pairs yet: {mine}"
-    if report.lacking_pairs:
-        return f"{report.lacking_pairs} of {n} samples have no pairs yet: {mine}"
-    return f"every sample has pairs: label them in the Label tab, or train (python -m training --db {db} --config ...)"
 
 
 def import_rows(

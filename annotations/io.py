@@ -29,14 +29,11 @@ from sqlmodel import Session, col, select
 from annotations.db import describe_url, read_session
 from annotations.errors import DiskFullError, StoreError, is_disk_full
 from annotations.files import atomic_path
-from annotations.importer import (  # re-exported: callers import sample rows through annotations.io
-    BadRow,
-    ImportInterrupted,
-    ImportReport,
-    import_rows,
-    validate_rows,
-    video_problem,
-)
+
+# Re-exported: callers import sample rows through annotations.io.
+from annotations.import_report import BadRow, ImportReport
+from annotations.import_videos import video_problem
+from annotations.importer import ImportInterrupted, import_rows, validate_rows
 from annotations.instructions import build_prompt, instructions, require_instructions
 from annotations.models import Judgement, Pair, Response, Sample, stored_id
 from annotations.samples import scores_for

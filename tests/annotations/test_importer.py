@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
+import annotations.import_videos as import_videos
 import annotations.importer as importer
 from annotations.archive import extract_archive
 from annotations.cli import main
@@ -94,9 +95,9 @@ def test_each_distinct_clip_is_probed_and_hashed_once(
     sqlite_engine: Engine, videos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real_hash, real_probe = importer.hash_file, importer.video_problem
-    monkeypatch.setattr(importer, "hash_file", lambda p: calls.append(f"hash {p}") or real_hash(p))
-    monkeypatch.setattr(importer, "video_problem", lambda p: calls.append(f"probe {p}") or real_probe(p))
+    real_hash, real_probe = import_videos.hash_file, import_videos.video_problem
+    monkeypatch.setattr(import_videos, "hash_file", lambda p: calls.append(f"hash {p}") or real_hash(p))
+    monkeypatch.setattr(import_videos, "video_problem", lambda p: calls.append(f"probe {p}") or real_probe(p))
     rows = [
         {"video": str(videos[i % 2]), "short_prompt": f"c{i}", "detailed_prompt": "D.", "detailed_prompt_task3": "P."}
         for i in range(1200)
