@@ -126,3 +126,30 @@ def dropped_summary(ranked: Sequence[Ranked]) -> str:
     return (
         f"{len(reasons)} dropped (" + ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in counts.items()) + ")"
     )
+
+
+#: Most candidates a reranked stream draws (rows of one batched generate).
+MAX_DRAW = 16
+
+
+class Reranked(list):
+    """The final candidates of a reranked stream (a list of texts, best first) plus `dropped`: what was left
+    out and why ("2 dropped (repeated sentence)"), and `cut`: per shown text, the sentences tidied away."""
+
+    dropped: str = ""
+    cut: list[list[str]]
+    flagged: list[str]
+    """Per shown text, why it is degenerate ("" for a clean one): only when every candidate was."""
+
+
+def reranked(texts: list[str], short_prompt: str | None, shown: int) -> Reranked:
+    """The `shown` best clean texts (tidied), or the least bad ones each flagged when every one is degenerate."""
+    ranked = rerank(texts, short_prompt)
+    keep = [r for r in ranked if r.dropped is None and r.text.strip()][:shown]
+    if not keep:  # every one degenerate: show the least bad, each flagged with why
+        keep = [r for r in ranked if r.text.strip()][:shown]
+    out = Reranked(r.text for r in keep)
+    out.dropped = dropped_summary(ranked)
+    out.cut = [r.cut for r in keep]
+    out.flagged = [r.dropped or "" for r in keep]
+    return out

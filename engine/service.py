@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, ModelLoadError
-from engine.evaluators.registry import PAPER_EVALUATORS, evaluator_status
-from engine.evaluators.scores import ScoreReport
+from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.hallucination.video import VideoHallucinationConfig
 from engine.models import (
     DEFAULT_TEXT_MODEL,
@@ -42,6 +41,8 @@ from engine.models import (
     refusal,
     resolve,
 )
+from engine.rerank import MAX_DRAW, Reranked, reranked
+from engine.studio_scoring import ScoringVerbs
 from engine.t2v.studio import VideoVerbs
 from engine.turns import ModelTurns, TurnsConfig
 from engine.types import Candidate, GenerationParams, Task
@@ -51,11 +52,8 @@ if TYPE_CHECKING:  # type-only: these modules pull torch (ensemble) or are the c
     from sqlalchemy import Engine
 
     from engine.backends.base import Backend
-    from engine.budgets import Budgets
     from engine.evaluate import EvalConfig, EvalResult
     from engine.evaluators.ensemble import Ensemble
-    from engine.evaluators.judge import JudgeResult
-    from engine.grounding import Grounding
     from engine.hallucination.pairs import PairConfig
     from engine.mining import MiningConfig, MiningReport
 
@@ -100,7 +98,7 @@ class StudioConfig:
 _ADMIN_CALLER: ContextVar[bool] = ContextVar("vidprompter_admin_caller", default=False)
 
 
-class Studio(VideoVerbs):
+class Studio(ScoringVerbs, VideoVerbs):
     """Load-on-first-use model cache plus the verbs the app and CLIs need."""
 
     def __init__(self, config: StudioConfig | None = None, backends: Mapping[str, Backend] | None = None) -> None:
@@ -117,7 +115,6 @@ class Studio(VideoVerbs):
             if key is not None:
                 self._admitted.add(key)
         self._ensemble: Ensemble | None = None
-        self._budgets: Budgets | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
         # Turn-taking for run_task / stream_task (engine.turns): one at a time, unbounded for the CLIs; app.py
@@ -457,93 +454,6 @@ class Studio(VideoVerbs):
 
         return perturbation_strength(self, task, response, short_prompt, video, evaluators, seed, config)
 
-    @property
-    def budgets(self) -> Budgets:
-        """Token budgets of text-to-video targets (engine.budgets: count, cut, fit); tokenizers load once, locally."""
-        with self._registry_lock:
-            if self._budgets is None:
-                from engine.budgets import Budgets
-
-                self._budgets = Budgets()
-            return self._budgets
-
-    # -- evaluators (engine.evaluators) ---------------------------------------------------------
-    @property
-    def ensemble(self) -> Ensemble:
-        """The one evaluator ensemble: members load on first use and stay loaded."""
-        with self._registry_lock:
-            if self._ensemble is None:
-                from engine.evaluators.ensemble import Ensemble
-
-                self._ensemble = Ensemble(device=self.config.device)
-            return self._ensemble
-
-    def evaluator_status(self, name: str) -> tuple[bool, str]:
-        """(usable?, one-line message) without loading weights: for pickers and notes."""
-        return evaluator_status(name)
-
-    def usable_evaluators(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(the evaluators that load, one '<name> not used: <why>' line per one that does not)."""
-        usable, notes = [], []
-        for name in dict.fromkeys(names):  # each once, in the order asked
-            ok, message = self.evaluator_status(name)
-            if ok:
-                try:
-                    self.ensemble.member(name)
-                except ModelLoadError as exc:  # weights found but unreadable: say so, keep the others
-                    ok, message = False, str(exc)
-            if ok:
-                usable.append(name)
-            else:
-                notes.append(f"{name} not used: {message}")
-        return usable, notes
-
-    def require_evaluators(self, names: Sequence[str]) -> list[str]:
-        """Like `usable_evaluators`, but any unusable one is a ModelLoadError (mining, evaluation, the CLI)."""
-        usable, notes = self.usable_evaluators(names)
-        if notes:
-            raise ModelLoadError("; ".join(notes))
-        return usable
-
-    def score(self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None) -> ScoreReport:
-        """Score texts against one video with the ensemble (paper section 3.5: 100 x cosine, and their mean).
-
-        evaluators: names (default: the config's). Ones that cannot load are left out with one note each;
-        the rest score together (one video decode per frame count). Bad videos or texts raise.
-        """
-        names = list(self.config.evaluators if evaluators is None else evaluators)
-        usable, notes = self.usable_evaluators(names)
-        if not usable or not texts:
-            return ScoreReport([], usable, notes)
-        rows = self.ensemble.score_detailed(str(video), list(texts), usable)
-        return ScoreReport(rows, usable, notes, self.ensemble.random_weights(usable))
-
-    def ground(
-        self, video: str | Path, texts: Sequence[str], evaluators: Sequence[str] | None = None, margin: float = 1.0
-    ) -> list[Grounding]:
-        """Each text's sentences scored against the video in one `score` call; the least-supported one
-        flagged when it sits `margin` points below the others' median (engine.grounding)."""
-        from engine.grounding import ground_texts
-
-        return ground_texts(self, video, texts, evaluators, margin)
-
-    # -- the Task-3 LLM judge (engine.evaluators.judge) -----------------------------------------
-    def judge_many(
-        self, texts: Sequence[str], model: str | None = None, params: GenerationParams | None = None
-    ) -> list[JudgeResult]:
-        """The paper's LLM judge on several texts in one batched call: 0-10, or score None when unparsed."""
-        from engine.evaluators.judge import JUDGE_PARAMS, judge_many, judge_prompt
-
-        for text in texts:  # refuse an empty or huge text before loading a model
-            judge_prompt(text)
-        backend = self._backend(model or self.config.judge_model or self.config.text_model)
-        with self._lock_for(f"model:{backend.model_name}"):
-            return judge_many(backend, list(texts), params or JUDGE_PARAMS)
-
-    def judge(self, text: str, model: str | None = None, params: GenerationParams | None = None) -> JudgeResult:
-        """The judge on one text."""
-        return self.judge_many([text], model, params)[0]
-
     # -- workflows on the verbs above -----------------------------------------------------------
     def mine(self, db: Engine, config: MiningConfig, progress: bool = True) -> MiningReport:
         """Mine preference pairs into an annotations DB engine (paper sections 3.4 and 4.1)."""
@@ -556,34 +466,6 @@ class Studio(VideoVerbs):
         from engine.evaluate import evaluate
 
         return evaluate(self, db, config, progress=progress)
-
-
-#: Most candidates a reranked stream draws (rows of one batched generate).
-MAX_DRAW = 16
-
-
-class Reranked(list):
-    """The final candidates of a reranked stream (a list of texts, best first) plus `dropped`: what was left
-    out and why ("2 dropped (repeated sentence)"), and `cut`: per shown text, the sentences tidied away."""
-
-    dropped: str = ""
-    cut: list[list[str]]
-    flagged: list[str]
-    """Per shown text, why it is degenerate ("" for a clean one): only when every candidate was."""
-
-
-def reranked(texts: list[str], short_prompt: str | None, shown: int) -> Reranked:
-    from engine.rerank import dropped_summary, rerank
-
-    ranked = rerank(texts, short_prompt)
-    keep = [r for r in ranked if r.dropped is None and r.text.strip()][:shown]
-    if not keep:  # every one degenerate: show the least bad, each flagged with why
-        keep = [r for r in ranked if r.text.strip()][:shown]
-    out = Reranked(r.text for r in keep)
-    out.dropped = dropped_summary(ranked)
-    out.cut = [r.cut for r in keep]
-    out.flagged = [r.dropped or "" for r in keep]
-    return out
 
 
 def _free(backends: list[Any]) -> None:

@@ -204,7 +204,7 @@ def generation_state(task: Task, video: str | None, prompt: str | None, cands: l
 
 
 class CandidateList(list):
-    """A run's candidates, plus what a reranked run drew and dropped (engine.service.Reranked)."""
+    """A run's candidates, plus what a reranked run drew and dropped (engine.rerank.Reranked)."""
 
     drawn: int = 0
     dropped: str = ""

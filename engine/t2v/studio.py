@@ -2,7 +2,8 @@
 
 `generate_video` (prompt -> mp4, seeded, with progress, cancel and a "busy" answer for the app),
 `t2v_status` / `default_t2v_model` (for the app's "Generate video" buttons, without loading weights),
-`video_quality` (frame-quality metrics with one of the Studio's evaluators as the per-frame image model) and
+`budgets` (token budgets of T2V targets), `video_quality` (frame-quality metrics with one of the Studio's
+evaluators as the per-frame image model) and
 `evaluate_video` (Table 3, engine.t2v.evaluate). At most one T2V pipeline is loaded at a time: a real one
 fills a GPU on its own, so switching models frees the previous one first.
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy import Engine
 
+    from engine.budgets import Budgets
     from engine.evaluators.ensemble import Ensemble
     from engine.t2v.backend import GeneratedClip, T2VPipeline
     from engine.t2v.eval_config import VideoEvalConfig, VideoEvalResult
@@ -58,6 +60,16 @@ class VideoVerbs:
         @property
         def ensemble(self) -> Ensemble:
             raise NotImplementedError
+
+    @property
+    def budgets(self) -> Budgets:
+        """Token budgets of text-to-video targets (engine.budgets: count, cut, fit); tokenizers load once, locally."""
+        with _CACHE_GUARD:
+            if "_budgets" not in self.__dict__:
+                from engine.budgets import Budgets
+
+                self.__dict__["_budgets"] = Budgets()
+            return self.__dict__["_budgets"]
 
     def _t2v_cache(self) -> _LoadedPipeline:
         with _CACHE_GUARD:

@@ -238,7 +238,7 @@ def test_degenerate_candidates_stay_out_of_the_queue_unless_sent_on_purpose(ctx:
 def test_beautify_draws_more_and_shows_the_best_tidied(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's Beautify asks for DEMO_DRAW candidates; the reranked final shows the clean ones, best first,
     and the status and queue hint say what was dropped."""
-    from engine.service import reranked
+    from engine.rerank import reranked
     from ui.tasks import DEMO_DRAW
 
     drawn = [
