@@ -111,6 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_flag(parser, StudioConfig, "t2v_offload", choices=["none", "model", "sequential"])
     add_flag(parser, StudioConfig, "num_frames")
     add_flag(parser, StudioConfig, "device")
+    add_flag(parser, StudioConfig, "trim_after_call")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest upload accepted, in MB")
     parser.add_argument(
         "--generation-time-limit",
@@ -162,7 +163,8 @@ def _read_password() -> str:
 
 def studio_config(model: str | None, model_roots: Sequence[str] = (), **fields: Any) -> StudioConfig:
     """StudioConfig with --model applied to the task family its preset serves; folders confined to the roots;
-    `fields`: other StudioConfig fields (max_models, t2v_offload, num_frames, device), else its defaults."""
+    `fields`: other StudioConfig fields (max_models, t2v_offload, num_frames, device, trim_after_call), else
+    its defaults."""
     from functools import partial
 
     from engine.models import resolve
@@ -193,7 +195,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict[str, Any]]:
     db = open_db(db_url)  # one engine for the whole app: handlers and training jobs share it
     _record_instructions(db)
     roots = args.model_root if args.model_root is not None else list(env_model_roots())
-    fields = {k: getattr(args, k) for k in ("max_models", "t2v_offload", "num_frames", "device")}
+    fields = {k: getattr(args, k) for k in ("max_models", "t2v_offload", "num_frames", "device", "trim_after_call")}
     studio = Studio(studio_config(args.model, roots, **fields))
     upload_dir = _upload_dir(db_url)
     folders = launch_folders(args, upload_dir)

@@ -10,7 +10,8 @@ One SQLite file, accounts for every client, and these clients (gradio_client, ea
 
 At the end it prints lost votes (acknowledged but not in the database), duplicated votes (a pair with more than
 one decisive vote at overlap 1), the database's integrity check, p50 / p95 / max per route (client side), each
-app process's RSS (after warm-up, at the end, peak), open file descriptors, SQLite connections (descriptors on
+app process's RSS (after warm-up, at the end, peak, and the medians of the first and the last minute: a
+snapshot can land inside a generation), open file descriptors, SQLite connections (descriptors on
 the database file) and sockets at its start and end, and the training run's fate. Goals (issue 24): 0 lost,
 0 duplicated, descriptors and connections flat, RSS growth < 10 %.
 
@@ -114,6 +115,10 @@ class AppProcess:
         self.start: dict[str, int] | None = None
         self.end: dict[str, int] | None = None
         self.peak_rss_kb = 0
+        # (monotonic s, RSS kB) each second: a snapshot can land inside a 4-beam generation (+100 MB of live
+        # KV cache), so the growth is also read as the median of the first and the last minute.
+        self.samples: list[tuple[float, int]] = []
+        self.marks: dict[str, float] = {}
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -121,19 +126,33 @@ class AppProcess:
     def _sample(self) -> None:
         while not self._stop.wait(1.0):
             try:
-                self.peak_rss_kb = max(self.peak_rss_kb, process_snapshot(self.pid, self.db_path)["rss_kb"])
+                rss = process_snapshot(self.pid, self.db_path)["rss_kb"]
+                self.peak_rss_kb = max(self.peak_rss_kb, rss)
+                self.samples.append((time.monotonic(), rss))
             except (OSError, AttributeError):
                 return
 
     def snapshot(self, which: str) -> None:
+        self.marks[which] = time.monotonic()
         try:
             setattr(self, which, process_snapshot(self.pid, self.db_path))
         except (OSError, AttributeError):
             pass
 
+    def window_median_kb(self, begin: float, end: float) -> int | None:
+        inside = [rss for t, rss in self.samples if begin <= t <= end]
+        return int(statistics.median(inside)) if inside else None
+
     def finish(self) -> dict[str, Any]:
         self._stop.set()
-        return {"pid": self.pid, "start": self.start, "end": self.end, "peak_rss_kb": self.peak_rss_kb}
+        start, end = self.marks.get("start"), self.marks.get("end")
+        window = {}
+        if start is not None and end is not None:
+            window = {
+                "first_minute_median_kb": self.window_median_kb(start, start + 60),
+                "last_minute_median_kb": self.window_median_kb(end - 60, end),
+            }
+        return {"pid": self.pid, "start": self.start, "end": self.end, "peak_rss_kb": self.peak_rss_kb, **window}
 
 
 # --------------------------------------------------------------------------- the app and its accounts
@@ -425,6 +444,12 @@ def _print(result: dict[str, Any]) -> None:
             f"fds {start.get('fds')} -> {end.get('fds')}; db connections {start.get('db_connections')} -> "
             f"{end.get('db_connections')}; sockets {start.get('sockets')} -> {end.get('sockets')}"
         )
+        first, last = proc.get("first_minute_median_kb"), proc.get("last_minute_median_kb")
+        if first and last:
+            print(
+                f"app process {i + 1}: RSS median over the first minute {first / 1024:.0f} MB -> the last minute "
+                f"{last / 1024:.0f} MB ({(last / first - 1) * 100:+.1f} %)"
+            )
     for i, proc in enumerate(result["processes"]):
         start, end = (proc["start"] or {}).get("kinds", {}), (proc["end"] or {}).get("kinds", {})
         grew = {k: f"{start.get(k, 0)} -> {n}" for k, n in end.items() if n != start.get(k, 0)}

@@ -6,7 +6,10 @@ KV caches of changing shapes) in whichever thread runs it; each arena keeps its 
 grew by the sum of every arena's high-water mark: the 30-minute soak read +20 % and +25 % RSS, and
 bench/bench_arenas.py reproduces it in a few minutes (+9 % over 36 generations from 16 threads, flat with
 two arenas). Two arenas trade a little allocator contention (threads mostly wait on the GIL or the
-model's turn anyway) for a bounded heap. torch-free: the UI process calls it.
+model's turn anyway) for a bounded heap. Within an arena, the pages a generation freed stay as fragments
+between live chunks: the app's Studio also calls `trim` after every model call (StudioConfig.trim_after_call),
+which hands every whole free page back (glibc's malloc_trim walks the heap, not only its top).
+torch-free: the UI process calls it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def cap_arenas(arenas: int = APP_ARENAS) -> bool:
 
 
 def trim() -> bool:
-    """Hand the free pages at the top of every arena back to the system (malloc_trim(0)); True when it did."""
+    """Hand every whole free page of every arena back to the system (malloc_trim(0): the top of each heap, and
+    free chunks inside it since glibc 2.8); True when it released any."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0) == 1)
 

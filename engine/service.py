@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import malloc
 from engine.errors import InputError, ModelLoadError
 from engine.evaluators.registry import PAPER_EVALUATORS
 from engine.hallucination.video import VideoHallucinationConfig
@@ -84,6 +85,10 @@ class StudioConfig:
     folders only under these roots, and a folder not loaded before only inside `Studio.admin_access()`."""
     max_models: int = 2
     """Generation models kept loaded; the least recently used one is dropped (freed) beyond this."""
+    trim_after_call: bool = True
+    """After each model call, hand the pages it freed back to the system (engine.malloc.trim, a few ms): a
+    long-lived server's heap otherwise keeps every generation's high-water mark as fragments (the soak's RSS
+    growth, issue 24)."""
     t2v_offload: str = "none"
     """Text-to-video CPU offload on CUDA: "none", "model" or "sequential" (engine.t2v.backend.OFFLOAD_MODES)."""
 
@@ -120,6 +125,16 @@ class Studio(ScoringVerbs, VideoVerbs):
         # Turn-taking for run_task / stream_task (engine.turns): one at a time, unbounded for the CLIs; app.py
         # puts the app's bounds (size cap, time limit per call) and the caller's identity in.
         self.turns = ModelTurns(TurnsConfig.unbounded())
+
+    @contextmanager
+    def _model_call(self, backend: Backend) -> Iterator[None]:
+        """Hold the model's lock for one call; after it (even a stopped stream), trim the heap when configured."""
+        try:
+            with self._lock_for(f"model:{backend.model_name}"):
+                yield
+        finally:
+            if self.config.trim_after_call:
+                malloc.trim()  # a few ms; the caller's turn still holds, so no generation waits on the trim
 
     # -- models ---------------------------------------------------------------------------------
     def presets(self) -> list[ModelPreset]:
@@ -248,7 +263,7 @@ class Studio(ScoringVerbs, VideoVerbs):
         request = self.build_request(task, video, short_prompt)
         backend = self._backend(model, request.task)
         # A fair turn (engine.turns); a backend that streams is run through stream() so the time limit can stop it.
-        with self.turns.turn(params) as stop, self._lock_for(f"model:{backend.model_name}"):
+        with self.turns.turn(params) as stop, self._model_call(backend):
             if hasattr(backend, "stream"):
                 *_, texts = backend.stream(request, params, stop)
             else:
@@ -274,7 +289,7 @@ class Studio(ScoringVerbs, VideoVerbs):
         if not requests:
             return []
         backend = self._backend(model, task)
-        with self._lock_for(f"model:{backend.model_name}"):
+        with self._model_call(backend):
             outs = backend.generate(requests, params)
         return [
             [
@@ -318,7 +333,7 @@ class Studio(ScoringVerbs, VideoVerbs):
             drawn = max(shown, min(int(draw or shown), MAX_DRAW, budget))
             rerank = drawn > shown
             params = replace(params, num_return_sequences=drawn)
-        with self.turns.turn(params, stop) as stop, self._lock_for(f"model:{backend.model_name}"):
+        with self.turns.turn(params, stop) as stop, self._model_call(backend):
             if not hasattr(backend, "stream"):
                 final = backend.generate([request], params)[0]
             else:
@@ -350,7 +365,7 @@ class Studio(ScoringVerbs, VideoVerbs):
         """Summed log pi(y | x, q) per (request, response): the viewer's reward-gap panel."""
         task = requests[0].task if requests else None
         backend = self._backend(model, task)
-        with self._lock_for(f"model:{backend.model_name}"):
+        with self._model_call(backend):
             return [float(v) for v in backend.sequence_logps(list(requests), list(responses))]
 
     # -- hallucination augmentations (engine.hallucination) -------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 class ScoringVerbs:
     """Evaluator and judge verbs of the Studio. Needs from the Studio: `config` (device, evaluators, judge and text
-    models), `_registry_lock` and `_ensemble` (the cached ensemble), `_backend` and `_lock_for` (models)."""
+    models), `_registry_lock` and `_ensemble` (the cached ensemble), `_backend` and `_model_call` (models)."""
 
     config: Any
     _registry_lock: threading.Lock
@@ -37,7 +38,7 @@ class ScoringVerbs:
 
         def _backend(self, model: str | None = None, task: Task | int | None = None) -> Backend: ...
 
-        def _lock_for(self, key: str) -> threading.Lock: ...
+        def _model_call(self, backend: Backend) -> AbstractContextManager[None]: ...
 
     # -- evaluators (engine.evaluators) ---------------------------------------------------------
     @property
@@ -109,7 +110,7 @@ class ScoringVerbs:
         for text in texts:  # refuse an empty or huge text before loading a model
             judge_prompt(text)
         backend = self._backend(model or self.config.judge_model or self.config.text_model)
-        with self._lock_for(f"model:{backend.model_name}"):
+        with self._model_call(backend):
             return judge_many(backend, list(texts), params or JUDGE_PARAMS)
 
     def judge(self, text: str, model: str | None = None, params: GenerationParams | None = None) -> JudgeResult:
