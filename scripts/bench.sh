@@ -33,6 +33,16 @@ BENCHES=(
   "bench_t2v.py|--clips 3|ratio|cpu"
   "bench_shards.py|--samples 18 --repeats 2|ratio|cpu"
   "bench_loop.py||ratio|^  [a-z]+ +[0-9.]+ s|cpu"
+  "bench_grounding.py|--reps 2|ratio|cpu"
+  "bench_idle.py|--seconds 30|ratio|cpu"
+  "bench_import_votes.py|--rows 2000|p95 during|errors|cpu"
+  "bench_login_load.py|--attackers 50 --votes 20|^/vote|goal|cpu"
+  "bench_reader.py|--prompts 4 --only today --only draw8 --threads 1|^\\||cpu"
+  "bench_faithfulness.py|--split dev --limit 20 --model base=smollm2-135m --model shipped=smollm2-135m-hdpo --paired-against base --out outputs/faithfulness-make-bench|^\\||cpu"
+  "bench_arenas.py|--calls 8 --rounds 2|RSS|growth|cpu"
+  "bench_demo_rss.py|--minutes 2|RSS|growth|cpu"
+  "bench_rss_phases.py|--minutes-scale 0.25|: rss|cpu"
+  "bench_soak.py|--minutes 4 --annotators 6 --import-rows 1000 --train-steps 40|^votes|RSS|fds|cpu"
   "gpu_run.sh||\"(tokens_per_s|mfu|peak_mem)[a-z_]*\"|cuda"
 )
 # Scripts in bench/ that are not benchmarks of their own, and why.
