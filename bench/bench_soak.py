@@ -10,8 +10,9 @@ One SQLite file, accounts for every client, and these clients (gradio_client, ea
 
 At the end it prints lost votes (acknowledged but not in the database), duplicated votes (a pair with more than
 one decisive vote at overlap 1), the database's integrity check, p50 / p95 / max per route (client side), each
-app process's RSS (after warm-up, at the end, peak, and the medians of the first and the last minute: a
-snapshot can land inside a generation), open file descriptors, SQLite connections (descriptors on
+app process's RSS (after warm-up, at the end, peak, the medians of the first and the last minute, and at
+rest: the clients paused until nothing is in flight, after the warm-up and before the kill; a snapshot under
+traffic lands inside generations), open file descriptors, SQLite connections (descriptors on
 the database file) and sockets at its start and end, and the training run's fate. Goals (issue 24): 0 lost,
 0 duplicated, descriptors and connections flat, RSS growth < 10 %.
 
@@ -61,16 +62,23 @@ class Routes:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    active: int = 0
+    """Calls in flight now (a rest snapshot waits for none)."""
 
     def call(self, route: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """fn(*args) timed under `route`; an exception is counted (by its first words) and re-raised."""
         start = time.perf_counter()
+        with self.lock:
+            self.active += 1
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
             with self.lock:
                 self.errors[route][" ".join(str(exc).split())[:90] or type(exc).__name__] += 1
             raise
+        finally:
+            with self.lock:
+                self.active -= 1
         with self.lock:
             self.latency[route].append((time.perf_counter() - start) * 1000)
         return result
@@ -114,6 +122,8 @@ class AppProcess:
         self.pid = server.proc.pid
         self.start: dict[str, int] | None = None
         self.end: dict[str, int] | None = None
+        self.rest_start: dict[str, int] | None = None  # at rest: every client paused, no call in flight
+        self.rest_end: dict[str, int] | None = None
         self.peak_rss_kb = 0
         # (monotonic s, RSS kB) each second: a snapshot can land inside a 4-beam generation (+100 MB of live
         # KV cache), so the growth is also read as the median of the first and the last minute.
@@ -152,7 +162,15 @@ class AppProcess:
                 "first_minute_median_kb": self.window_median_kb(start, start + 60),
                 "last_minute_median_kb": self.window_median_kb(end - 60, end),
             }
-        return {"pid": self.pid, "start": self.start, "end": self.end, "peak_rss_kb": self.peak_rss_kb, **window}
+        rest = {"rest_start": self.rest_start, "rest_end": self.rest_end}
+        return {
+            "pid": self.pid,
+            "start": self.start,
+            "end": self.end,
+            "peak_rss_kb": self.peak_rss_kb,
+            **window,
+            **rest,
+        }
 
 
 # --------------------------------------------------------------------------- the app and its accounts
@@ -207,6 +225,7 @@ class App:
         self.processes: list[AppProcess] = []
         self.url = ""
         self.up = threading.Event()
+        self.resting = threading.Event()  # set: clients finish their call and wait (a rest snapshot)
         self.restart_s: float | None = None
 
     def start(self) -> None:
@@ -225,6 +244,26 @@ class App:
         began = time.monotonic()
         self.start()
         self.restart_s = time.monotonic() - began
+
+    def rest_snapshot(self, routes: Routes, which: str, quiet_s: float = 6.0, timeout_s: float = 180.0) -> float:
+        """Pause the clients, wait until no call has been in flight for `quiet_s` (longer than an annotator's
+        think time), snapshot the process at rest as `which`, resume; returns the seconds it took. A snapshot
+        under traffic includes the live working set of the generations in flight (~100-150 MB)."""
+        began = time.monotonic()
+        self.resting.set()
+        quiet_since = time.monotonic()
+        while time.monotonic() - began < timeout_s and time.monotonic() - quiet_since < quiet_s:
+            time.sleep(0.2)
+            if routes.active:
+                quiet_since = time.monotonic()
+        self.processes[-1].snapshot(which)
+        self.resting.clear()
+        return time.monotonic() - began
+
+    def hold(self, deadline: float) -> None:
+        """A client's wait while the app is being measured at rest."""
+        while self.resting.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def stop(self) -> None:
         self.processes[-1].snapshot("end")
@@ -251,6 +290,7 @@ def connect(app: App, user: str, deadline: float) -> Any:
 def annotator(app: App, routes: Routes, name: str, think_s: float, deadline: float, acked: list) -> None:
     rng, client = random.Random(name), None
     while time.monotonic() < deadline:
+        app.hold(deadline)
         client = client or connect(app, name, deadline)
         if client is None:
             return
@@ -273,6 +313,7 @@ def demo_user(app: App, routes: Routes, name: str, model: str, deadline: float) 
     rng, client = random.Random(name), None
     prompts = ["A dog runs on the beach.", "A red car drives along a coast road.", "Two kids fly a kite."]
     while time.monotonic() < deadline:
+        app.hold(deadline)
         client = client or connect(app, name, deadline)
         if client is None:
             return
@@ -306,6 +347,7 @@ def admin(app: App, routes: Routes, args: argparse.Namespace, start: float, dead
     plan = [(0.05, "launch_training"), (0.25, "import_rows")]
     client, run_id = None, None
     while time.monotonic() < deadline:
+        app.hold(deadline)
         client = client or connect(app, "boss", deadline)
         if client is None:
             return
@@ -374,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seed(db_url, int(minutes_of_votes * 1.5) + 100)
     app = App(workdir, ["--model", args.model])
     app.start()
-    routes, acked, admin_out = Routes(), [], {}
+    routes, acked, admin_out = Routes(), list[tuple[str, int, str]](), dict[str, Any]()
     start = time.monotonic()
     deadline = start + args.minutes * 60
     threads = [
@@ -388,15 +430,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threads.append(threading.Thread(target=admin, args=(app, routes, args, start, deadline, admin_out), daemon=True))
     for thread in threads:
         thread.start()
+    rests: list[float] = []
     _at(start, min(args.warmup_s, args.minutes * 6))
     app.processes[-1].snapshot("start")
+    if args.rest_snapshots:
+        rests.append(app.rest_snapshot(routes, "rest_start"))
     _at(start, args.minutes * 30)  # the middle
+    if args.rest_snapshots:
+        rests.append(app.rest_snapshot(routes, "rest_end"))
+        time.sleep(10.0)  # traffic flows again when the kill lands
     app.kill_and_restart()
     _at(time.monotonic(), min(args.warmup_s, args.minutes * 6))
     app.processes[-1].snapshot("start")
+    if args.rest_snapshots:
+        rests.append(app.rest_snapshot(routes, "rest_start"))
     _at(deadline, 0)
     for thread in threads:
         thread.join(timeout=120)
+    app.processes[-1].snapshot("rest_end")  # every client has stopped
     app.stop()
     return {
         "minutes": args.minutes,
@@ -409,6 +460,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": {r: dict(c.most_common(3)) for r, c in routes.errors.items()},
         "processes": [p.finish() for p in app.processes],
         "restart_s": app.restart_s,
+        "rest_waits_s": [round(r, 1) for r in rests],
         "admin": {k: str(v)[:300] for k, v in admin_out.items()},
         "client_thread_errors": dict(CLIENT_THREAD_ERRORS),
     }
@@ -444,6 +496,12 @@ def _print(result: dict[str, Any]) -> None:
             f"fds {start.get('fds')} -> {end.get('fds')}; db connections {start.get('db_connections')} -> "
             f"{end.get('db_connections')}; sockets {start.get('sockets')} -> {end.get('sockets')}"
         )
+        rest0, rest1 = (proc.get("rest_start") or {}).get("rss_kb"), (proc.get("rest_end") or {}).get("rss_kb")
+        if rest0 and rest1:
+            print(
+                f"app process {i + 1}: RSS at rest (clients paused, nothing in flight) {rest0 / 1024:.0f} -> "
+                f"{rest1 / 1024:.0f} MB ({(rest1 / rest0 - 1) * 100:+.1f} %)"
+            )
         first, last = proc.get("first_minute_median_kb"), proc.get("last_minute_median_kb")
         if first and last:
             print(
@@ -471,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-rows", type=int, default=10_000, help="rows of the admin's import")
     parser.add_argument("--train-steps", type=int, default=300, help="steps of the admin's training run")
     parser.add_argument("--warmup-s", type=float, default=60.0, help="seconds before an app's start snapshot")
+    parser.add_argument(
+        "--rest-snapshots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also read each process's RSS at rest: after its warm-up and before the kill (and at the end), the "
+        "clients pause until no call is in flight; the kill lands 10 s after they resume",
+    )
     parser.add_argument("--workdir", default=None, help="folder for the database, accounts and logs (default: new)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
