@@ -17,7 +17,6 @@ Linux only (/proc). RSS does not depend on CPU load; the latencies do, so run it
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -33,8 +32,9 @@ MODEL = "smollm2-135m"
 
 
 def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    from bench_soak import status_values
+
+    return status_values(pid, "VmRSS")["VmRSS"] / 1024
 
 
 def arm(name: str, flags: list[str], minutes: float, users: int) -> dict[str, float]:

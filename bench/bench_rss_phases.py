@@ -15,7 +15,6 @@ Linux only (/proc). About 16 minutes at scale 1.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import threading
@@ -32,13 +31,12 @@ MODEL = "smollm2-135m"
 
 def memory(pid: int) -> str:
     """'rss R anon A file F MB, T threads' from /proc/PID/status."""
-    status = Path(f"/proc/{pid}/status").read_text()
+    from bench_soak import status_values
 
-    def kb(key: str) -> int:
-        return int(re.search(key + r":\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-
-    mb = {k: kb(k) // 1024 for k in ("VmRSS", "RssAnon", "RssFile")}
-    return f"rss {mb['VmRSS']} anon {mb['RssAnon']} file {mb['RssFile']} MB, {kb('Threads')} threads"
+    v = status_values(pid, "VmRSS", "RssAnon", "RssFile", "Threads")
+    return (
+        f"rss {v['VmRSS'] // 1024} anon {v['RssAnon'] // 1024} file {v['RssFile'] // 1024} MB, {v['Threads']} threads"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

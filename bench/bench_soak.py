@@ -97,11 +97,16 @@ class Routes:
         return out
 
 
+def status_values(pid: int, *keys: str) -> dict[str, int]:
+    """Numeric fields of /proc/PID/status by name (VmRSS, RssAnon, RssFile in kB; Threads)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {key: int(re.search(key + r":\s+(\d+)", status).group(1)) for key in keys}  # type: ignore[union-attr]
+
+
 def process_snapshot(pid: int, db_path: Path) -> dict[str, Any]:
     """RSS (kB), open descriptors, descriptors on the SQLite file (its connections) and sockets of a process, and
     the descriptors by kind (socket, pipe, or a file's folder) to tell a leak's source."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    rss = status_values(pid, "VmRSS")["VmRSS"]
     kinds: Counter = Counter()
     target = str(db_path.resolve())
     for fd in os.listdir(f"/proc/{pid}/fd"):
