@@ -278,6 +278,14 @@ class App:
 # --------------------------------------------------------------------------- clients
 
 
+def live(app: App, client: Any) -> Any:
+    """After a failed call: the client if it still talks to the app as it runs now, else None (reconnect). A
+    client that first fails after the restart is up holds the killed process's URL and would be refused forever."""
+    if not app.up.is_set() or getattr(client, "src", "").rstrip("/") != app.url.rstrip("/"):
+        return None
+    return client
+
+
 def connect(app: App, user: str, deadline: float) -> Any:
     """A signed-in gradio_client.Client on the app's current URL, retried while the app restarts."""
     from gradio_client import Client
@@ -310,7 +318,7 @@ def annotator(app: App, routes: Routes, name: str, think_s: float, deadline: flo
             routes.call("vote", client.predict, choice, api_name="/vote")
             acked.append((name, int(match.group(1)), choice))
         except Exception:  # noqa: BLE001 - counted by Routes; reconnect if the app went away
-            client = None if not app.up.is_set() else client
+            client = live(app, client)
             time.sleep(0.5)
 
 
@@ -337,7 +345,7 @@ def demo_user(app: App, routes: Routes, name: str, model: str, deadline: float) 
                 api_name="/beautify",
             )
         except Exception:  # noqa: BLE001 - counted by Routes
-            client = None if not app.up.is_set() else client
+            client = live(app, client)
         time.sleep(rng.uniform(1.0, 4.0))
 
 
@@ -374,7 +382,7 @@ def admin(app: App, routes: Routes, args: argparse.Namespace, start: float, dead
                 ]
         except Exception as exc:  # noqa: BLE001 - counted by Routes, kept for the report
             out.setdefault("admin_errors", []).append(" ".join(str(exc).split())[:200])
-            client = None if not app.up.is_set() else client
+            client = live(app, client)
         time.sleep(5.0)
     out["run_id"] = run_id
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from engine import malloc
 from engine.errors import InputError, ModelLoadError
 from engine.evaluators.registry import PAPER_EVALUATORS
-from engine.hallucination.video import VideoHallucinationConfig
 from engine.models import (
     DEFAULT_TEXT_MODEL,
     DEFAULT_VIDEO_MODEL,
@@ -43,6 +41,7 @@ from engine.models import (
     resolve,
 )
 from engine.rerank import MAX_DRAW, Reranked, reranked
+from engine.studio_augment import AugmentationVerbs
 from engine.studio_scoring import ScoringVerbs
 from engine.t2v.studio import VideoVerbs
 from engine.turns import ModelTurns, TurnsConfig
@@ -103,7 +102,7 @@ class StudioConfig:
 _ADMIN_CALLER: ContextVar[bool] = ContextVar("vidprompter_admin_caller", default=False)
 
 
-class Studio(ScoringVerbs, VideoVerbs):
+class Studio(AugmentationVerbs, ScoringVerbs, VideoVerbs):
     """Load-on-first-use model cache plus the verbs the app and CLIs need."""
 
     def __init__(self, config: StudioConfig | None = None, backends: Mapping[str, Backend] | None = None) -> None:
@@ -368,66 +367,7 @@ class Studio(ScoringVerbs, VideoVerbs):
         with self._model_call(backend):
             return [float(v) for v in backend.sequence_logps(list(requests), list(responses))]
 
-    # -- hallucination augmentations (engine.hallucination) -------------------------------------
-    def hallucinate_text(
-        self, text: str, min_words: int | None = None, max_words: int | None = None, seed: int = 0
-    ) -> dict[str, Any]:
-        """{"text", "edits": [{"start","end","original","replacement","category"}]} (offsets into `text`);
-        min/max_words None: TextHallucinationConfig's (the paper's 1-5)."""
-        from engine.hallucination import TextHallucinationConfig, hallucinate_text
-
-        config = TextHallucinationConfig()
-        config = TextHallucinationConfig(
-            min_words=min_words or config.min_words, max_words=max_words or config.max_words
-        )
-        return hallucinate_text(text, config, seed=seed).to_json()
-
-    def hallucinate_video(
-        self,
-        video: str | Path,
-        out_dir: str | Path,
-        shuffle: bool = VideoHallucinationConfig.shuffle,
-        paste_ratio: tuple[float, float] | None = VideoHallucinationConfig.paste_ratio,
-        crop_keep: tuple[float, float] | None = VideoHallucinationConfig.crop_keep,
-        num_frames: int | None = None,
-        seed: int = 0,
-    ) -> dict[str, Any]:
-        """Sample frames, perturb them, write both as mp4 for side-by-side players.
-
-        Returns {"original": path, "perturbed": path, "frames": (T,H,W,3) uint8, "perturbed_frames": ...,
-        "ops": [...]}.
-        """
-        from engine.hallucination import VideoHallucinationConfig, hallucinate_frames
-        from engine.video import sampled_fps, write_video_atomic
-
-        frames, meta = self.load_frames(video, num_frames)
-        config = VideoHallucinationConfig(shuffle=shuffle, paste_ratio=paste_ratio, crop_keep=crop_keep)
-        perturbed, ops = hallucinate_frames(frames, config, seed=seed)
-        # One new folder per call: two users' clip.mp4 at the same seed must never share (or tear) a file.
-        out = Path(out_dir) / uuid.uuid4().hex
-        stem = f"{Path(video).stem[:64]}-s{seed}"
-        fps = sampled_fps(len(frames), meta)
-        return {
-            "original": str(write_video_atomic(frames, out / f"{stem}-original.mp4", fps)),
-            "perturbed": str(write_video_atomic(perturbed, out / f"{stem}-perturbed.mp4", fps)),
-            "frames": frames,
-            "perturbed_frames": perturbed,
-            "ops": ops,
-        }
-
-    def task_views(self, short_prompt: str, response: str) -> list[dict[str, Any]]:
-        """The same Task-3 response under the three task instructions (Eq. 12-13 displacements)."""
-        from engine.tasks import instruction
-
-        return [
-            {
-                "task": int(t),
-                "instruction": instruction(t, short_prompt if t.needs_prompt else None),
-                "response": response,
-            }
-            for t in Task
-        ]
-
+    # -- the HDPO pairs' views (engine.pair_views) ------------------------------------------------
     def reward_gaps(
         self,
         task: Task | int,
