@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import tempfile
@@ -27,8 +28,10 @@ M_ARENA_MAX = -8
 APP_ARENAS = 2
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
-    """glibc, or None (musl, macOS, Windows: none of this applies)."""
+    """glibc, or None (musl, macOS, Windows: none of this applies). Found once: find_library runs ldconfig in a
+    subprocess, and `trim` runs after every model call."""
     name = ctypes.util.find_library("c")
     if not name:
         return None
