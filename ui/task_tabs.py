@@ -21,6 +21,7 @@ from ui.budgets import budget_box, budget_controls, stream_beautify_in_budget, w
 from ui.common import SAMPLES_DIR, AppContext, afterwards, bind, model_choices, on_model_event, set_signature
 from ui.grounding import grounding_box, wire_grounding
 from ui.t2v_panel import candidate_videos, wire_candidate_videos
+from ui.task_queue import queue_hint, send_to_queue
 from ui.tasks import (
     CANDIDATE_COLUMNS,
     StopEvents,
@@ -30,8 +31,6 @@ from ui.tasks import (
     describe_video_with_caption,
     judge_note,
     model_loads,
-    queue_hint,
-    send_to_queue,
     session_key,
     stream_compare,
     stream_describe,

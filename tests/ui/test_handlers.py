@@ -125,7 +125,8 @@ def test_send_to_queue_stores_pairs_for_humans(ctx: AppContext) -> None:
 
     from annotations.stats import compute_stats
     from engine.types import Candidate
-    from ui.tasks import generation_state, send_to_queue
+    from ui.task_queue import send_to_queue
+    from ui.tasks import generation_state
 
     cands = [
         Candidate(f"A rabbit, version {i}.", i, "seed-model", scores={"tiny-random-clip": 10.0 + i}) for i in range(3)
@@ -143,7 +144,8 @@ def test_send_to_queue_stores_pairs_for_humans(ctx: AppContext) -> None:
 def test_send_to_queue_keeps_a_text_only_sample_without_a_video(ctx: AppContext) -> None:
     from annotations.store import list_samples
     from engine.types import Candidate
-    from ui.tasks import generation_state, send_to_queue
+    from ui.task_queue import send_to_queue
+    from ui.tasks import generation_state
 
     cands = [Candidate(f"A cat naps on a sofa, take {i}.", i, "seed-model") for i in range(2)]
     message = send_to_queue(ctx, generation_state(3, None, "a cat naps", cands), request=LOCAL)

@@ -15,13 +15,12 @@ from engine.errors import InputError
 from engine.types import Candidate, GenerationParams, Task
 from ui.common import AppContext
 from ui.render import md_text, word_diff
+from ui.task_queue import queue_hint, send_to_queue
 from ui.task_tabs import bind_stream, finish_run, start_run, stop_run
 from ui.tasks import (
     StopEvents,
     generation_state,
     model_line,
-    queue_hint,
-    send_to_queue,
     session_key,
     short_reason,
     status_markdown,
