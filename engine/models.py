@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from annotations.errors import first_line
-from annotations.files import atomic_dir
-from engine import paths
+from engine import hf_load, paths
 from engine.errors import ModelLoadError
 from engine.presets import Preset, downloads_allowed, hf_cached, no_local_weights, require_path, status
 from engine.types import GenerationParams
@@ -438,18 +437,18 @@ def load_model(
     preset = resolve(name)
     source = model_source(preset)
     device = pick_device(device)
-    _quiet_transformers()
-    torch_dtype = _dtype(dtype, device)
+    hf_load.quiet_transformers()
+    torch_dtype = hf_load.torch_dtype_for(dtype, device)
     local_only = not downloads_allowed()
     try:
         if (Path(source) / ADAPTER_FILE).is_file():
             model, processor = _load_adapter(source, device, dtype, attn_implementation)
         elif preset.gguf_file and Path(source, preset.gguf_file).exists():
-            model, processor = _load_gguf(source, preset.gguf_file)
+            model, processor = hf_load.load_gguf(source, preset.gguf_file)
         elif preset.kind == "video":
-            model, processor = _load_video_lm(source, torch_dtype, local_only, attn_implementation)
+            model, processor = hf_load.load_video_lm(source, torch_dtype, local_only, attn_implementation)
         else:
-            model, processor = _load_text_lm(source, torch_dtype, local_only, attn_implementation)
+            model, processor = hf_load.load_text_lm(source, torch_dtype, local_only, attn_implementation)
     except ModelLoadError:
         raise
     except Exception as exc:  # bad checkpoint, wrong format, missing files: one clear line
@@ -481,74 +480,3 @@ def _load_adapter(folder: str, device: str, dtype: str | None, attn_implementati
         _ADAPTER_DEPTH.reset(token)
     merged = PeftModel.from_pretrained(base.model, folder, is_trainable=False).merge_and_unload()
     return merged, base.processor
-
-
-def _quiet_transformers() -> None:
-    """No per-load progress bars on the CLI's stderr or in the app's log."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def _dtype(dtype: str | None, device: str):
-    import torch
-
-    if dtype:
-        return getattr(torch, dtype)
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
-
-
-def _attn_kwargs(attn_implementation: str | None) -> dict[str, str]:
-    return {"attn_implementation": attn_implementation} if attn_implementation else {}
-
-
-def _load_video_lm(source: str, torch_dtype, local_only: bool, attn_implementation: str | None = None):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
-    model = AutoModelForImageTextToText.from_pretrained(
-        source, dtype=torch_dtype, local_files_only=local_only, **_attn_kwargs(attn_implementation)
-    )
-    return model, processor
-
-
-def _load_text_lm(source: str, torch_dtype, local_only: bool, attn_implementation: str | None = None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-    model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=torch_dtype, local_files_only=local_only, **_attn_kwargs(attn_implementation)
-    )
-    return model, tokenizer
-
-
-def _load_gguf(folder: str, gguf_file: str):
-    """GGUF loads take ~15 s (dequantisation). Dequantise once into a plain fp32 folder in the cache,
-    which then reloads in ~1 s through the ordinary path."""
-    from engine.tiny_models import cache_root
-
-    plain = cache_root() / f"{Path(gguf_file).stem}-fp32"
-    if not (plain / "config.json").exists():
-        _dequantise_gguf(folder, gguf_file, plain)
-    return _load_text_lm(str(plain), None, True)
-
-
-def _dequantise_gguf(folder: str, gguf_file: str, out: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
-    # A GGUF-loaded model cannot save_pretrained: copy its weights into a plain model of the same config.
-    config = gguf_model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(gguf_model.state_dict())
-    plain.generation_config = gguf_model.generation_config
-    try:
-        with atomic_dir(out, finished="config.json") as tmp:  # a concurrent loader either wins or finds the folder
-            plain.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-    except OSError:
-        if not (out / "config.json").exists():
-            raise
