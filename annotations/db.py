@@ -1,4 +1,4 @@
-"""Database engine setup, the write path, and schema versioning.
+"""Database engine setup, the write path, and schema versioning (the write gate and per-engine state: `engine_state`).
 
 SQLite (the default) gets WAL, ``busy_timeout``, foreign keys and ``synchronous=FULL`` on every
 connection, and every write runs in ``BEGIN IMMEDIATE``. Writers are additionally serialised
@@ -32,13 +32,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 import time
 import urllib.parse
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import (
@@ -60,8 +57,8 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 from annotations import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from annotations.engine_state import STATES, STATES_LOCK, EngineState, WriteGate, state_of
 from annotations.errors import DiskFullError, ReadOnlyError, SchemaError, StoreError, first_line, is_disk_full
-from annotations.files import file_lock
 from annotations.migrations import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB_URL = "sqlite:///data/studio.db"
@@ -84,97 +81,6 @@ schema_version = Table(
 def default_db_url() -> str:
     """``$VIDPROMPTER_DB`` if set, else ``sqlite:///data/studio.db`` (relative to the cwd)."""
     return os.environ.get(DB_ENV_VAR) or DEFAULT_DB_URL
-
-
-# --------------------------------------------------------------------------- write gate
-
-
-class _WriteGate:
-    """Serialises write transactions: a thread lock in-process, then ``flock`` across processes."""
-
-    def __init__(self, lock_path: str | None) -> None:
-        self.lock_path = lock_path
-        self._lock = threading.Lock()
-        self.waiting = 0  # threads of this process queued for the gate: bulk writers let them go first
-        self._count = threading.Lock()
-
-    def _queued(self, delta: int) -> None:
-        with self._count:
-            self.waiting += delta
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        self._queued(+1)
-        try:
-            self._lock.acquire()
-        finally:
-            self._queued(-1)
-        try:
-            if self.lock_path is None:
-                yield
-                return
-            try:
-                with file_lock(self.lock_path, mode=0o644):  # a fresh descriptor per hold (see file_lock)
-                    yield
-            finally:
-                # flock is not FIFO: the release wakes the waiters, but this process, still on
-                # its CPU, would win the lock again on its next write (next_pair then
-                # record_judgement) before a woken waiter is scheduled. Yielding lets one run:
-                # with 20 voting processes on 2 cores it cut the vote max from ~0.8 s to
-                # ~0.15 s (docs/benchmarks.md). A no-op when nothing else is runnable.
-                os.sched_yield()
-        finally:
-            self._lock.release()
-
-    def reset_after_fork(self) -> None:
-        # A lock held by another thread at fork time would stay held forever in the child.
-        self._lock, self._count, self.waiting = threading.Lock(), threading.Lock(), 0
-
-
-@dataclass
-class _EngineState:
-    gate: _WriteGate
-    write_engine: Engine
-    dialect: str
-    # A SQLite file whose vote path runs on raw sqlite3 connections (None: SQLAlchemy path).
-    raw_path: str | None = None
-    local: threading.local = field(default_factory=threading.local)
-    # Idle raw connections (most recently used last), each tagged with the generation it was opened in;
-    # engine.dispose() closes them and bumps the generation, so a connection checked out meanwhile is
-    # closed when it comes back instead of rejoining the pool.
-    raw_idle: list[tuple[int, sqlite3.Connection]] = field(default_factory=list)
-    generation: int = 0
-    # Why this process may only read the database (a read-only SQLite file or folder); None: it may write.
-    read_only: str | None = None
-
-
-_STATES: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
-
-
-# Raw connections inherited by a forked child: kept referenced, never used or closed there
-# (closing one would run SQLite's close path on the parent's handles).
-_FORK_ORPHANS: list[sqlite3.Connection] = []
-
-
-def _reset_gates_after_fork() -> None:
-    for state in list(_STATES.values()):
-        state.gate.reset_after_fork()
-        _FORK_ORPHANS.extend(conn for _gen, conn in state.raw_idle)
-        state.raw_idle = []
-        state.generation += 1
-
-
-os.register_at_fork(after_in_child=_reset_gates_after_fork)
-
-
-def _state(engine: Engine) -> _EngineState:
-    with _STATES_LOCK:
-        state = _STATES.get(engine)
-        if state is None:  # an engine not built by make_engine: no flock, plain BEGIN
-            state = _EngineState(_WriteGate(None), engine, engine.dialect.name)
-            _STATES[engine] = state
-        return state
 
 
 # --------------------------------------------------------------------------- engine
@@ -231,9 +137,9 @@ def make_engine(url: str | None = None, *, raw_sqlite: bool = True) -> Engine:
         raise StoreError(f"bad database URL {url!r}: {first_line(exc, limit=None)}") from exc
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else engine
     raw_path = lock_path.removesuffix("-writelock") if lock_path and raw_sqlite else None
-    state = _EngineState(_WriteGate(lock_path), write_engine, engine.dialect.name, raw_path, read_only=read_only)
-    with _STATES_LOCK:
-        _STATES[engine] = state
+    state = EngineState(WriteGate(lock_path), write_engine, engine.dialect.name, raw_path, read_only=read_only)
+    with STATES_LOCK:
+        STATES[engine] = state
     if raw_path is not None:
         event.listen(engine, "engine_disposed", lambda _engine: _close_raw(state))
     return engine
@@ -285,7 +191,7 @@ def _read_only_connect(path: Path) -> Callable[[], sqlite3.Connection]:
 
 def read_only_reason(engine: Engine) -> str | None:
     """Why ``engine`` may only read (None: it may write): for a note at start and in messages."""
-    return _state(engine).read_only
+    return state_of(engine).read_only
 
 
 def describe_url(engine: Engine) -> str:
@@ -297,8 +203,8 @@ def describe_url(engine: Engine) -> str:
 
 
 @contextmanager
-def _write_gate(engine: Engine) -> Iterator[_EngineState]:
-    state = _state(engine)
+def _write_gate(engine: Engine) -> Iterator[EngineState]:
+    state = state_of(engine)
     if state.read_only is not None:
         raise ReadOnlyError(
             f"database {describe_url(engine)} is read-only ({state.read_only}): nothing can be saved; reading works"
@@ -361,7 +267,7 @@ def yield_to_writers(engine: Engine, rest_s: float, max_wait_s: float = 2.0) -> 
     threads of this process wait for the write gate (votes go first), at most ``max_wait_s`` in all."""
     if rest_s > 0:
         time.sleep(rest_s)
-    gate, deadline = _state(engine).gate, time.monotonic() + max_wait_s
+    gate, deadline = state_of(engine).gate, time.monotonic() + max_wait_s
     while gate.waiting > 0 and time.monotonic() < deadline:
         time.sleep(0.002)
 
@@ -378,10 +284,10 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
 def uses_raw_sqlite(engine: Engine) -> bool:
     """Whether the vote path of ``engine`` runs on raw sqlite3 (a SQLite file from make_engine)."""
-    return _state(engine).raw_path is not None
+    return state_of(engine).raw_path is not None
 
 
-def _open_raw(state: _EngineState) -> sqlite3.Connection:
+def _open_raw(state: EngineState) -> sqlite3.Connection:
     assert state.raw_path is not None
     conn = sqlite3.connect(
         state.raw_path,
@@ -395,11 +301,11 @@ def _open_raw(state: _EngineState) -> sqlite3.Connection:
 
 
 @contextmanager
-def _raw_conn(state: _EngineState) -> Iterator[sqlite3.Connection]:
+def _raw_conn(state: EngineState) -> Iterator[sqlite3.Connection]:
     """A raw connection for the length of one read or write: the most recently used idle one, else a new
     one. Handed back to the pool (at most RAW_POOL_SIZE idle), or closed when the pool is full, the engine
     was disposed meanwhile or the connection was left inside a transaction."""
-    with _STATES_LOCK:
+    with STATES_LOCK:
         gen = state.generation
         conn = state.raw_idle.pop()[1] if state.raw_idle else None
     if conn is None:
@@ -409,7 +315,7 @@ def _raw_conn(state: _EngineState) -> Iterator[sqlite3.Connection]:
         yield conn
         keep = not conn.in_transaction
     finally:
-        with _STATES_LOCK:
+        with STATES_LOCK:
             if keep and gen == state.generation and len(state.raw_idle) < RAW_POOL_SIZE:
                 state.raw_idle.append((gen, conn))
                 conn = None
@@ -424,8 +330,8 @@ def _close_quietly(conn: sqlite3.Connection) -> None:
         pass
 
 
-def _close_raw(state: _EngineState) -> None:
-    with _STATES_LOCK:
+def _close_raw(state: EngineState) -> None:
+    with STATES_LOCK:
         idle, state.raw_idle = state.raw_idle, []
         state.generation += 1
     for _gen, conn in idle:
@@ -436,7 +342,7 @@ def _close_raw(state: _EngineState) -> None:
 def raw_read(engine: Engine) -> Iterator[sqlite3.Connection]:
     """A pooled raw sqlite3 connection for reads (autocommit: each statement is its own WAL snapshot, never
     waits for writers). Only for :func:`uses_raw_sqlite` engines."""
-    with _raw_conn(_state(engine)) as conn:
+    with _raw_conn(state_of(engine)) as conn:
         yield conn
 
 
@@ -476,7 +382,7 @@ def init_db(engine: Engine) -> int:
     leaves the database as it was.
     """
     try:
-        if _state(engine).read_only is not None:
+        if state_of(engine).read_only is not None:
             return _check_read_only(engine)
         with write_session(engine) as session:
             return _init_in(session.connection())
@@ -494,7 +400,7 @@ def _check_read_only(engine: Engine) -> int:
         return version
     have = "no annotation schema" if version is None else f"schema v{version}"
     raise ReadOnlyError(
-        f"database {describe_url(engine)} is read-only ({_state(engine).read_only}) and has {have}; this release "
+        f"database {describe_url(engine)} is read-only ({state_of(engine).read_only}) and has {have}; this release "
         f"needs v{SCHEMA_VERSION}: open it once with write access"
     )
 
