@@ -121,10 +121,10 @@ def test_a_flag_cannot_be_given_a_default_of_its_own():
 
 def test_generate_reads_temperature_as_before():
     """--temperature 0 stays greedy; another value implies sampling (the old flag's meaning)."""
-    from engine.cli import _generate_params
+    from engine.cli_verbs import generate_params
 
     parser = _subparser("generate")
-    greedy = _generate_params(parser.parse_args(["--task", "3", "--temperature", "0"]))
-    warm = _generate_params(parser.parse_args(["--task", "3", "--temperature", "0.7"]))
-    default = _generate_params(parser.parse_args(["--task", "3"]))
+    greedy = generate_params(parser.parse_args(["--task", "3", "--temperature", "0"]))
+    warm = generate_params(parser.parse_args(["--task", "3", "--temperature", "0.7"]))
+    default = generate_params(parser.parse_args(["--task", "3"]))
     assert (greedy.do_sample, warm.do_sample, warm.temperature, default.do_sample) == (False, True, 0.7, False)
