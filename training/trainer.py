@@ -1,4 +1,4 @@
-"""The HDPO trainer: an explicit loop over pre-materialised examples (paper 4.1 defaults in configs/).
+"""The HDPO trainer: an explicit loop over pre-materialised examples (paper 4.1 defaults in configs
 
 setup: Accelerator -> data (materialise once) -> policy (+ LoRA) -> reference cache (one no-grad pass
        with the policy before it moves, or a resident copy) -> AdamW + schedule -> resume state.
@@ -23,7 +23,7 @@ import math
 import random
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from training.attention import set_vision_attention
+from training.bundles import DataBundle, ModelBundle, Optim, Reference, TrainResult
 from training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import Augmenters, Example, TrainSeq, load_examples, materialise, micro_batches
@@ -43,64 +44,6 @@ from training.speed import compile_blocks, freeze_vision_encoder
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
-
-    from engine.models import LoadedModel
-
-
-@dataclass
-class TrainResult:
-    status: str
-    """finished or cancelled."""
-    step: int
-    run_dir: str
-    checkpoint: str | None
-    metrics: list[dict[str, float]] = field(default_factory=list)
-    ref_forwards: int = 0
-    """Reference-model forwards (micro-batches): the cache pass plus any resident-mode forwards."""
-
-
-@dataclass
-class DataBundle:
-    """The materialised examples and the step arithmetic they imply (built by `_setup_data`)."""
-
-    examples: list[Example]
-    frames_dir: Path
-    """<data>/frames: the content-addressed frame arrays the examples' sequences name."""
-    prompt_cache: PromptCache
-    feed: BatchFeed
-    """Encodes upcoming micro-batches in worker threads (training.feed)."""
-    accum: int
-    """Micro-batches per optimizer step on this process (gradient accumulation)."""
-    steps_per_epoch: int
-    total_steps: int
-
-
-@dataclass
-class ModelBundle:
-    """The policy and what it was loaded from (built by `_setup_model`)."""
-
-    lm: LoadedModel
-    """Processor, tokenizer and the base model object (engine.models)."""
-    model: Any
-    """The policy: the base model, PEFT-wrapped with LoRA; accelerate-prepared after `_setup_optimizer`."""
-    ref_model_id: str
-    """Identity of the reference weights (the reference cache's key)."""
-
-
-@dataclass
-class Reference:
-    """Where reference log-probs come from (built by `_setup_reference`)."""
-
-    cache: RefCache | None = None
-    """run.reference=cached: every sequence's log pi_ref, filled once before step 0."""
-    model: Any = None
-    """run.reference=resident with full FT: a frozen copy; None with LoRA (the policy, adapters off)."""
-
-
-@dataclass
-class Optim:
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
 
 
 class Trainer:
