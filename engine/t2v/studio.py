@@ -58,8 +58,7 @@ class VideoVerbs:
     if TYPE_CHECKING:  # the Studio's (engine.service), read by the verbs below
 
         @property
-        def ensemble(self) -> Ensemble:
-            raise NotImplementedError
+        def ensemble(self) -> Ensemble: ...
 
     @property
     def budgets(self) -> Budgets:
