@@ -158,6 +158,8 @@ def test_compile_blocks_with_inductor_on_cpu(full_export, tmp_path, caplog):
     _, eager = _run(full_export, tmp_path, "eager")
     with caplog.at_level(logging.WARNING, logger="training.speed"):
         _, compiled = _run(full_export, tmp_path, "inductor", **{"model.compile": "blocks"})
-    assert len(caplog.records) <= 1
+    # At most our one fallback line. torch's own warnings propagate to the same capture (cpp_extension's "no CUDA
+    # runtime" the first time a process imports it, dynamo's recompile limit): not ours to count.
+    assert len([r for r in caplog.records if r.name.startswith("training.")]) <= 1
     for a, b in zip(compiled.metrics, eager.metrics, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
