@@ -1,5 +1,5 @@
-"""The handlers of `python -m engine`'s subcommands (`engine.cli` parses and dispatches): each takes the
-parsed arguments and returns a JSON-able dict, and its `_render_*` twin turns that dict into lines for people.
+"""The handlers of `python -m engine`'s subcommands (`engine.cli` parses and dispatches): each `cmd_*` takes the
+parsed arguments and returns a JSON-able dict, and its `render_*` twin turns that dict into lines for people.
 Model work goes through `engine.service.Studio`; the annotation commands open the store through
 `annotations.db.open_db`.
 """
