@@ -4,10 +4,10 @@ The soak's app process grew past the < 10 % RSS goal with the glibc arenas cappe
 object growing (the growth was native: pages a generation freed, kept as fragments of the heap). This starts the
 app twice on the embedded smollm2-135m, arm `untrimmed` with `--no-trim-after-call` (the app before) and arm
 `trimmed` as it starts by default, and in each: three Beautify calls through its API at 4, 2 and 1 beams (the
-warm-up), then `--users` demo users calling /beautify as the soak's do (1, 1, 2 or 4 beams, each beam returned,
-48 new tokens, 1-4 s between calls) for `--minutes`. RSS is read at rest (no call running) after the warm-up and
-after the traffic, and every 10 s in between (peak). Prints per arm: RSS at rest before and after, growth, peak,
-calls and p50 latency; then the ratio of the growths (trimmed / untrimmed).
+warm-up), then `--users` demo users calling /beautify as the soak's do (1, 1, 2 or 4 beams, each beam returned, 48 new
+tokens, 1-4 s between calls) for `--minutes`. RSS is read at rest (no call running) after the warm-up and after the
+traffic, and every second in between (peak: the soak's AppProcess sampler). Prints per arm: RSS at rest before and
+after, growth, peak, calls and p50 latency; then the ratio of the growths (trimmed / untrimmed).
 
     .venv/bin/python bench/bench_demo_rss.py [--minutes 4] [--users 2]
 
@@ -42,20 +42,16 @@ def arm(name: str, flags: list[str], minutes: float, users: int) -> dict[str, fl
     import bench_soak as soak
     from gradio_client import Client
 
-    from tests.app_server import start_app
-
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-demo-rss-{name}-"))
     soak.write_accounts(workdir / "auth.json", 0, users)
-    server = start_app(workdir, auth=True, extra=["--model", MODEL, *flags], timeout=180)
+    app = soak.App(workdir, ["--model", MODEL, *flags])
+    app.start()  # its AppProcess samples RSS every second: the peak
     try:
-        pid = server.proc.pid
-        warm = Client(server.url, auth=("demo0", soak.PASSWORD), verbose=False)
+        proc = app.processes[-1]
+        warm = Client(app.url, auth=("demo0", soak.PASSWORD), verbose=False)
         for beams in (4, 2, 1):  # every shape the traffic uses, largest first
             warm.predict("A dog runs on the beach.", MODEL, beams, beams, 0, 48, False, api_name="/beautify")
-        before, peak = rss_mb(pid), 0.0
-        app = soak.App(workdir, [])  # a handle for the soak's clients: its URL and "up"
-        app.url = server.url
-        app.up.set()
+        before = rss_mb(proc.pid)
         routes = soak.Routes()
         deadline = time.monotonic() + minutes * 60
         threads = [
@@ -64,22 +60,21 @@ def arm(name: str, flags: list[str], minutes: float, users: int) -> dict[str, fl
         ]
         for thread in threads:
             thread.start()
-        while any(t.is_alive() for t in threads):
-            peak = max(peak, rss_mb(pid))
-            time.sleep(10)
-        after = rss_mb(pid)  # every client has its answer: at rest
+        for thread in threads:
+            thread.join()
+        after = rss_mb(proc.pid)  # every client has its answer: at rest
         latency = routes.latency.get("beautify", [])
         return {
             "before": before,
             "after": after,
             "growth": (after / before - 1) * 100,
-            "peak": max(peak, after),
+            "peak": max(proc.peak_rss_kb / 1024, after),
             "calls": len(latency),
             "p50_s": statistics.median(latency) / 1000 if latency else float("nan"),
             "errors": sum(routes.errors.get("beautify", {}).values()),
         }
     finally:
-        server.stop()
+        app.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
