@@ -27,32 +27,34 @@ def torch_dtype_for(dtype: str | None, device: str) -> Any:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def attn_kwargs(attn_implementation: str | None) -> dict[str, str]:
-    return {"attn_implementation": attn_implementation} if attn_implementation else {}
+def from_pretrained(
+    processor_cls: Any, model_cls: Any, source: str, torch_dtype: Any, local_only: bool, attn: str | None
+) -> tuple[Any, Any]:
+    """(model, processor or tokenizer) through transformers' Auto classes; attention implementation only when set."""
+    processor = processor_cls.from_pretrained(source, local_files_only=local_only)
+    kwargs = {"attn_implementation": attn} if attn else {}
+    model = model_cls.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only, **kwargs)
+    return model, processor
 
 
 def load_video_lm(
     source: str, torch_dtype: Any, local_only: bool, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
+    """A video LM: AutoModelForImageTextToText and its AutoProcessor."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
-    model = AutoModelForImageTextToText.from_pretrained(
-        source, dtype=torch_dtype, local_files_only=local_only, **attn_kwargs(attn_implementation)
+    return from_pretrained(
+        AutoProcessor, AutoModelForImageTextToText, source, torch_dtype, local_only, attn_implementation
     )
-    return model, processor
 
 
 def load_text_lm(
     source: str, torch_dtype: Any, local_only: bool, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
+    """A text LM: AutoModelForCausalLM and its AutoTokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-    model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=torch_dtype, local_files_only=local_only, **attn_kwargs(attn_implementation)
-    )
-    return model, tokenizer
+    return from_pretrained(AutoTokenizer, AutoModelForCausalLM, source, torch_dtype, local_only, attn_implementation)
 
 
 def load_gguf(folder: str, gguf_file: str) -> tuple[Any, Any]:
